@@ -1,0 +1,164 @@
+"""Typed, frozen model of a keepalived.conf (the VRRP half).
+
+Owns: the data the parser produces and the daemon consumes. Values here are
+already validated and defaulted (global garp defaults resolved into each
+instance). Must not do any parsing or I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from ipaddress import IPv4Address
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoc:
+    """Where something was written: file, 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class Severity(Enum):
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One compiler-style message about the configuration."""
+
+    severity: Severity
+    loc: SourceLoc
+    message: str
+    source_line: str = ""
+
+    def format(self) -> str:
+        """`file:line:col: error: message`, then the source line and a caret."""
+        head = f"{self.loc}: {self.severity.value}: {self.message}"
+        if not self.source_line:
+            return head
+        caret = " " * (max(self.loc.col, 1) - 1) + "^"
+        return f"{head}\n    {self.source_line}\n    {caret}"
+
+
+class ConfigError(Exception):
+    """Raised with every error (and warning) found, never just the first."""
+
+    def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.format() for d in diagnostics))
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalDefs:
+    router_id: str | None = None
+    script_user: str | None = None
+    script_group: str | None = None
+    enable_script_security: bool = False
+    vrrp_garp_master_delay: float = 5.0
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_master_refresh: float = 0.0
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_interval: float = 0.0
+    vrrp_skip_check_adv_addr: bool = False
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_connect_timeout: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpScript:
+    """A `vrrp_script NAME { }` block."""
+
+    name: str
+    argv: tuple[str, ...]  # shell-like split of the `script` string (keepalived 1.1 item 10)
+    interval: float = 1.0
+    timeout: float | None = None  # None: same as interval
+    weight: int = 0  # -253..253
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+    loc: SourceLoc | None = None
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout else self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualIP:
+    """One line of `virtual_ipaddress { }`: `IP[/prefix] [dev IF] [brd X] [scope S] [label L]`."""
+
+    address: IPv4Address
+    prefixlen: int = 32
+    dev: str | None = None  # None: the instance's interface
+    broadcast: str | None = None  # an address, "+" or "-"
+    scope: str = "global"
+    label: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackScriptRef:
+    """An entry of `track_script { NAME [weight W [reverse|noreverse]] }`."""
+
+    name: str
+    weight: int | None = None  # None: the script's own weight
+    reverse: bool | None = None  # None: the script's own setting
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpInstance:
+    """A `vrrp_instance NAME { }` block with defaults resolved."""
+
+    name: str
+    interface: str
+    virtual_router_id: int
+    priority: int = 100
+    state: str = "BACKUP"  # "MASTER" or "BACKUP" as configured
+    advert_int: float = 1.0
+    nopreempt: bool = False
+    preempt_delay: float = 0.0
+    auth_type: str | None = None  # None, "PASS" or "AH"
+    auth_pass: bytes = b""  # exactly 8 bytes (truncated / zero-padded) when auth_type is set
+    virtual_ipaddress: tuple[VirtualIP, ...] = ()
+    track_script: tuple[TrackScriptRef, ...] = ()
+    garp_master_delay: float = 5.0
+    garp_master_repeat: int = 5
+    garp_master_refresh: float = 0.0
+    garp_master_refresh_repeat: int = 1
+    skip_check_adv_addr: bool = False
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole parsed configuration."""
+
+    global_defs: GlobalDefs = field(default_factory=GlobalDefs)
+    scripts: tuple[VrrpScript, ...] = ()
+    instances: tuple[VrrpInstance, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
+    files: tuple[str, ...] = ()  # every file read, the main one first
+
+    def script(self, name: str) -> VrrpScript | None:
+        for s in self.scripts:
+            if s.name == name:
+                return s
+        return None
