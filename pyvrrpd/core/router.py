@@ -1,0 +1,477 @@
+"""One VRRPv2 virtual router: the RFC 3768 section 6 state machine.
+
+Owns: state, timers (as deadlines), the current master, effective priority,
+tracker status and the keepalived-named counters of one instance. Feed it
+events with `handle(event, now)`; carry out the actions it returns; call it
+again with `TimerFired()` at `next_deadline()`. Must not read a clock or do
+I/O: `now` is a monotonic time in seconds chosen by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from pyvrrpd.core.actions import (
+    Action,
+    AddVips,
+    Dropped,
+    MasterSeen,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    SendGarp,
+    StateChanged,
+    Warned,
+)
+from pyvrrpd.core.events import (
+    Event,
+    LinkChanged,
+    PacketReceived,
+    ShutdownRequested,
+    Started,
+    TimerFired,
+    TrackerChanged,
+)
+from pyvrrpd.core.state import State, check_transition
+from pyvrrpd.core.timers import master_down_interval, skew_time
+from pyvrrpd.core.tracking import PRIO_OWNER, TrackerSpec, contribution, effective_priority, faulted
+from pyvrrpd.wire.check import Accepted, Expect, check_packet
+from pyvrrpd.wire.vrrp import Advert
+
+# keepalived's stats keys (keepalived.md 4.2), plus the drops it only logs.
+STAT_KEYS: tuple[str, ...] = (
+    "advert_rcvd",
+    "advert_sent",
+    "become_master",
+    "release_master",
+    "packet_len_err",
+    "advert_interval_err",
+    "ip_ttl_err",
+    "invalid_type_rcvd",
+    "addr_list_err",
+    "invalid_authtype",
+    "authtype_mismatch",
+    "auth_failure",
+    "pri_zero_rcvd",
+    "pri_zero_sent",
+    "version_err",
+    "checksum_err",
+    "vrid_mismatch",
+    "not_ipv4_vrrp",
+    "own_packet",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """What the protocol needs to know about one `vrrp_instance`."""
+
+    name: str
+    vrid: int
+    priority: int = 100
+    advert_int: float = 1.0
+    vips: tuple[IPv4Address, ...] = ()
+    preempt: bool = True
+    preempt_delay: float = 0.0
+    initial_master: bool = False  # `state MASTER` in the config
+    auth_type: int = 0
+    auth_data: bytes = b""
+    trackers: tuple[TrackerSpec, ...] = ()
+    garp_master_delay: float = 5.0
+    garp_master_repeat: int = 5
+    garp_master_refresh: float = 0.0
+    garp_master_refresh_repeat: int = 1
+    garp_lower_prio_repeat: int = 5
+    lower_prio_no_advert: bool = False
+
+
+@dataclass(slots=True)
+class RouterStatus:
+    """A snapshot for `pyvrrpd status`."""
+
+    name: str
+    state: State
+    vrid: int
+    priority: int
+    effective_priority: int
+    master: IPv4Address | None
+    master_priority: int | None
+    trackers: dict[str, bool | None]
+    stats: dict[str, int]
+    last_transition: float | None
+    fault_reasons: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state.name,
+            "vrid": self.vrid,
+            "priority": self.priority,
+            "effective_priority": self.effective_priority,
+            "master": str(self.master) if self.master else None,
+            "master_priority": self.master_priority,
+            "trackers": dict(self.trackers),
+            "stats": dict(self.stats),
+            "fault_reasons": list(self.fault_reasons),
+        }
+
+
+class VirtualRouter:
+    """The state machine of one virtual router (RFC 3768 6.4, keepalived semantics)."""
+
+    def __init__(self, config: RouterConfig) -> None:
+        self.config = config
+        self.state = State.INIT
+        self.primary_ip: IPv4Address | None = None
+        self.link_up = True
+        self.started = False
+        self.master_ip: IPv4Address | None = None
+        self.master_priority: int | None = None
+        self.last_transition: float | None = None
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+        self.tracker_status: dict[str, bool | None] = {t.name: None for t in config.trackers}
+        self.effective_priority = self._compute_priority()
+        self._down_deadline: float | None = None
+        self._advert_deadline: float | None = None
+        self._garp_deadline: float | None = None
+        self._garp_is_refresh = False
+        self._preempt_until: float | None = None
+        self._expect = self._make_expect()
+
+    # ------------------------------------------------------------------ public
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Process one event at time `now`; return the actions to carry out."""
+        out: list[Action] = []
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(self, event, now, out)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `TimerFired` must be delivered, if any."""
+        times = [
+            t
+            for t in (self._down_deadline, self._advert_deadline, self._garp_deadline)
+            if t is not None
+        ]
+        return min(times) if times else None
+
+    @property
+    def master_down_interval(self) -> float:
+        return master_down_interval(self.effective_priority, self.config.advert_int)
+
+    @property
+    def skew_time(self) -> float:
+        return skew_time(self.effective_priority, self.config.advert_int)
+
+    def fault_reasons(self) -> tuple[str, ...]:
+        """Why the instance is (or would be) in FAULT; empty when healthy."""
+        reasons: list[str] = []
+        if not self.link_up:
+            reasons.append("interface down")
+        elif self.primary_ip is None:
+            reasons.append("no IPv4 address on interface")
+        for spec in self.config.trackers:
+            if faulted(spec, self.tracker_status[spec.name]):
+                reasons.append(f"tracker {spec.name} failed")
+        return tuple(reasons)
+
+    def status(self) -> RouterStatus:
+        master = self.master_ip
+        master_prio = self.master_priority
+        if self.state is State.MASTER:
+            master, master_prio = self.primary_ip, self.effective_priority
+        return RouterStatus(
+            name=self.config.name,
+            state=self.state,
+            vrid=self.config.vrid,
+            priority=self.config.priority,
+            effective_priority=self.effective_priority,
+            master=master,
+            master_priority=master_prio,
+            trackers=dict(self.tracker_status),
+            stats=dict(self.stats),
+            last_transition=self.last_transition,
+            fault_reasons=self.fault_reasons(),
+        )
+
+    # ----------------------------------------------------------------- events
+
+    def _on_started(self, event: Started, now: float, out: list[Action]) -> None:
+        self.started = True
+        self.primary_ip = event.primary_ip
+        self.link_up = event.link_up
+        self._expect = self._make_expect()
+        # keepalived removes leftovers of an earlier run before electing
+        # (keepalived.md 2.8 "Restart after a crash").
+        out.append(RemoveVips())
+        self._settle(now, out, reason="startup")
+
+    def _on_shutdown(self, _event: ShutdownRequested, now: float, out: list[Action]) -> None:
+        if self.state is State.MASTER:
+            # RFC 3768 6.4.3: Shutdown in Master sends an ADVERTISEMENT with Priority = 0.
+            self._send(0, out)
+            out.append(RemoveVips())
+            self.stats["release_master"] += 1
+        if self.state is not State.INIT:
+            self._goto(State.INIT, now, out, "shutdown")
+        self.started = False
+        self._clear_timers()
+
+    def _on_timer(self, _event: TimerFired, now: float, out: list[Action]) -> None:
+        if self._down_deadline is not None and now >= self._down_deadline:
+            self._down_deadline = None
+            if self.state is State.BACKUP:
+                # RFC 3768 6.4.2: Master_Down_Timer fired -> become Master.
+                self._become_master(now, out, "master_down_timer")
+        if self._advert_deadline is not None and now >= self._advert_deadline:
+            self._advert_deadline = None
+            if self.state is State.MASTER:
+                # RFC 3768 6.4.3: Adver_Timer fired -> advertise and re-arm.
+                self._send(self.effective_priority, out)
+                self._advert_deadline = now + self.config.advert_int
+        if self._garp_deadline is not None and now >= self._garp_deadline:
+            self._garp_deadline = None
+            if self.state is State.MASTER:
+                self._delayed_garp(now, out)
+
+    def _on_packet(self, event: PacketReceived, now: float, out: list[Action]) -> None:
+        # keepalived ignores packets while in INIT or FAULT (keepalived.md 2.4).
+        if self.state in (State.INIT, State.FAULT):
+            return
+        result = check_packet(event.datagram, self._expect)
+        if not isinstance(result, Accepted):
+            self.stats[str(result.reason)] = self.stats.get(str(result.reason), 0) + 1
+            out.append(Dropped(str(result.reason), result.detail, result.src))
+            return
+        self.stats["advert_rcvd"] += 1
+        advert = result.advert
+        if not result.addr_list_ok:
+            # keepalived 2.3.3+ accepts and warns; 2.2.x dropped, which made a
+            # backup with a different VIP list a second master (#1515, #2444).
+            self.stats["addr_list_err"] += 1
+            out.append(
+                Warned(
+                    "addr_list_err",
+                    f"VIP list in advert from {result.src} differs from ours",
+                    result.src,
+                )
+            )
+        if advert.priority == 0:
+            self.stats["pri_zero_rcvd"] += 1
+        if self.state is State.BACKUP:
+            self._backup_rx(result.src, advert, now, out)
+        elif self.state is State.MASTER:
+            self._master_rx(result.src, advert, now, out)
+
+    def _on_tracker(self, event: TrackerChanged, now: float, out: list[Action]) -> None:
+        if event.name not in self.tracker_status or self.tracker_status[event.name] == event.ok:
+            return
+        self.tracker_status[event.name] = event.ok
+        self._reprioritise(now, out)
+        if self.started:
+            self._settle(now, out, reason=f"tracker {event.name} {_ok_word(event.ok)}")
+
+    def _on_link(self, event: LinkChanged, now: float, out: list[Action]) -> None:
+        if event.up == self.link_up and event.primary_ip == self.primary_ip:
+            return
+        self.link_up = event.up
+        self.primary_ip = event.primary_ip
+        self._expect = self._make_expect()
+        if self.started:
+            self._settle(now, out, reason="interface up" if event.up else "interface down")
+
+    _handlers: dict[type, Callable[[VirtualRouter, Any, float, list[Action]], None]] = {
+        Started: _on_started,
+        ShutdownRequested: _on_shutdown,
+        TimerFired: _on_timer,
+        PacketReceived: _on_packet,
+        TrackerChanged: _on_tracker,
+        LinkChanged: _on_link,
+    }
+
+    # -------------------------------------------------------------- receiving
+
+    def _backup_rx(self, src: IPv4Address, advert: Advert, now: float, out: list[Action]) -> None:
+        if advert.priority == 0:
+            # RFC 3768 6.4.2: priority 0 -> Master_Down_Timer = Skew_Time.
+            self._down_deadline = now + self.skew_time
+            self.master_ip, self.master_priority = None, None
+            return
+        mine = self.effective_priority
+        preempt = self.config.preempt or self.config.priority == PRIO_OWNER
+        if advert.priority >= mine:
+            self._preempt_until = None  # keepalived: "stop preempt delay"
+        elif preempt and self.config.preempt_delay > 0:
+            if self._preempt_until is None:
+                self._preempt_until = now + self.config.preempt_delay
+            preempt = now >= self._preempt_until
+        if not preempt or advert.priority >= mine:
+            # RFC 3768 6.4.2: reset Master_Down_Timer to Master_Down_Interval.
+            self._down_deadline = now + self.master_down_interval
+            if self.master_ip != src or self.master_priority != advert.priority:
+                out.append(MasterSeen(src, advert.priority))
+            self.master_ip, self.master_priority = src, advert.priority
+        # else: preempting; discard the lower-priority advert and let the
+        # master-down timer run out (RFC 3768 6.4.2 "Discard the ADVERTISEMENT").
+
+    def _master_rx(self, src: IPv4Address, advert: Advert, now: float, out: list[Action]) -> None:
+        mine = self.effective_priority
+        if advert.priority == 0:
+            # RFC 3768 6.4.3: priority 0 -> send an advert, reset Adver_Timer.
+            self._send(mine, out)
+            self._advert_deadline = now + self.config.advert_int
+            return
+        higher = advert.priority > mine or (
+            advert.priority == mine
+            and self.primary_ip is not None
+            # RFC 3768 6.4.3 tie-break; RFC 9568 says unsigned compare in network order.
+            and int(src) > int(self.primary_ip)
+        )
+        if higher:
+            out.append(RemoveVips())
+            self.stats["release_master"] += 1
+            self._advert_deadline = None
+            self._garp_deadline = None
+            self.master_ip, self.master_priority = src, advert.priority
+            self._goto(State.BACKUP, now, out, f"higher priority advert from {src}")
+            self._down_deadline = now + self.master_down_interval
+            out.append(MasterSeen(src, advert.priority))
+            return
+        # Lower priority (or equal with a lower address): RFC 9568 asserts
+        # mastership with an immediate advert; keepalived also re-GARPs so
+        # hosts that followed the other router come back (PR #551).
+        if not self.config.lower_prio_no_advert:
+            self._send(mine, out)
+            self._advert_deadline = now + self.config.advert_int
+        if self.config.garp_lower_prio_repeat > 0:
+            out.append(SendGarp(self.config.garp_lower_prio_repeat))
+
+    # ------------------------------------------------------------ transitions
+
+    def _settle(self, now: float, out: list[Action], reason: str) -> None:
+        """Move to the state the fault conditions call for, after a change."""
+        faults = self.fault_reasons()
+        waiting = any(
+            spec.weight == 0 and self.tracker_status[spec.name] is None
+            for spec in self.config.trackers
+        )
+        if self.state is State.INIT:
+            if faults:
+                self._goto(State.FAULT, now, out, "; ".join(faults))
+            elif waiting:
+                # keepalived holds the instance until every weight-0 tracker
+                # has reported once (keepalived.md 2.4, last point).
+                return
+            elif self.config.priority == PRIO_OWNER and self.config.initial_master:
+                # RFC 3768 6.4.1: the address owner goes straight to Master.
+                self._become_master(now, out, reason)
+            else:
+                self._enter_backup(now, out, reason)
+        elif faults and self.state is not State.FAULT:
+            self._enter_fault(now, out, "; ".join(faults))
+        elif not faults and not waiting and self.state is State.FAULT:
+            self._enter_backup(now, out, reason)
+
+    def _enter_backup(self, now: float, out: list[Action], reason: str) -> None:
+        self._goto(State.BACKUP, now, out, reason)
+        self._preempt_until = None
+        self._down_deadline = now + self.master_down_interval
+
+    def _enter_fault(self, now: float, out: list[Action], reason: str) -> None:
+        if self.state is State.MASTER:
+            # keepalived: leaving MASTER for FAULT resigns with priority 0 so
+            # the backup takes over after Skew_Time, not Master_Down_Interval.
+            self._send(0, out)
+            out.append(RemoveVips())
+            self.stats["release_master"] += 1
+        self._clear_timers()
+        self.master_ip, self.master_priority = None, None
+        self._goto(State.FAULT, now, out, reason)
+
+    def _become_master(self, now: float, out: list[Action], reason: str) -> None:
+        # RFC 3768 6.4.2: send an ADVERTISEMENT, then gratuitous ARP; keepalived
+        # adds the VIPs between the two (keepalived.md 2.7).
+        self._send(self.effective_priority, out)
+        self._goto(State.MASTER, now, out, reason)
+        self.stats["become_master"] += 1
+        self.master_ip, self.master_priority = None, None
+        out.append(AddVips())
+        if self.config.garp_master_repeat > 0:
+            out.append(SendGarp(self.config.garp_master_repeat))
+        self._down_deadline = None
+        self._advert_deadline = now + self.config.advert_int
+        self._garp_is_refresh = False
+        self._garp_deadline = None
+        if self.config.garp_master_delay > 0:
+            self._garp_deadline = now + self.config.garp_master_delay
+        elif self.config.garp_master_refresh > 0:
+            self._garp_is_refresh = True
+            self._garp_deadline = now + self.config.garp_master_refresh
+
+    def _delayed_garp(self, now: float, out: list[Action]) -> None:
+        cfg = self.config
+        repeat = cfg.garp_master_refresh_repeat if self._garp_is_refresh else cfg.garp_master_repeat
+        if repeat > 0:
+            out.append(SendGarp(repeat))
+        if cfg.garp_master_refresh > 0:
+            self._garp_is_refresh = True
+            self._garp_deadline = now + cfg.garp_master_refresh
+
+    def _goto(self, new: State, now: float, out: list[Action], reason: str) -> None:
+        old = self.state
+        self.state = check_transition(old, new)
+        self.last_transition = now
+        out.append(StateChanged(old, new, reason))
+
+    # ---------------------------------------------------------------- helpers
+
+    def _reprioritise(self, now: float, out: list[Action]) -> None:
+        old = self.effective_priority
+        new = self._compute_priority()
+        if new == old:
+            return
+        self.effective_priority = new
+        out.append(PriorityChanged(old, new))
+        if self.state is State.BACKUP and self._down_deadline is not None:
+            # keepalived shifts a running master-down timer by the skew change.
+            self._down_deadline += skew_time(new, self.config.advert_int) - skew_time(
+                old, self.config.advert_int
+            )
+
+    def _compute_priority(self) -> int:
+        return effective_priority(
+            self.config.priority,
+            (contribution(t, self.tracker_status[t.name]) for t in self.config.trackers),
+        )
+
+    def _send(self, priority: int, out: list[Action]) -> None:
+        self.stats["advert_sent"] += 1
+        if priority == 0:
+            self.stats["pri_zero_sent"] += 1
+        out.append(SendAdvert(priority))
+
+    def _clear_timers(self) -> None:
+        self._down_deadline = None
+        self._advert_deadline = None
+        self._garp_deadline = None
+        self._preempt_until = None
+
+    def _make_expect(self) -> Expect:
+        cfg = self.config
+        return Expect(
+            vrid=cfg.vrid,
+            advert_int=round(cfg.advert_int),
+            auth_type=cfg.auth_type,
+            auth_data=cfg.auth_data.ljust(8, b"\0")[:8] if cfg.auth_type else b"\0" * 8,
+            vips=frozenset(cfg.vips),
+            local_ips=frozenset({self.primary_ip}) if self.primary_ip else frozenset(),
+        )
+
+
+def _ok_word(ok: bool | None) -> str:
+    return {True: "succeeded", False: "failed", None: "unknown"}[ok]
