@@ -75,6 +75,11 @@ class GlobalDefs:
     notification_email_from: str | None = None
     smtp_server: str | None = None
     smtp_connect_timeout: int | None = None
+    # Added by the parser work; defaults keep older callers valid.
+    vrrp_gna_interval: float = 0.0
+    smtp_port: int = 25
+    smtp_helo_name: str | None = None
+    smtp_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,8 @@ class VrrpInstance:
     garp_master_refresh_repeat: int = 1
     skip_check_adv_addr: bool = False
     loc: SourceLoc | None = None
+    # Added and removed like VIPs, but not listed in adverts (keepalived.md 1.8).
+    virtual_ipaddress_excluded: tuple[VirtualIP, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

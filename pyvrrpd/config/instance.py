@@ -1,0 +1,322 @@
+"""The `vrrp_instance NAME { }` block (keepalived.md 1.8, 2.1, 2.5, 2.9).
+
+Owns: reading the block's keywords into an `InstanceDraft` with the tokens
+that later checks point at. Defaults that depend on other blocks (the global
+garp values, the track_script names) are resolved by `parser.py` once the
+whole file has been read, because keepalived does not care about block order.
+Must not: raise, or build the final model itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .keywords import UNSUPPORTED_INSTANCE
+from .lexer import Stmt, Token
+from .model import VirtualIP
+from .values import (
+    Cursor,
+    Reporter,
+    bool_value,
+    decimal_value,
+    extra_args,
+    flag,
+    int_value,
+    need_arg,
+    parse_decimal,
+    parse_int,
+    str_value,
+)
+from .vip import parse_vip
+
+AUTH_PASS_LEN = 8  # RFC 3768 5.3.11 / keepalived VRRP_AUTH_LEN
+GARP_SECS_MAX = 4294  # keepalived 2.2.7: "outside range [0, 4294]"
+GARP_REPEAT_MAX = 65535
+
+
+@dataclass(slots=True)
+class TrackRefDraft:
+    name: Token
+    weight: int | None = None
+    reverse: bool | None = None
+
+
+@dataclass(slots=True)
+class InstanceDraft:
+    """Everything written in one vrrp_instance block, unresolved."""
+
+    name: Token
+    interface: str | None = None
+    vrid: int | None = None
+    vrid_tok: Token | None = None
+    priority: int | None = None
+    state: str | None = None
+    state_tok: Token | None = None
+    advert_int: float = 1.0
+    nopreempt_tok: Token | None = None
+    preempt_delay: float = 0.0
+    preempt_delay_tok: Token | None = None
+    auth_type: str | None = None
+    auth_type_tok: Token | None = None
+    auth_pass: bytes | None = None
+    auth_pass_tok: Token | None = None
+    vips: list[VirtualIP] = field(default_factory=list)
+    vips_excluded: list[VirtualIP] = field(default_factory=list)
+    track: list[TrackRefDraft] = field(default_factory=list)
+    garp_master_delay: float | None = None
+    garp_master_repeat: int | None = None
+    garp_master_refresh: float | None = None
+    garp_master_refresh_repeat: int | None = None
+    skip_check_adv_addr: bool = False
+
+
+def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
+    """Read the statements of a vrrp_instance body."""
+    d = InstanceDraft(name)
+    while (stmt := body.next()) is not None:
+        kw = stmt.keyword
+        word = kw.text
+        if kw.is_open:
+            rep.error(kw, "unexpected '{'")
+            body.pos -= 1
+            body.skip_optional_block(stmt)
+            continue
+        handler = _HANDLERS.get(word)
+        if handler is not None:
+            handler(rep, d, stmt, body)
+        elif word in UNSUPPORTED_INSTANCE:
+            rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd yet; ignored")
+            body.skip_optional_block(stmt)
+        else:
+            rep.warn(kw, f"unknown keyword '{word}' in vrrp_instance")
+            body.skip_optional_block(stmt)
+    return d
+
+
+def _state(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    tok = need_arg(rep, stmt, 1, "MASTER or BACKUP")
+    if tok is None:
+        return
+    extra_args(rep, stmt, 1)
+    d.state_tok = tok
+    if tok.text in ("MASTER", "BACKUP"):
+        d.state = tok.text
+    else:
+        rep.warn(tok, f"state must be MASTER or BACKUP, got '{tok.text}'; using BACKUP")
+        d.state = "BACKUP"
+
+
+def _interface(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    d.interface = str_value(rep, stmt, "an interface name")
+
+
+def _vrid(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    d.vrid_tok = stmt.tokens[1] if len(stmt.tokens) > 1 else stmt.keyword
+    d.vrid = int_value(rep, stmt, 1, 255)
+
+
+def _priority(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    d.priority = int_value(rep, stmt, 1, 255)
+
+
+def _advert_int(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    expect = "an integer 1..255 (seconds; VRRPv2)"
+    tok = need_arg(rep, stmt, 1, expect)
+    if tok is None:
+        return
+    extra_args(rep, stmt, 1)
+    value = parse_decimal(tok.text)
+    # keepalived accepts 0.01..255 then, for VRRPv2, rounds to whole seconds.
+    if value is None or not 0.01 <= value <= 255:
+        rep.error(tok, f"advert_int must be {expect}, got '{tok.text}'")
+        return
+    if value != int(value):
+        rounded = max(1, int(value + 0.5))
+        rep.warn(
+            tok,
+            f"advert_int must be a whole number of seconds in VRRPv2; "
+            f"rounding {tok.text} to {rounded}",
+        )
+        value = float(rounded)
+    d.advert_int = value
+
+
+def _nopreempt(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    flag(rep, stmt)
+    d.nopreempt_tok = stmt.keyword
+
+
+def _preempt(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    # Backward compatibility in keepalived: `preempt` just clears `nopreempt`.
+    flag(rep, stmt)
+    d.nopreempt_tok = None
+
+
+def _preempt_delay(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = decimal_value(rep, stmt, 0, 1000, " (seconds)")
+    if value is not None:
+        d.preempt_delay = value
+        d.preempt_delay_tok = stmt.keyword
+
+
+def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    extra_args(rep, stmt, 0)
+    inner = body.block(stmt)
+    if inner is None:
+        return
+    while (s := inner.next()) is not None:
+        kw = s.keyword
+        if kw.text == "auth_type":
+            tok = need_arg(rep, s, 1, "PASS or AH")
+            if tok is None:
+                continue
+            extra_args(rep, s, 1)
+            if tok.text in ("PASS", "AH"):
+                d.auth_type, d.auth_type_tok = tok.text, tok
+            else:
+                rep.error(tok, f"auth_type must be PASS or AH, got '{tok.text}'")
+        elif kw.text == "auth_pass":
+            tok = need_arg(rep, s, 1, "a password of up to 8 characters")
+            if tok is None:
+                continue
+            extra_args(rep, s, 1)
+            d.auth_pass_tok = tok
+            raw = tok.text.encode("utf-8", "surrogateescape")
+            if not raw:
+                rep.error(tok, "auth_pass must not be empty")
+                continue
+            if len(raw) > AUTH_PASS_LEN:
+                rep.warn(tok, "truncating auth_pass to 8 characters")
+            # RFC 3768 5.3.11: the field is exactly 8 octets, zero-padded.
+            d.auth_pass = raw[:AUTH_PASS_LEN].ljust(AUTH_PASS_LEN, b"\0")
+        else:
+            rep.warn(kw, f"unknown keyword '{kw.text}' in authentication")
+            inner.skip_optional_block(s)
+
+
+def _vip_block(rep: Reporter, stmt: Stmt, body: Cursor, out: list[VirtualIP]) -> None:
+    extra_args(rep, stmt, 0)
+    inner = body.block(stmt)
+    if inner is None:
+        return
+    block = stmt.keyword.text
+    while (s := inner.next()) is not None:
+        if s.keyword.is_open:
+            rep.error(s.keyword, "unexpected '{'")
+            inner.pos -= 1
+            inner.skip_optional_block(s)
+            continue
+        vip = parse_vip(rep, s, block)
+        if vip is None:
+            continue
+        if any(v.address == vip.address and v.dev == vip.dev for v in out):
+            rep.warn(s.keyword, f"{block}: duplicate address {vip.address}; ignored")
+            continue
+        out.append(vip)
+
+
+def _vips(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    _vip_block(rep, stmt, body, d.vips)
+
+
+def _vips_excluded(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    _vip_block(rep, stmt, body, d.vips_excluded)
+
+
+def _track_script(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    extra_args(rep, stmt, 0)
+    inner = body.block(stmt)
+    if inner is None:
+        return
+    while (s := inner.next()) is not None:
+        ref = TrackRefDraft(s.keyword)
+        words = s.tokens
+        i = 1
+        while i < len(words):
+            w = words[i]
+            if w.text == "weight":
+                i += 1
+                val = words[i] if i < len(words) else None
+                num = parse_int(val.text) if val is not None else None
+                if val is None or num is None or not -254 <= num <= 254:
+                    got = f", got '{val.text}'" if val is not None else ""
+                    rep.error(val or w, f"track_script weight must be an integer -254..254{got}")
+                elif abs(num) == 254:
+                    # keepalived coerces +-254 to +-253 (the script weight range).
+                    rep.warn(
+                        val, f"track_script weight {num} is out of range; using {num // 254 * 253}"
+                    )
+                    ref.weight = num // 254 * 253
+                else:
+                    ref.weight = num
+            elif w.text in ("reverse", "noreverse"):
+                ref.reverse = w.text == "reverse"
+            else:
+                rep.warn(w, f"unexpected word '{w.text}' in track_script entry; ignored")
+            i += 1
+        if any(r.name.text == ref.name.text for r in d.track):
+            rep.warn(ref.name, f"track_script '{ref.name.text}' is listed twice; ignored")
+            continue
+        d.track.append(ref)
+
+
+def _garp_delay(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = int_value(rep, stmt, 0, GARP_SECS_MAX)
+    if value is not None:
+        d.garp_master_delay = float(value)
+
+
+def _garp_refresh(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = int_value(rep, stmt, 0, GARP_SECS_MAX)
+    if value is not None:
+        d.garp_master_refresh = float(value)
+
+
+def garp_repeat(rep: Reporter, stmt: Stmt) -> int | None:
+    """A GARP repeat count; 0 is taken as 1 with a warning, like keepalived."""
+    value = int_value(rep, stmt, 0, GARP_REPEAT_MAX)
+    if value == 0:
+        rep.warn(stmt.tokens[1], f"{stmt.keyword.text} must be greater than 0; using 1")
+        value = 1
+    return value
+
+
+def _garp_repeat(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = garp_repeat(rep, stmt)
+    if value is not None:
+        d.garp_master_repeat = value
+
+
+def _garp_refresh_repeat(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = garp_repeat(rep, stmt)
+    if value is not None:
+        d.garp_master_refresh_repeat = value
+
+
+def _skip_check(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    # keepalived 2.2.7 sets the flag even for `skip_check_adv_addr false` (a
+    # bug, keepalived.md 1.3); we honour the value.
+    value = bool_value(rep, stmt)
+    if value is not None:
+        d.skip_check_adv_addr = value
+
+
+_HANDLERS = {
+    "state": _state,
+    "interface": _interface,
+    "virtual_router_id": _vrid,
+    "priority": _priority,
+    "advert_int": _advert_int,
+    "nopreempt": _nopreempt,
+    "preempt": _preempt,
+    "preempt_delay": _preempt_delay,
+    "authentication": _authentication,
+    "virtual_ipaddress": _vips,
+    "virtual_ipaddress_excluded": _vips_excluded,
+    "track_script": _track_script,
+    "garp_master_delay": _garp_delay,
+    "garp_master_repeat": _garp_repeat,
+    "garp_master_refresh": _garp_refresh,
+    "garp_master_refresh_repeat": _garp_refresh_repeat,
+    "skip_check_adv_addr": _skip_check,
+}
