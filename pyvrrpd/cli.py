@@ -1,0 +1,223 @@
+"""Command line: `pyvrrpd run|status|check-config|demo` and the `keepalived` compat entry.
+
+Owns: argument parsing, turning operator mistakes into one-line errors and
+exit codes, and the human rendering of `status`. Must not contain protocol
+logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from pyvrrpd import __version__
+from pyvrrpd.config import ConfigError, load_config
+from pyvrrpd.config.model import Config, Severity
+from pyvrrpd.control import DEFAULT_SOCKET, query
+from pyvrrpd.io.errors import HostError
+
+DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+
+# keepalived's exit codes (keepalived.md 4.3): normal run and `-t` config test.
+EXIT_OK = 0
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+EXIT_NO_PERMISSION = 4
+CHK_FATAL = 4
+CHK_ERRORS = 5
+CHK_SECURITY = 6
+
+
+def _err(msg: str) -> None:
+    print(f"pyvrrpd: {msg}", file=sys.stderr)
+
+
+def _load(path: str) -> Config | None:
+    """Load a config, printing every diagnostic; None when it has errors."""
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for d in exc.diagnostics:
+            print(d.format(), file=sys.stderr)
+        n = len(exc.errors)
+        _err(f"{path}: {n} error{'s' if n != 1 else ''}; not started")
+        return None
+    for w in cfg.warnings:
+        print(w.format(), file=sys.stderr)
+    return cfg
+
+
+def run_daemon(
+    config_path: str,
+    *,
+    control_socket: str | None,
+    pid_file: str | None,
+    log_json: bool | None = None,
+    log_level: str = "info",
+    syslog: bool = False,
+) -> int:
+    """Load the config and run the daemon in the foreground; returns an exit code."""
+    from pyvrrpd import logsetup
+    from pyvrrpd.daemon import Daemon
+
+    logsetup.configure(json=log_json, level=log_level, syslog=syslog)
+    if os.geteuid() != 0:
+        _err("must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)")
+        return EXIT_NO_PERMISSION
+    cfg = _load(config_path)
+    if cfg is None:
+        return EXIT_CONFIG
+    if not cfg.instances:
+        _err(f"{config_path}: no vrrp_instance configured; nothing to do")
+        return EXIT_CONFIG
+    daemon = Daemon(cfg, control_socket=control_socket, pid_file=pid_file)
+    try:
+        return asyncio.run(daemon.run())
+    except HostError as exc:
+        _err(str(exc))
+        return EXIT_FATAL
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return run_daemon(
+        args.file,
+        control_socket=args.control_socket,
+        pid_file=args.pid_file,
+        log_json=True if args.log_format == "json" else False if args.log_format == "console" else None,
+        log_level=args.log_level,
+    )
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    try:
+        reply = query(args.control_socket)
+    except HostError as exc:
+        _err(str(exc))
+        return EXIT_FATAL
+    if "error" in reply:
+        _err(str(reply["error"]))
+        return EXIT_FATAL
+    if args.json:
+        print(json.dumps({"instances": reply.get("instances", [])}, indent=2))
+    else:
+        print(render_status(reply))
+    return EXIT_OK
+
+
+def render_status(reply: dict[str, Any]) -> str:
+    """Human-readable status, one block per instance."""
+    lines: list[str] = []
+    for inst in reply.get("instances", []):
+        eff = inst["effective_priority"]
+        prio = f"priority {inst['priority']}"
+        if eff != inst["priority"]:
+            prio += f" (effective {eff})"
+        lines.append(
+            f"{inst['name']}: {inst['state']}  vrid {inst['vrid']} on {inst['interface']}, {prio}"
+        )
+        master = inst.get("master")
+        if inst["state"] == "MASTER":
+            lines.append("  master:   this host")
+        elif master:
+            lines.append(f"  master:   {master['address']} (priority {master['priority']})")
+        else:
+            lines.append("  master:   none seen")
+        lines.append(f"  vips:     {', '.join(inst['vips']) or '-'}")
+        for t in inst.get("trackers", []):
+            lines.append(
+                f"  tracker:  {t['name']} {t['status']} (weight {t['weight']}"
+                f"{', reverse' if t['reverse'] else ''})"
+            )
+        for t in inst.get("disabled_trackers", []):
+            lines.append(f"  tracker:  {t['name']} DISABLED: {t['reason']}")
+        if inst.get("fault_reasons"):
+            lines.append(f"  fault:    {'; '.join(inst['fault_reasons'])}")
+        st = inst["stats"]
+        errors = {
+            k: v
+            for k, v in st.items()
+            if v
+            and k
+            not in (
+                "advert_rcvd",
+                "advert_sent",
+                "become_master",
+                "release_master",
+                "pri_zero_rcvd",
+                "pri_zero_sent",
+            )
+        }
+        lines.append(
+            f"  adverts:  received {st['advert_rcvd']}, sent {st['advert_sent']}; "
+            f"became master {st['become_master']}, released {st['release_master']}; "
+            f"priority 0 rcvd {st['pri_zero_rcvd']} sent {st['pri_zero_sent']}"
+        )
+        err_txt = ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"
+        lines.append(f"  dropped:  {err_txt}")
+    return "\n".join(lines) if lines else "no instances"
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    if cfg is None:
+        return EXIT_CONFIG
+    n = len(cfg.instances)
+    print(
+        f"{args.file}: OK, {n} instance{'s' if n != 1 else ''}, "
+        f"{len(cfg.scripts)} script{'s' if len(cfg.scripts) != 1 else ''}, "
+        f"{len(cfg.warnings)} warning{'s' if len(cfg.warnings) != 1 else ''}"
+    )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pyvrrpd.lab.demo import main as demo_main
+
+    return demo_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyvrrpd", description="A VRRPv2 daemon for HAProxy pairs.")
+    p.add_argument("--version", action="version", version=f"pyvrrpd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the daemon in the foreground")
+    r.add_argument("-f", "--file", default=DEFAULT_CONFIG, help="keepalived.conf to use")
+    r.add_argument("--control-socket", default=DEFAULT_SOCKET)
+    r.add_argument("--pid-file", default=None)
+    r.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
+    r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    r.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("status", help="show each instance's state")
+    s.add_argument("--control-socket", default=DEFAULT_SOCKET)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=_cmd_status)
+
+    c = sub.add_parser("check-config", help="parse a config and report problems")
+    c.add_argument("-f", "--file", default=DEFAULT_CONFIG)
+    c.set_defaults(func=_cmd_check)
+
+    d = sub.add_parser("demo", help="run the guide's two-load-balancer lab (root)")
+    d.add_argument("rest", nargs=argparse.REMAINDER)
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rc: int = args.func(args)
+    return rc
+
+
+def keepalived_main(argv: list[str] | None = None) -> int:
+    """`keepalived` drop-in: keepalived's common flags, process named keepalived."""
+    from pyvrrpd.compat import keepalived_entry
+
+    return keepalived_entry(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,136 @@
+"""The `keepalived` command: keepalived's common flags, running pyvrrpd.
+
+Owns: mapping keepalived's command line (keepalived.md 4.3) onto pyvrrpd,
+its `-t` exit codes, daemonising without `-n`, and naming the process
+`keepalived` so `pidof keepalived` and the guide's `killall keepalived` find
+it. Flags for subsystems pyvrrpd does not have are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pyvrrpd import __version__
+from pyvrrpd.cli import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, run_daemon
+from pyvrrpd.config import ConfigError, load_config
+from pyvrrpd.control import DEFAULT_SOCKET
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="keepalived",
+        description="pyvrrpd's keepalived-compatible entry point (VRRP only).",
+        add_help=True,
+    )
+    p.add_argument("-f", "--use-file", default="/etc/keepalived/keepalived.conf")
+    p.add_argument("-n", "--dont-fork", action="store_true")
+    p.add_argument("-l", "--log-console", action="store_true")
+    p.add_argument("-D", "--log-detail", action="store_true")
+    p.add_argument("-P", "--vrrp", action="store_true")
+    p.add_argument("-C", "--check", action="store_true")
+    p.add_argument("-B", "--no_bfd", action="store_true")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("-S", "--log-facility")
+    p.add_argument("-g", "--log-file", nargs="?", const="/tmp/keepalived.log")
+    p.add_argument("-G", "--no-syslog", action="store_true")
+    p.add_argument("-X", "--release-vips", action="store_true")
+    p.add_argument("-V", "--dont-release-vrrp", action="store_true")
+    p.add_argument("-R", "--dont-respawn", action="store_true")
+    p.add_argument("-d", "--dump-conf", action="store_true")
+    p.add_argument("-p", "--pid", default="/run/keepalived.pid")
+    p.add_argument("-r", "--vrrp_pid", default="/run/keepalived_vrrp.pid")
+    p.add_argument("-c", "--checkers_pid")
+    p.add_argument("-b", "--bfd_pid")
+    p.add_argument("-a", "--address-monitoring", action="store_true")
+    p.add_argument("-s", "--namespace")
+    p.add_argument("-i", "--config-id")
+    p.add_argument("-x", "--snmp", action="store_true")
+    p.add_argument("-m", "--core-dump", action="store_true")
+    p.add_argument("-t", "--config-test", nargs="?", const="-", default=None)
+    p.add_argument("-v", "--version", action="store_true")
+    p.add_argument("--control-socket", default=DEFAULT_SOCKET, help="pyvrrpd: status socket")
+    return p
+
+
+def config_test(path: str, out_path: str) -> int:
+    """`keepalived -t`: diagnostics to stderr (or a file) and keepalived's codes."""
+    out = sys.stderr if out_path == "-" else open(out_path, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            for d in exc.diagnostics:
+                print(d.format(), file=out)
+            missing = any("cannot read config" in d.message for d in exc.errors)
+            return CHK_FATAL if missing else CHK_ERRORS
+        for w in cfg.warnings:
+            print(w.format(), file=out)
+        used_scripts = any(i.track_script for i in cfg.instances)
+        if used_scripts and not cfg.global_defs.enable_script_security:
+            print(
+                "SECURITY VIOLATION - scripts are being executed but script_security not enabled.",
+                file=out,
+            )
+            return CHK_SECURITY
+        return CHK_ERRORS if cfg.warnings else EXIT_OK
+    finally:
+        if out is not sys.stderr:
+            out.close()
+
+
+def _daemonise() -> None:
+    """Classic double fork, as keepalived does without -n."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    fd = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+def keepalived_entry(argv: list[str]) -> int:
+    from pyvrrpd.io.procname import set_process_name
+
+    args = _parser().parse_args(argv)
+    if args.version:
+        print(f"Keepalived v2.2.7 compatible: pyvrrpd {__version__} (VRRP only)", file=sys.stderr)
+        return EXIT_OK
+    if args.config_test is not None:
+        return config_test(args.use_file, args.config_test)
+    set_process_name("keepalived")
+    if not args.dont_fork:
+        _daemonise()
+    console = args.log_console or (args.dont_fork and args.no_syslog)
+    pid_files = [p for p in (args.pid, args.vrrp_pid) if p]
+    for extra in pid_files[1:]:
+        _write(extra)
+    try:
+        return run_daemon(
+            args.use_file,
+            control_socket=args.control_socket,
+            pid_file=pid_files[0] if pid_files else None,
+            log_level="debug" if args.log_detail and os.environ.get("PYVRRPD_DEBUG") else "info",
+            syslog=not console,
+        )
+    finally:
+        for extra in pid_files[1:]:
+            try:
+                os.unlink(extra)
+            except OSError:
+                pass
+
+
+def _write(path: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+    except OSError:
+        pass

@@ -1,0 +1,501 @@
+"""The thin asyncio shell around the sans-IO core.
+
+Owns: wiring config -> routers, feeding them events (packets, timers,
+tracker and link changes, shutdown), executing the actions they return in
+order, logging what they decided, and the daemon's lifetime (signals, pid
+file, control socket). Protocol decisions live in `pyvrrpd.core`; sockets,
+netlink and subprocesses in `pyvrrpd.io`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+import structlog
+
+from pyvrrpd import __version__
+from pyvrrpd.config.model import Config, VrrpInstance
+from pyvrrpd.control import ControlServer
+from pyvrrpd.core.actions import (
+    Action,
+    AddVips,
+    Dropped,
+    MasterSeen,
+    PriorityChanged,
+    RemoveVips,
+    SendAdvert,
+    SendGarp,
+    StateChanged,
+    Warned,
+)
+from pyvrrpd.core.events import (
+    Event,
+    LinkChanged,
+    PacketReceived,
+    ShutdownRequested,
+    Started,
+    TimerFired,
+    TrackerChanged,
+)
+from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.core.state import State
+from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.io.errors import HostError
+from pyvrrpd.io.garp import GarpSender
+from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
+from pyvrrpd.io.vrrp_socket import VrrpSocket
+from pyvrrpd.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.timerheap import TimerHeap
+from pyvrrpd.wire.check import peek_vrid
+from pyvrrpd.wire.vrrp import AuthType, encode_advert
+
+log = structlog.get_logger("pyvrrpd")
+
+DROP_WARN_EVERY = 10.0  # seconds between WARNING summaries of dropped packets
+
+
+def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
+    """Translate a parsed `vrrp_instance` into what the core needs."""
+    trackers: list[TrackerSpec] = []
+    for ref in inst.track_script:
+        script = config.script(ref.name)
+        if script is None:
+            continue
+        weight = script.weight if ref.weight is None else ref.weight
+        reverse = script.weight_reverse if ref.reverse is None else ref.reverse
+        trackers.append(TrackerSpec(ref.name, weight, reverse))
+    auth = {None: AuthType.NONE, "PASS": AuthType.PASS, "AH": AuthType.AH}[inst.auth_type]
+    return RouterConfig(
+        name=inst.name,
+        vrid=inst.virtual_router_id,
+        priority=inst.priority,
+        advert_int=float(round(inst.advert_int)),
+        vips=tuple(v.address for v in inst.virtual_ipaddress),
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        initial_master=inst.state == "MASTER",
+        auth_type=int(auth),
+        auth_data=inst.auth_pass,
+        trackers=tuple(trackers),
+        garp_master_delay=inst.garp_master_delay,
+        garp_master_repeat=inst.garp_master_repeat,
+        garp_master_refresh=inst.garp_master_refresh,
+        garp_master_refresh_repeat=inst.garp_master_refresh_repeat,
+        garp_lower_prio_repeat=inst.garp_master_repeat,
+    )
+
+
+@dataclass
+class Interface:
+    """Per-interface I/O shared by the instances on it."""
+
+    link: LinkInfo
+    sock: VrrpSocket
+    garp: GarpSender
+    by_vrid: dict[int, Instance] = field(default_factory=dict)
+    unknown_vrid: int = 0
+
+
+@dataclass
+class Instance:
+    """Shell-side companion of one VirtualRouter."""
+
+    cfg: VrrpInstance
+    router: VirtualRouter
+    iface: Interface
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adverts: dict[int, bytes] = field(default_factory=dict)
+    drops_since_warn: dict[str, int] = field(default_factory=dict)
+    last_drop_warn: float = 0.0
+    vips_installed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+
+class Daemon:
+    """Runs every configured instance until asked to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        control_socket: str | None = None,
+        pid_file: str | None = None,
+    ) -> None:
+        self.config = config
+        self.control_path = control_socket
+        self.pid_file = pid_file
+        self.instances: list[Instance] = []
+        self.interfaces: dict[str, Interface] = {}
+        self.scripts: dict[str, ScriptTracker] = {}
+        self.disabled_scripts: dict[str, str] = {}
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: TimerHeap | None = None
+        self._netlink: Netlink | None = None
+        self._monitor: LinkMonitor | None = None
+        self._control: ControlServer | None = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def run(self) -> int:
+        """Start, run until SIGTERM/SIGINT, shut down cleanly. Returns an exit code."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._timers = TimerHeap(loop)
+        try:
+            await self._setup()
+        except HostError as exc:
+            log.error("startup_failed", error=str(exc))
+            await self._close_io()
+            raise
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        log.info(
+            "started",
+            version=__version__,
+            pid=os.getpid(),
+            instances=[i.name for i in self.instances],
+        )
+        now = loop.time()
+        for inst in self.instances:
+            self._feed(inst, Started(inst.iface.link.primary_ip, inst.iface.link.up), now)
+        for tracker in self.scripts.values():
+            tracker.start(now)
+        await self._stop.wait()
+        await self._shutdown()
+        return 0
+
+    def request_stop(self, why: str = "request") -> None:
+        if not self._stop.is_set():
+            log.info("stopping", signal=why)
+            self._stop.set()
+
+    def _on_sighup(self) -> None:
+        log.warning("reload_not_supported", detail="SIGHUP ignored; restart to apply changes")
+
+    async def _setup(self) -> None:
+        self._netlink = await Netlink.open()
+        for inst_cfg in self.config.instances:
+            iface = await self._interface(inst_cfg.interface)
+            router = VirtualRouter(router_config(inst_cfg, self.config))
+            inst = Instance(inst_cfg, router, iface)
+            iface.by_vrid[inst_cfg.virtual_router_id] = inst
+            self.instances.append(inst)
+            assert self._timers is not None
+            self._timers.register(("vr", inst.name), lambda now, i=inst: self._feed(i, TimerFired(), now))
+        self._setup_scripts()
+        self._monitor = LinkMonitor()
+        await self._monitor.open()
+        self._spawn(self._watch_links())
+        if self.control_path:
+            self._control = ControlServer(self.control_path, self.status)
+            await self._control.start()
+        if self.pid_file:
+            _write_pid(self.pid_file)
+
+    async def _interface(self, ifname: str) -> Interface:
+        if ifname in self.interfaces:
+            return self.interfaces[ifname]
+        assert self._netlink is not None and self._loop is not None
+        link = await self._netlink.link(ifname)
+        if link.primary_ip is None:
+            raise HostError(f"interface '{ifname}' has no IPv4 address to send adverts from")
+        sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
+        garp = GarpSender.open(ifname, link.mac)
+        iface = Interface(link, sock, garp)
+        sock.attach(self._loop, lambda data, i=iface: self._on_datagram(i, data))
+        self.interfaces[ifname] = iface
+        return iface
+
+    def _setup_scripts(self) -> None:
+        assert self._timers is not None
+        gdefs = self.config.global_defs
+        used = {ref.name for inst in self.config.instances for ref in inst.track_script}
+        if used and not gdefs.enable_script_security:
+            log.warning(
+                "script_security_disabled",
+                detail="scripts are being executed but enable_script_security is not set",
+            )
+        for name in sorted(used):
+            script = self.config.script(name)
+            if script is None:
+                continue
+            prepared = prepare_script(script, gdefs)
+            if isinstance(prepared, str):
+                # keepalived removes a script it may not run from every
+                # instance tracking it (keepalived.md 1.4); say so loudly.
+                self.disabled_scripts[name] = prepared
+                log.error("script_disabled", script=name, reason=prepared)
+                for inst in self.instances:
+                    self._feed_untracked(inst, name)
+                continue
+            argv, identity = prepared
+            self.scripts[name] = ScriptTracker(
+                script, argv, identity, self._timers, self._on_tracker_change
+            )
+
+    def _feed_untracked(self, inst: Instance, name: str) -> None:
+        cfg = inst.router.config
+        if any(t.name == name for t in cfg.trackers):
+            kept = tuple(t for t in cfg.trackers if t.name != name)
+            inst.router = VirtualRouter(_replace_trackers(cfg, kept))
+
+    async def _shutdown(self) -> None:
+        assert self._loop is not None
+        for tracker in self.scripts.values():
+            tracker.stop()
+        now = self._loop.time()
+        for inst in self.instances:
+            self._feed(inst, ShutdownRequested(), now)
+        # Wait for the priority-0 adverts and VIP removals to be carried out.
+        for inst in self.instances:
+            async with inst.lock:
+                pass
+        await self._close_io()
+        log.info("stopped")
+
+    async def _close_io(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._control is not None:
+            await self._control.close()
+        if self._monitor is not None:
+            self._monitor.close()
+        for iface in self.interfaces.values():
+            iface.sock.close()
+            iface.garp.close()
+        if self._netlink is not None:
+            self._netlink.close()
+        if self._timers is not None:
+            self._timers.close()
+        if self.pid_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.pid_file)
+
+    # ---------------------------------------------------------------- events
+
+    def _on_datagram(self, iface: Interface, data: bytes) -> None:
+        assert self._loop is not None
+        vrid = peek_vrid(data)
+        inst = iface.by_vrid.get(vrid) if vrid is not None else None
+        if inst is None:
+            iface.unknown_vrid += 1
+            return
+        self._feed(inst, PacketReceived(data), self._loop.time())
+
+    def _on_tracker_change(self, name: str, ok: bool | None) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for inst in self.instances:
+            if name in inst.router.tracker_status:
+                self._feed(inst, TrackerChanged(name, ok), now)
+
+    async def _watch_links(self) -> None:
+        assert self._monitor is not None and self._netlink is not None
+        async for ev in self._monitor.events():
+            await self._link_event(ev)
+
+    async def _link_event(self, ev: LinkEvent) -> None:
+        assert self._netlink is not None and self._loop is not None
+        iface = self.interfaces.get(ev.ifname)
+        if iface is None:
+            return
+        try:
+            link = await self._netlink.link(ev.ifname)
+        except HostError as exc:
+            log.error("interface_lost", interface=ev.ifname, error=str(exc))
+            for inst in iface.by_vrid.values():
+                self._feed(inst, LinkChanged(False, None), self._loop.time())
+            return
+        iface.link = link
+        for inst in iface.by_vrid.values():
+            self._feed(inst, LinkChanged(link.up, link.primary_ip), self._loop.time())
+        if ev.kind == "addr_del" and ev.address is not None:
+            self._readd_if_lost(iface, ev.address)
+
+    def _readd_if_lost(self, iface: Interface, address: IPv4Address) -> None:
+        for inst in iface.by_vrid.values():
+            if inst.router.state is State.MASTER and any(
+                v.address == address for v in inst.cfg.virtual_ipaddress
+            ):
+                # Someone removed a VIP we own: put it back (keepalived instead
+                # resigns; re-adding keeps the service up without a flap).
+                log.warning("vip_removed_externally", instance=inst.name, vip=str(address))
+                self._execute_later(inst, [AddVips()])
+
+    # ------------------------------------------------------------- execution
+
+    def _feed(self, inst: Instance, event: Event, now: float) -> None:
+        actions = inst.router.handle(event, now)
+        assert self._timers is not None
+        self._timers.set(("vr", inst.name), inst.router.next_deadline())
+        if actions:
+            self._execute_later(inst, actions)
+
+    def _execute_later(self, inst: Instance, actions: Sequence[Action]) -> None:
+        # Side effects run in order per instance (asyncio.Lock is FIFO), so an
+        # advert always precedes the VIP add and the GARP that follow it.
+        immediate = []
+        for action in actions:
+            if isinstance(action, (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)):
+                self._log_action(inst, action)
+            else:
+                immediate.append(action)
+        if immediate:
+            self._spawn(self._execute(inst, immediate))
+
+    async def _execute(self, inst: Instance, actions: Sequence[Action]) -> None:
+        async with inst.lock:
+            for action in actions:
+                try:
+                    await self._do(inst, action)
+                except HostError as exc:
+                    log.error("action_failed", instance=inst.name, action=type(action).__name__, error=str(exc))
+
+    async def _do(self, inst: Instance, action: Action) -> None:
+        assert self._netlink is not None
+        if isinstance(action, SendAdvert):
+            inst.iface.sock.send(self._advert(inst, action.priority))
+            if action.priority == 0:
+                log.info("sent_priority_0", instance=inst.name)
+        elif isinstance(action, AddVips):
+            added = []
+            for vip in inst.cfg.virtual_ipaddress:
+                dev = vip.dev or inst.cfg.interface
+                if await self._netlink.add_address(
+                    dev, vip.address, vip.prefixlen, broadcast=vip.broadcast, scope=vip.scope, label=vip.label
+                ):
+                    added.append(str(vip))
+            inst.vips_installed = True
+            log.info("vips_set", instance=inst.name, vips=[str(v) for v in inst.cfg.virtual_ipaddress], added=added)
+        elif isinstance(action, RemoveVips):
+            removed = []
+            for vip in inst.cfg.virtual_ipaddress:
+                dev = vip.dev or inst.cfg.interface
+                if await self._netlink.remove_address(dev, vip.address, vip.prefixlen):
+                    removed.append(str(vip))
+            inst.vips_installed = False
+            if removed:
+                log.info("vips_removed", instance=inst.name, vips=removed)
+        elif isinstance(action, SendGarp):
+            ips = [v.address for v in inst.cfg.virtual_ipaddress if (v.dev or inst.cfg.interface) == inst.cfg.interface]
+            sent = inst.iface.garp.send(ips, action.repeat)
+            log.debug("garp_sent", instance=inst.name, frames=sent)
+
+    def _advert(self, inst: Instance, priority: int) -> bytes:
+        payload = inst.adverts.get(priority)
+        if payload is None:
+            cfg = inst.router.config
+            payload = encode_advert(
+                cfg.vrid, priority, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data
+            )
+            inst.adverts[priority] = payload
+        return payload
+
+    def _log_action(self, inst: Instance, action: Action) -> None:
+        if isinstance(action, StateChanged):
+            log.info(
+                "state_change",
+                instance=inst.name,
+                old=action.old.name,
+                new=action.new.name,
+                reason=action.reason,
+            )
+        elif isinstance(action, PriorityChanged):
+            log.info("priority_change", instance=inst.name, old=action.old, new=action.new)
+        elif isinstance(action, MasterSeen):
+            log.info("master_seen", instance=inst.name, master=str(action.src), priority=action.priority)
+        elif isinstance(action, (Dropped, Warned)):
+            self._log_drop(inst, action)
+
+    def _log_drop(self, inst: Instance, action: Dropped | Warned) -> None:
+        # Drops at DEBUG, with a rate-limited WARNING summary (design.md).
+        log.debug("packet_dropped", instance=inst.name, reason=action.reason, detail=action.detail)
+        inst.drops_since_warn[action.reason] = inst.drops_since_warn.get(action.reason, 0) + 1
+        now = time.monotonic()
+        if now - inst.last_drop_warn >= DROP_WARN_EVERY:
+            log.warning(
+                "packets_dropped" if isinstance(action, Dropped) else "packets_suspicious",
+                instance=inst.name,
+                counts=dict(inst.drops_since_warn),
+                last=action.detail,
+            )
+            inst.drops_since_warn.clear()
+            inst.last_drop_warn = now
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal_error", error=repr(task.exception()))
+
+    # ----------------------------------------------------------------- status
+
+    def status(self) -> dict[str, Any]:
+        out = []
+        for inst in self.instances:
+            st = inst.router.status()
+            d = st.as_dict()
+            d["interface"] = inst.cfg.interface
+            d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
+            d["trackers"] = [
+                {
+                    "name": spec.name,
+                    "kind": "script",
+                    "weight": spec.weight,
+                    "reverse": spec.reverse,
+                    "status": _status_word(st.trackers.get(spec.name)),
+                }
+                for spec in inst.router.config.trackers
+            ]
+            d["disabled_trackers"] = [
+                {"name": ref.name, "reason": self.disabled_scripts[ref.name]}
+                for ref in inst.cfg.track_script
+                if ref.name in self.disabled_scripts
+            ]
+            d["master"] = (
+                {"address": str(st.master), "priority": st.master_priority} if st.master else None
+            )
+            d["last_transition"] = (
+                time.time() - (self._loop.time() - st.last_transition)
+                if st.last_transition is not None and self._loop is not None
+                else None
+            )
+            out.append(d)
+        return {"version": __version__, "pid": os.getpid(), "instances": out}
+
+
+def _status_word(ok: bool | None) -> str:
+    return {True: "up", False: "down", None: "unknown"}[ok]
+
+
+def _replace_trackers(cfg: RouterConfig, trackers: tuple[TrackerSpec, ...]) -> RouterConfig:
+    from dataclasses import replace
+
+    return replace(cfg, trackers=trackers)
+
+
+def _write_pid(path: str) -> None:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w", encoding="ascii") as fh:
+        fh.write(f"{os.getpid()}\n")
