@@ -31,7 +31,7 @@ __all__ = ["ScriptResult", "insecure_reason", "resolve_script", "run_script"]
 _SCRUBBED_ENV = ("IFS", "LD_PRELOAD", "LD_LIBRARY_PATH")
 # Grace period between SIGTERM and SIGKILL of a timed-out script's group.
 KILL_GRACE = 2.0
-_POLL = 0.02
+_POLL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +60,35 @@ def _script_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _group_alive(pgid: int) -> bool:
+    """True if a live (non-zombie) process is still in process group ``pgid``.
+
+    ``killpg(pgid, 0)`` is not enough: an orphaned grandchild that died is a
+    zombie until PID 1 reaps it, and some inits (containers, microVMs) reap
+    late, which would make a finished group look alive for seconds.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        # Members exist but run as another user (a dropped-privilege script
-        # whose child changed uid): still alive.
+        pass  # members exist but belong to another user; scan /proc
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
         return True
-    return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid pgrp ..."; comm may contain spaces/parens.
+        fields = data[data.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def _killpg(pgid: int, sig: int) -> None:
