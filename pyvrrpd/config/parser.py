@@ -403,7 +403,9 @@ def _script_argv(rep: Reporter, stmt: Stmt) -> tuple[str, ...] | None:
     # The usual `script "cmd 'a b'"`: the double quotes only group the config
     # token; its content is then split with both quote kinds. Otherwise the raw
     # rest of the line is split, so `script /bin/x 'a b'` works too.
-    raw = tok.text if len(stmt.tokens) == 2 and tok.quoted else stmt.raw_from(1)
+    raw = stmt.raw_from(1)
+    if len(stmt.tokens) == 2 and len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        raw = tok.text
     try:
         argv = shlex.split(raw, posix=True)
     except ValueError as exc:
