@@ -16,7 +16,7 @@ from typing import Any
 
 from pyvrrpd import __version__
 from pyvrrpd.config import ConfigError, load_config
-from pyvrrpd.config.model import Config, Severity
+from pyvrrpd.config.model import Config
 from pyvrrpd.control import DEFAULT_SOCKET, query
 from pyvrrpd.io.errors import HostError
 
@@ -89,7 +89,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.file,
         control_socket=args.control_socket,
         pid_file=args.pid_file,
-        log_json=True if args.log_format == "json" else False if args.log_format == "console" else None,
+        log_json=True
+        if args.log_format == "json"
+        else False
+        if args.log_format == "console"
+        else None,
         log_level=args.log_level,
     )
 

@@ -9,6 +9,7 @@ it. Flags for subsystems pyvrrpd does not have are accepted and ignored.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -121,10 +122,8 @@ def keepalived_entry(argv: list[str]) -> int:
         )
     finally:
         for extra in pid_files[1:]:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(extra)
-            except OSError:
-                pass
 
 
 def _write(path: str) -> None:

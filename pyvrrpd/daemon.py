@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import time
@@ -196,10 +197,9 @@ class Daemon:
             iface.by_vrid[inst_cfg.virtual_router_id] = inst
             self.instances.append(inst)
             assert self._timers is not None
-            self._timers.register(("vr", inst.name), lambda now, i=inst: self._feed(i, TimerFired(), now))
+            self._timers.register(("vr", inst.name), functools.partial(self._timer_due, inst))
         self._setup_scripts()
-        self._monitor = LinkMonitor()
-        await self._monitor.open()
+        self._monitor = await LinkMonitor.open()
         self._spawn(self._watch_links())
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status)
@@ -217,7 +217,7 @@ class Daemon:
         sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
         garp = GarpSender.open(ifname, link.mac)
         iface = Interface(link, sock, garp)
-        sock.attach(self._loop, lambda data, i=iface: self._on_datagram(i, data))
+        sock.attach(self._loop, functools.partial(self._on_datagram, iface))
         self.interfaces[ifname] = iface
         return iface
 
@@ -261,10 +261,11 @@ class Daemon:
         now = self._loop.time()
         for inst in self.instances:
             self._feed(inst, ShutdownRequested(), now)
-        # Wait for the priority-0 adverts and VIP removals to be carried out.
-        for inst in self.instances:
-            async with inst.lock:
-                pass
+        # Let the priority-0 adverts and VIP removals be carried out (bounded:
+        # keepalived exits about a second after SIGTERM).
+        pending = [t for t in self._tasks if t.get_name().startswith("exec:")]
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         await self._close_io()
         log.info("stopped")
 
@@ -288,6 +289,9 @@ class Daemon:
 
     # ---------------------------------------------------------------- events
 
+    def _timer_due(self, inst: Instance, now: float) -> None:
+        self._feed(inst, TimerFired(), now)
+
     def _on_datagram(self, iface: Interface, data: bytes) -> None:
         assert self._loop is not None
         vrid = peek_vrid(data)
@@ -306,13 +310,17 @@ class Daemon:
 
     async def _watch_links(self) -> None:
         assert self._monitor is not None and self._netlink is not None
-        async for ev in self._monitor.events():
+        async for ev in self._monitor:
             await self._link_event(ev)
 
     async def _link_event(self, ev: LinkEvent) -> None:
         assert self._netlink is not None and self._loop is not None
         iface = self.interfaces.get(ev.ifname)
         if iface is None:
+            return
+        if ev.kind == "addr_add" or (ev.kind == "addr_del" and ev.address != iface.link.primary_ip):
+            if ev.kind == "addr_del" and ev.address is not None:
+                self._readd_if_lost(iface, ev.address)
             return
         try:
             link = await self._netlink.link(ev.ifname)
@@ -324,8 +332,6 @@ class Daemon:
         iface.link = link
         for inst in iface.by_vrid.values():
             self._feed(inst, LinkChanged(link.up, link.primary_ip), self._loop.time())
-        if ev.kind == "addr_del" and ev.address is not None:
-            self._readd_if_lost(iface, ev.address)
 
     def _readd_if_lost(self, iface: Interface, address: IPv4Address) -> None:
         for inst in iface.by_vrid.values():
@@ -356,7 +362,7 @@ class Daemon:
             else:
                 immediate.append(action)
         if immediate:
-            self._spawn(self._execute(inst, immediate))
+            self._spawn(self._execute(inst, immediate), name=f"exec:{inst.name}")
 
     async def _execute(self, inst: Instance, actions: Sequence[Action]) -> None:
         async with inst.lock:
@@ -364,7 +370,12 @@ class Daemon:
                 try:
                     await self._do(inst, action)
                 except HostError as exc:
-                    log.error("action_failed", instance=inst.name, action=type(action).__name__, error=str(exc))
+                    log.error(
+                        "action_failed",
+                        instance=inst.name,
+                        action=type(action).__name__,
+                        error=str(exc),
+                    )
 
     async def _do(self, inst: Instance, action: Action) -> None:
         assert self._netlink is not None
@@ -377,11 +388,21 @@ class Daemon:
             for vip in inst.cfg.virtual_ipaddress:
                 dev = vip.dev or inst.cfg.interface
                 if await self._netlink.add_address(
-                    dev, vip.address, vip.prefixlen, broadcast=vip.broadcast, scope=vip.scope, label=vip.label
+                    dev,
+                    vip.address,
+                    vip.prefixlen,
+                    broadcast=vip.broadcast,
+                    scope=vip.scope,
+                    label=vip.label,
                 ):
                     added.append(str(vip))
             inst.vips_installed = True
-            log.info("vips_set", instance=inst.name, vips=[str(v) for v in inst.cfg.virtual_ipaddress], added=added)
+            log.info(
+                "vips_set",
+                instance=inst.name,
+                vips=[str(v) for v in inst.cfg.virtual_ipaddress],
+                added=added,
+            )
         elif isinstance(action, RemoveVips):
             removed = []
             for vip in inst.cfg.virtual_ipaddress:
@@ -392,7 +413,11 @@ class Daemon:
             if removed:
                 log.info("vips_removed", instance=inst.name, vips=removed)
         elif isinstance(action, SendGarp):
-            ips = [v.address for v in inst.cfg.virtual_ipaddress if (v.dev or inst.cfg.interface) == inst.cfg.interface]
+            ips = [
+                v.address
+                for v in inst.cfg.virtual_ipaddress
+                if (v.dev or inst.cfg.interface) == inst.cfg.interface
+            ]
             sent = inst.iface.garp.send(ips, action.repeat)
             log.debug("garp_sent", instance=inst.name, frames=sent)
 
@@ -418,7 +443,9 @@ class Daemon:
         elif isinstance(action, PriorityChanged):
             log.info("priority_change", instance=inst.name, old=action.old, new=action.new)
         elif isinstance(action, MasterSeen):
-            log.info("master_seen", instance=inst.name, master=str(action.src), priority=action.priority)
+            log.info(
+                "master_seen", instance=inst.name, master=str(action.src), priority=action.priority
+            )
         elif isinstance(action, (Dropped, Warned)):
             self._log_drop(inst, action)
 
@@ -437,8 +464,8 @@ class Daemon:
             inst.drops_since_warn.clear()
             inst.last_drop_warn = now
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, name: str | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -105,7 +105,7 @@ class Lan:
 
     def _step(self) -> None:
         while self._heap and self._heap[0][0] <= self.now:
-            _, _, kind, dst, data = heapq.heappop(self._heap)
+            _, _, _kind, dst, data = heapq.heappop(self._heap)
             if self.nodes[dst].alive:
                 self._feed(dst, PacketReceived(data))
         for name, node in self.nodes.items():
@@ -141,6 +141,4 @@ class Lan:
             )
 
     def transitions(self, name: str) -> list[tuple[float, State, State]]:
-        return [
-            (t, a.old, a.new) for t, a in self.nodes[name].log if isinstance(a, StateChanged)
-        ]
+        return [(t, a.old, a.new) for t, a in self.nodes[name].log if isinstance(a, StateChanged)]
