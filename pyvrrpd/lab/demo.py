@@ -1,0 +1,107 @@
+"""``python -m pyvrrpd.lab``: build the guide's lab in namespaces and walk through section 6.
+
+Checks root and tools (one-line error, exit 2), builds the lab (client, lb1, lb2,
+ecs1..3, a switch namespace with two bridges), runs the four steps of the guide
+with the chosen VRRP daemon, prints one line per step and a summary, and tears
+everything down at the end, on any exception and on Ctrl-C/SIGTERM. ``--keep``
+leaves the lab up (until Enter or Ctrl-C) and prints how to get a shell on each host.
+
+Exit status: 0 all steps as the guide shows, 1 a step differed, 2 cannot run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+from pyvrrpd.lab.netns import VIP, Lab, LabError, cleanup_stale, missing_tools
+from pyvrrpd.lab.services import DAEMONS, DaemonKind, Services, daemon_argv, daemon_missing
+from pyvrrpd.lab.walkthrough import StepResult, format_step, run_walkthrough
+
+
+class _Terminated(Exception):
+    """Raised from the SIGTERM handler so ``finally`` tears the lab down."""
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated(signal.Signals(signum).name)
+
+
+def preflight(daemon: DaemonKind) -> str | None:
+    """A one-line reason the demo cannot run here, or ``None``."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    missing = missing_tools()
+    if missing:
+        return f"missing tools: {', '.join(missing)} (apt-get install -y haproxy psmisc procps)"
+    return daemon_missing(daemon)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; see the module docstring."""
+    ap = argparse.ArgumentParser(
+        prog="python -m pyvrrpd.lab",
+        description="The HAProxy + keepalived guide, in network namespaces.",
+    )
+    ap.add_argument("--daemon", choices=DAEMONS, default="pyvrrpd", help="VRRP daemon to run")
+    ap.add_argument("--keep", action="store_true", help="leave the lab up for inspection")
+    args = ap.parse_args(argv)
+    kind: DaemonKind = args.daemon
+
+    reason = preflight(kind)
+    if reason:
+        print(f"pyvrrpd lab: {reason}", file=sys.stderr)
+        return 2
+
+    old_term = signal.signal(signal.SIGTERM, _on_term)
+    lab = Lab()
+    results: list[StepResult] = []
+    try:
+        stale = cleanup_stale()
+        if stale:
+            print(f"cleaned up stale lab(s): {', '.join(stale)}")
+        t0 = time.monotonic()
+        lab.build()
+        svc = Services(lab, kind)
+        print(f"pyvrrpd lab {lab.prefix.rstrip('-')}: client 192.0.2.100 -> VIP {VIP} -> "
+              f"lb1/lb2 HAProxy -> ecs1..3 (198.51.100.21-23)")  # fmt: skip
+        print(f"VRRP daemon: {' '.join(daemon_argv(kind))}")
+        print(f"lab built in {time.monotonic() - t0:.2f} s; walking through the guide, section 6")
+        print()
+        results = run_walkthrough(svc, on_step=lambda r: print(format_step(r), flush=True))
+        print()
+        good = sum(r.ok for r in results)
+        print(f"summary: {good}/{len(results)} steps as the guide shows, "
+              f"total {time.monotonic() - t0:.1f} s")  # fmt: skip
+        for r in results:
+            if not r.ok:
+                print(f"  step {r.number}: VIP on {list(r.holders)}, expected {r.expected}; "
+                      f"states {r.states}")  # fmt: skip
+        if args.keep:
+            print()
+            print(lab.describe())
+            print("lab left up; press Enter (or Ctrl-C) to tear it down")
+            try:
+                sys.stdin.readline()
+            except KeyboardInterrupt:
+                pass
+        return 0 if results and all(r.ok for r in results) else 1
+    except LabError as e:
+        print(f"pyvrrpd lab: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, _Terminated):
+        print("\ninterrupted; tearing down", file=sys.stderr)
+        return 130
+    finally:
+        # a second signal during teardown must not leave namespaces behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            lab.close()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, old_term)
