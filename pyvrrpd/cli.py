@@ -180,12 +180,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from pyvrrpd.lab.demo import main as demo_main
-
-    return demo_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyvrrpd", description="A VRRPv2 daemon for HAProxy pairs.")
     p.add_argument("--version", action="version", version=f"pyvrrpd {__version__}")
@@ -208,13 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-f", "--file", default=DEFAULT_CONFIG)
     c.set_defaults(func=_cmd_check)
 
-    d = sub.add_parser("demo", help="run the guide's two-load-balancer lab (root)")
-    d.add_argument("rest", nargs=argparse.REMAINDER)
-    d.set_defaults(func=_cmd_demo)
+    sub.add_parser("demo", help="run the guide's two-load-balancer lab (root; see --help)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        # The lab has its own option parser; hand it everything after `demo`.
+        from pyvrrpd.lab.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     rc: int = args.func(args)
     return rc

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's second command: install the test dependencies and run the whole
+# suite (lint, types, unit, simulator, and as root the netns and interop tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"
+ruff check pyvrrpd tests bench
+ruff format --check pyvrrpd tests bench
+echo "== mypy --strict"
+mypy
+echo "== pytest"
+exec pytest -q "$@"
