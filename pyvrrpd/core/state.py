@@ -42,5 +42,7 @@ def mermaid_diagram() -> str:
     """The transition table as a Mermaid state diagram (for the docs)."""
     lines = ["stateDiagram-v2"]
     for old, news in TRANSITIONS.items():
-        lines.extend(f"    {old.name} --> {new.name}" for new in sorted(news, key=lambda s: s.value))
+        lines.extend(
+            f"    {old.name} --> {new.name}" for new in sorted(news, key=lambda s: s.value)
+        )
     return "\n".join(lines)

@@ -149,7 +149,9 @@ def test_master_steps_down_for_higher_priority_without_priority_zero() -> None:
     fire(vr)
     actions = vr.handle(advert(200), 10.0)
     assert actions[0] == RemoveVips()
-    assert StateChanged(State.MASTER, State.BACKUP, f"higher priority advert from {PEER}") in actions
+    assert (
+        StateChanged(State.MASTER, State.BACKUP, f"higher priority advert from {PEER}") in actions
+    )
     assert SendAdvert(0) not in actions
     assert vr.stats["release_master"] == 1
 
