@@ -29,7 +29,7 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
 def _gone(pid: int) -> bool:
     """The pid no longer exists (a zombie awaiting an absent reaper counts as gone)."""
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
 
