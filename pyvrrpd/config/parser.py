@@ -68,9 +68,15 @@ def _build(lexed: LexResult) -> Config:
     except RecursionError:  # pragma: no cover - defensive; nothing here recurses deeply
         rep.error_at(lexed.stmts[0].keyword.loc, "configuration too deeply nested")
         config = Config()
+    # Report in source order (files in the order they were read), like a compiler,
+    # although cross-checks run after the whole file has been read.
+    rank = {name: i for i, name in reversed(list(enumerate(lexed.files)))}
+    diagnostics = tuple(
+        sorted(rep.diagnostics, key=lambda d: (rank.get(d.loc.file, -1), d.loc.line, d.loc.col))
+    )
     if rep.has_errors:
-        raise ConfigError(tuple(rep.diagnostics))
-    return replace(config, warnings=tuple(rep.diagnostics), files=tuple(lexed.files))
+        raise ConfigError(diagnostics)
+    return replace(config, warnings=diagnostics, files=tuple(lexed.files))
 
 
 class _Parser:

@@ -48,7 +48,9 @@ def test_guide_config_parses_with_zero_warnings(name: str, priority: int) -> Non
     assert (vi.garp_master_delay, vi.garp_master_repeat) == (5, 5)
 
 
-@pytest.mark.parametrize("name", ["guide-primary.conf", "guide-secondary.conf", "example-full.conf"])
+@pytest.mark.parametrize(
+    "name", ["guide-primary.conf", "guide-secondary.conf", "example-full.conf"]
+)
 def test_shipped_example_configs_parse(name: str) -> None:
     cfg = load_config(CONF / name)
     if name.startswith("guide"):

@@ -18,12 +18,6 @@ vrrp_instance VI_1 {
 """
 
 
-def one(text: str):  # noqa: ANN201 - test helper
-    cfg = parse_text(text, "k.conf")
-    (inst,) = cfg.instances
-    return inst
-
-
 def test_comments_with_hash_and_bang_anywhere() -> None:
     cfg = parse_text(
         "# top\n! also\nglobal_defs { router_id lb1 ! trailing\n  smtp_helo_name x # c\n}\n"
@@ -90,9 +84,14 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def test_include_glob_relative_to_including_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_include_glob_relative_to_including_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     main = _write(tmp_path / "etc" / "keepalived.conf", "include conf.d/*.conf\n")
-    _write(tmp_path / "etc" / "conf.d" / "b.conf", MINI.replace("VI_1", "VI_B").replace(" 7", " 8") % "")
+    _write(
+        tmp_path / "etc" / "conf.d" / "b.conf",
+        MINI.replace("VI_1", "VI_B").replace(" 7", " 8") % "",
+    )
     _write(tmp_path / "etc" / "conf.d" / "a.conf", "include ../scripts/{x,y}.conf\n" + MINI % "")
     _write(tmp_path / "etc" / "scripts" / "x.conf", 'vrrp_script x {\n  script "/bin/x"\n}\n')
     _write(tmp_path / "etc" / "scripts" / "y.conf", 'vrrp_script y {\n  script "/bin/y"\n}\n')
@@ -120,7 +119,9 @@ def test_include_inside_a_block(tmp_path: Path) -> None:
     assert [str(v) for v in inst.virtual_ipaddress] == ["192.0.2.5/24", "192.0.2.6/32"]
 
 
-def test_parse_text_includes_relative_to_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parse_text_includes_relative_to_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write(tmp_path / "g.conf", "global_defs {\n router_id from_include\n}\n")
     monkeypatch.chdir(tmp_path)
     assert parse_text("include g.conf\n").global_defs.router_id == "from_include"

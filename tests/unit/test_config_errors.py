@@ -1,0 +1,160 @@
+"""What a user sees for a bad config: every problem, located, with a caret."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyvrrpd.config import ConfigError, parse_text
+from pyvrrpd.config.model import Severity
+
+GOOD_HEAD = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n"
+
+
+def errors_of(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as ei:
+        parse_text(text, "keepalived.conf")
+    return ei.value
+
+
+def test_bad_value_has_location_message_and_caret() -> None:
+    text = GOOD_HEAD + "  state MASTER\n  interface eth0\n  priority            300\n}\n"
+    err = errors_of(text)
+    (d,) = err.errors
+    assert d.format() == (
+        "keepalived.conf:6:23: error: priority must be an integer 1..255, got '300'\n"
+        "      priority            300\n"
+        "                          ^"
+    )
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    text = (
+        "global_defs {\n  vrrp_garp_master_delay soon\n}\n"
+        "vrrp_script chk {\n  interval 2\n  weight 300\n}\n"
+        + GOOD_HEAD
+        + "  priority 0\n  advert_int fast\n  preempt_delay 1001\n"
+        "  authentication {\n    auth_type MD5\n  }\n"
+        "  virtual_ipaddress {\n    192.0.2.300\n    192.0.2.1/33\n  }\n}\n"
+    )
+    err = errors_of(text)
+    got = [(d.loc.line, d.loc.col, d.message) for d in err.errors]
+    assert got == [
+        (2, 26, "vrrp_garp_master_delay must be an integer 0..4294, got 'soon'"),
+        (4, 13, "vrrp_script chk has no 'script' command"),
+        (6, 10, "weight must be an integer -253..253, got '300'"),
+        (11, 12, "priority must be an integer 1..255, got '0'"),
+        (12, 14, "advert_int must be an integer 1..255 (seconds; VRRPv2), got 'fast'"),
+        (13, 17, "preempt_delay must be a number 0..1000 (seconds), got '1001'"),
+        (15, 15, "auth_type must be PASS or AH, got 'MD5'"),
+        (18, 5, "virtual_ipaddress: '192.0.2.300' is not an IPv4 address[/prefix]"),
+        (19, 5, "virtual_ipaddress: prefix length must be an integer 0..32, got '33'"),
+    ]
+    # The exception text is the whole compiler-style listing.
+    assert str(err).count("error:") == len(got)
+
+
+def test_unknown_keyword_is_a_located_warning() -> None:
+    cfg = parse_text(GOOD_HEAD + "  priorty 150\n}\nvrrp_instanse X {\n  a b\n}\n", "k.conf")
+    assert [(str(w.loc), w.severity, w.message) for w in cfg.warnings] == [
+        ("k.conf:4:3", Severity.WARNING, "unknown keyword 'priorty' in vrrp_instance"),
+        ("k.conf:6:1", Severity.WARNING, "unknown keyword 'vrrp_instanse'"),
+    ]
+    assert cfg.instances[0].priority == 100
+
+
+def test_known_but_unsupported_keywords_warn_and_skip_their_blocks() -> None:
+    text = (
+        "global_defs {\n  vrrp_strict\n  vrrp_iptables\n}\n"
+        "virtual_server 192.0.2.1 80 {\n  real_server 192.0.2.2 80 {\n    weight 1\n  }\n}\n"
+        + GOOD_HEAD
+        + '  unicast_peer {\n    192.0.2.3\n  }\n  notify_master "/bin/x y"\n}\n'
+    )
+    cfg = parse_text(text, "k.conf")
+    assert [(w.loc.line, w.message) for w in cfg.warnings] == [
+        (2, "keyword 'vrrp_strict' is accepted but not supported by pyvrrpd; ignored"),
+        (3, "keyword 'vrrp_iptables' is accepted but not supported by pyvrrpd; ignored"),
+        (5, "keyword 'virtual_server' is accepted but not supported by pyvrrpd; ignored"),
+        (13, "keyword 'unicast_peer' is accepted but not supported by pyvrrpd yet; ignored"),
+        (16, "keyword 'notify_master' is accepted but not supported by pyvrrpd yet; ignored"),
+    ]
+    assert len(cfg.instances) == 1
+
+
+def test_missing_closing_brace_at_eof() -> None:
+    err = errors_of(GOOD_HEAD + "  virtual_ipaddress {\n    192.0.2.1\n")
+    msgs = [(str(d.loc), d.message) for d in err.errors]
+    assert (
+        "keepalived.conf:1:20",
+        "missing '}': the block of 'vrrp_instance VI_1' opened here is never closed",
+    ) in msgs
+    assert (
+        "keepalived.conf:4:21",
+        "missing '}': the block of 'virtual_ipaddress' opened here is never closed",
+    ) in msgs
+
+
+def test_extra_closing_brace() -> None:
+    err = errors_of(GOOD_HEAD + "}\n}\n")
+    (d,) = err.errors
+    assert (str(d.loc), d.message) == ("keepalived.conf:5:1", "extra '}' with no block open")
+
+
+def test_missing_opening_brace() -> None:
+    err = errors_of("global_defs\n  router_id x\n")
+    d = err.errors[0]
+    assert (str(d.loc), d.message) == ("keepalived.conf:1:1", "missing '{' after 'global_defs'")
+
+
+def test_instance_cross_checks() -> None:
+    text = (
+        GOOD_HEAD + "}\n"
+        "vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 51\n}\n"
+        "vrrp_instance VI_2 {\n  interface eth1\n  virtual_router_id 51\n}\n"
+        "vrrp_instance VI_3 {\n  priority 10\n}\n"
+        'vrrp_script s {\n  script "/bin/true"\n}\nvrrp_script s {\n  script "/bin/false"\n}\n'
+    )
+    got = [(str(d.loc), d.message) for d in errors_of(text).errors]
+    assert got == [
+        (
+            "keepalived.conf:7:21",
+            "virtual_router_id 51 on eth0 is already used by vrrp_instance VI_1 "
+            "(keepalived.conf:1:15)",
+        ),
+        (
+            "keepalived.conf:9:15",
+            "duplicate vrrp_instance 'VI_2' (first defined at keepalived.conf:5:15)",
+        ),
+        ("keepalived.conf:13:15", "vrrp_instance VI_3 has no 'interface'"),
+        ("keepalived.conf:13:15", "vrrp_instance VI_3 has no 'virtual_router_id' (1..255)"),
+        (
+            "keepalived.conf:19:13",
+            "duplicate vrrp_script 's' (first defined at keepalived.conf:16:13)",
+        ),
+    ]
+
+
+def test_auth_type_without_auth_pass() -> None:
+    err = errors_of(GOOD_HEAD + "  authentication {\n    auth_type PASS\n  }\n}\n")
+    (d,) = err.errors
+    assert (d.loc.line, d.loc.col, d.message) == (
+        5,
+        15,
+        "auth_type is set but auth_pass is missing",
+    )
+
+
+def test_ipv6_vip_is_an_error() -> None:
+    err = errors_of(GOOD_HEAD + "  virtual_ipaddress {\n    2001:db8::1/64\n  }\n}\n")
+    (d,) = err.errors
+    assert (d.loc.line, d.message) == (5, "IPv6 virtual addresses need VRRPv3, not supported yet")
+
+
+def test_value_missing() -> None:
+    (d,) = errors_of(GOOD_HEAD + "  priority\n}\n").errors
+    assert (d.loc.line, d.loc.col, d.message) == (4, 3, "priority needs a value: an integer 1..255")
+
+
+def test_warnings_are_included_in_config_error() -> None:
+    err = errors_of(GOOD_HEAD + "  bogus\n  priority 999\n}\n")
+    sev = [d.severity for d in err.diagnostics]
+    assert sev == [Severity.WARNING, Severity.ERROR]
