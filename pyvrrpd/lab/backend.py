@@ -42,7 +42,7 @@ def main() -> int:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     threading.Thread(target=serve_tls_port, args=(name,), daemon=True).start()

@@ -12,6 +12,7 @@ Exit status: 0 all steps as the guide shows, 1 a step differed, 2 cannot run her
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -85,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(lab.describe())
             print("lab left up; press Enter (or Ctrl-C) to tear it down")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 sys.stdin.readline()
-            except KeyboardInterrupt:
-                pass
         return 0 if results and all(r.ok for r in results) else 1
     except LabError as e:
         print(f"pyvrrpd lab: {e}", file=sys.stderr)

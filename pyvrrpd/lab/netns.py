@@ -99,9 +99,7 @@ def wait_for(
 
 
 def _run(argv: Sequence[str], timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise LabError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
     return proc
@@ -299,9 +297,7 @@ class Lab:
         hdir = host.dir / "haproxy"
         for d in (kdir, hdir):
             d.mkdir(mode=0o755)
-        (kdir / "keepalived.conf").write_text(
-            (files / KEEPALIVED_CONF[host.spec.name]).read_text()
-        )
+        (kdir / "keepalived.conf").write_text((files / KEEPALIVED_CONF[host.spec.name]).read_text())
         script = kdir / "check_haproxy.sh"
         script.write_text((files / "check_haproxy.sh").read_text())
         os.chmod(script, 0o755)

@@ -146,11 +146,12 @@ class Probe:
     ) -> None:
         self.log = lab.log_path(f"probe-{name}")
         self.started = time.monotonic()
+        count = int(max_seconds / interval) + 1
         self.proc: subprocess.Popen[bytes] = lab.spawn(
             "client",
             [sys.executable, "-I", str(PROBE_PY), "--url", url,
              "--interval", str(interval), "--timeout", str(timeout),
-             "--max-seconds", str(max_seconds), "--max-count", str(int(max_seconds / interval) + 1)],
+             "--max-seconds", str(max_seconds), "--max-count", str(count)],
             f"probe-{name}",
             net_only=True,
         )  # fmt: skip
