@@ -65,15 +65,15 @@ def run_daemon(
     from pyvrrpd.daemon import Daemon
 
     logsetup.configure(json=log_json, level=log_level, syslog=syslog)
-    if os.geteuid() != 0:
-        _err("must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)")
-        return EXIT_NO_PERMISSION
     cfg = _load(config_path)
     if cfg is None:
         return EXIT_CONFIG
     if not cfg.instances:
         _err(f"{config_path}: no vrrp_instance configured; nothing to do")
         return EXIT_CONFIG
+    if os.geteuid() != 0:
+        _err("must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)")
+        return EXIT_NO_PERMISSION
     daemon = Daemon(cfg, control_socket=control_socket, pid_file=pid_file)
     try:
         return asyncio.run(daemon.run())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextlib
 import os
 import sys
 
@@ -97,7 +98,8 @@ def _daemonise() -> None:
 
 
 def keepalived_entry(argv: list[str]) -> int:
-    from pyvrrpd.io.procname import set_process_name
+    from pyvrrpd.io.errors import HostError
+    from pyvrrpd.io.procname import set_argv0, set_process_name
 
     args = _parser().parse_args(argv)
     if args.version:
@@ -105,7 +107,10 @@ def keepalived_entry(argv: list[str]) -> int:
         return EXIT_OK
     if args.config_test is not None:
         return config_test(args.use_file, args.config_test)
-    set_process_name("keepalived")
+    # `killall keepalived` matches comm; `pidof keepalived` matches argv[0].
+    with contextlib.suppress(HostError):
+        set_process_name("keepalived")
+        set_argv0("keepalived")
     if not args.dont_fork:
         _daemonise()
     console = args.log_console or (args.dont_fork and args.no_syslog)

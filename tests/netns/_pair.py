@@ -1,0 +1,169 @@
+"""A small bridged LAN of namespaces running `pyvrrpd run`, for daemon tests.
+
+Hosts `lb1` (192.0.2.11), `lb2` (192.0.2.12) and `inj` (192.0.2.66, a packet
+injector) each get a network namespace with `eth0` plugged into a bridge in a
+switch namespace. Daemons are started with `ip netns exec` and tracked by the
+Popen we made; teardown kills only those, then deletes the namespaces, even
+when the test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOSTS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12", "inj": "192.0.2.66"}
+VIP = "192.0.2.10"
+
+PLAIN_CONF = """\
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+{extra}
+  authentication {{
+    auth_type PASS
+    auth_pass 1111
+  }}
+  virtual_ipaddress {{
+    {vip}
+  }}
+}}
+"""
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=10)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.01) -> float | None:
+    """Seconds until `cond()` held, or None on timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(step)
+    return None
+
+
+@dataclass
+class Pair:
+    tag: str
+    workdir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def ns(self, host: str) -> str:
+        return f"pvd{self.tag}-{host}"
+
+    def has_vip(self, host: str) -> bool:
+        out = ip("-n", self.ns(host), "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        return f" {VIP}/" in out
+
+    def holders(self) -> list[str]:
+        return [h for h in ("lb1", "lb2") if self.has_vip(h)]
+
+    def conf(self, host: str, prio: int, extra: str = "") -> Path:
+        path = self.workdir / f"{host}.conf"
+        path.write_text(PLAIN_CONF.format(prio=prio, extra=extra, vip=VIP))
+        return path
+
+    def sock(self, host: str) -> str:
+        return str(self.workdir / f"{host}.sock")
+
+    def start(self, host: str, prio: int, extra: str = "") -> subprocess.Popen[bytes]:
+        conf = self.conf(host, prio, extra)
+        log = open(self.workdir / f"{host}.log", "ab")  # noqa: SIM115
+        cmd = ["ip", "netns", "exec", self.ns(host), sys.executable, "-m", "pyvrrpd", "run"]
+        cmd += ["-f", str(conf), "--control-socket", self.sock(host), "--log-format", "json"]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[host] = proc
+        return proc
+
+    def status(self, host: str) -> dict[str, object]:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyvrrpd",
+                "status",
+                "--json",
+                "--control-socket",
+                self.sock(host),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        inst: dict[str, object] = json.loads(out)["instances"][0]
+        return inst
+
+    def state(self, host: str) -> str | None:
+        """The instance state, or None while the daemon is not answering yet."""
+        try:
+            return str(self.status(host)["state"])
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            return None
+
+    def signal(self, host: str, sig: int) -> None:
+        self.procs[host].send_signal(sig)
+
+    def log(self, host: str) -> str:
+        p = self.workdir / f"{host}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+@contextlib.contextmanager
+def pair_lan(tmp: Path) -> Iterator[Pair]:
+    pair = Pair(secrets.token_hex(2), tmp)
+    sw = f"pvd{pair.tag}-sw"
+    made: list[str] = []
+    try:
+        ip("netns", "add", sw)
+        made.append(sw)
+        ip("-n", sw, "link", "add", "br0", "type", "bridge")
+        ip("-n", sw, "link", "set", "br0", "up")
+        for i, (host, addr) in enumerate(HOSTS.items()):
+            ns = pair.ns(host)
+            ip("netns", "add", ns)
+            made.append(ns)
+            ip(
+                "-n",
+                sw,
+                "link",
+                "add",
+                f"p{i}",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                ns,
+            )
+            ip("-n", sw, "link", "set", f"p{i}", "master", "br0", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
+        yield pair
+    finally:
+        for proc in pair.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+        for ns in reversed(made):
+            ip("netns", "del", ns, check=False)
+        leftovers = [n for n in made if os.path.exists(f"/run/netns/{n}")]
+        assert not leftovers, f"namespaces survived teardown: {leftovers}"

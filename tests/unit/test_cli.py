@@ -1,0 +1,100 @@
+"""What an operator sees from the commands: messages and exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GUIDE = Path(__file__).parents[2] / "conf" / "guide-primary.conf"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyvrrpd", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def compat(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from pyvrrpd.cli import keepalived_main; sys.exit(keepalived_main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_config_accepts_the_guide() -> None:
+    r = run("check-config", "-f", str(GUIDE))
+    assert r.returncode == 0, r.stderr
+    assert "OK, 1 instance, 1 script, 0 warnings" in r.stdout
+    assert r.stderr == ""
+
+
+def test_check_config_reports_every_error_with_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conf"
+    bad.write_text(
+        "vrrp_instance VI_1 {\n"
+        "  interface eth0\n"
+        "  virtual_router_id 300\n"
+        "  priority abc\n"
+        "  virtual_ipaddress {\n"
+        "    192.0.2.10\n"
+        "  }\n"
+        "}\n"
+    )
+    r = run("check-config", "-f", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}:3:21: error:" in r.stderr
+    assert f"{bad}:4:12: error:" in r.stderr
+    assert "^" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_run_with_bad_config_exits_without_starting(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conf"
+    bad.write_text("vrrp_instance VI_1 {\n  interface eth0\n")
+    r = run("run", "-f", str(bad), "--control-socket", str(tmp_path / "s"))
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert "bad.conf:" in r.stderr
+
+
+def test_missing_config_is_one_line() -> None:
+    r = run("check-config", "-f", "/nonexistent/keepalived.conf")
+    assert r.returncode == 2
+    assert "/nonexistent/keepalived.conf" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_status_without_daemon_is_one_line(tmp_path: Path) -> None:
+    r = run("status", "--control-socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0
+    assert "no daemon" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (None, 0),  # the guide's config: clean, script security on
+        ("vrrp_instance X {\n interface eth0\n virtual_router_id 1\n bogus_kw 1\n}\n", 5),
+        (
+            "vrrp_script c {\n script /bin/true\n}\n"
+            "vrrp_instance X {\n interface eth0\n virtual_router_id 1\n"
+            " track_script {\n  c\n }\n}\n",
+            6,
+        ),
+    ],
+)
+def test_keepalived_t_exit_codes(tmp_path: Path, text: str | None, code: int) -> None:
+    path = GUIDE
+    if text is not None:
+        path = tmp_path / "k.conf"
+        path.write_text(text)
+    r = compat("-t", "-f", str(path))
+    assert r.returncode == code, r.stderr
+
+
+def test_keepalived_t_missing_file_is_fatal() -> None:
+    assert compat("-t", "-f", "/nonexistent.conf").returncode == 4
