@@ -25,7 +25,7 @@ from pyvrrpd.lab.walkthrough import StepResult, format_step, run_walkthrough
 
 
 class _Terminated(Exception):
-    """Raised from the SIGTERM handler so ``finally`` tears the lab down."""
+    """Raised from the SIGTERM/SIGINT handler so ``finally`` tears the lab down."""
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     old_term = signal.signal(signal.SIGTERM, _on_term)
+    # Ctrl-C tears down too, even if our parent started us with SIGINT ignored
+    old_int = signal.signal(signal.SIGINT, _on_term)
     lab = Lab()
     results: list[StepResult] = []
     try:
@@ -102,5 +104,5 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lab.close()
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)

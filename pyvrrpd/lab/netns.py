@@ -334,7 +334,12 @@ class Lab:
             if host.holder_pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(host.holder_pid, signal.SIGKILL)
-        for proc in [*(h.unshare for h in self.hosts.values() if h.unshare), *self._procs]:
+        procs = [*(h.unshare for h in self.hosts.values() if h.unshare), *self._procs]
+        for proc in procs:  # nsenter wrappers, and the probe (net namespace only)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        for proc in procs:
             try:
                 proc.wait(timeout=5.0)
             except subprocess.TimeoutExpired:

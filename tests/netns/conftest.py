@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pyvrrpd.lab.netns import Lab, missing_tools
+from pyvrrpd.lab.netns import Lab, cleanup_stale, missing_tools
 from pyvrrpd.lab.services import DaemonKind, Services, daemon_missing
 
 LAB_TOOLS = ("haproxy", "ip", "unshare", "nsenter", "killall", "ps", "mount")
@@ -48,6 +48,7 @@ def guide_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     reason = lab_skip_reason()
     if reason:
         pytest.skip(reason)
+    cleanup_stale()  # only labs whose owning process is gone (a crashed earlier run)
     lab = Lab()
     try:
         lab.build()
