@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import contextlib
 import os
 import sys
 

@@ -37,6 +37,8 @@ _REFERENCE = re.compile(
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 # Recursive parameter values stop here, so `$A=$A` cannot loop forever.
 _MAX_SUBST_DEPTH = 16
+# ...and `$A=$A $A $A` cannot grow exponentially: longer expansions are an error.
+_MAX_EXPANSION = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class Lexer:
         self.params: dict[str, str] = {}
         self.result = LexResult()
         self._stack: list[str] = []
+        self._overflow = False
 
     # -- diagnostics -------------------------------------------------------
 
@@ -200,7 +203,13 @@ class Lexer:
 
     def _emit(self, body: str, filename: str, lineno: int, physical: str, base_dir: str) -> None:
         if "$" in body:
+            self._overflow = False
             text, origin = self._substitute(body, base_dir)
+            if self._overflow:
+                col = body.index("$") + 1
+                msg = f"parameter expansion longer than {_MAX_EXPANSION} characters"
+                self.error(filename, lineno, col, msg, physical)
+                return
         else:
             text, origin = body, list(range(len(body) + 1))
         offset = 0
@@ -244,7 +253,11 @@ class Lexer:
             got = self._lookup(inner, base_dir, depth + 1)
             return inner.group(0) if got is None else got
 
-        return _REFERENCE.sub(repl, value)
+        expanded = _REFERENCE.sub(repl, value)
+        if len(expanded) > _MAX_EXPANSION:
+            self._overflow = True
+            return ""
+        return expanded
 
     def _tokenize(
         self, text: str, origin: list[int], filename: str, lineno: int, physical: str

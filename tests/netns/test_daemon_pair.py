@@ -66,7 +66,8 @@ def test_sigkill_handover_and_leftover_vip_removed_on_restart(pair: Pair) -> Non
     pair.procs["lb1"].wait(timeout=2)
     took = wait_for(lambda: pair.has_vip("lb2"), timeout=6.0)
     print(
-        f"SIGKILL hand-over: backup holds the VIP after {took} s (Master_Down_Interval {MDI_90:.3f} s)"
+        f"SIGKILL hand-over: backup holds the VIP after {took} s "
+        f"(Master_Down_Interval {MDI_90:.3f} s)"
     )
     assert took is not None and took < MDI_90 + 0.5
     # The killed daemon could not clean up: its VIP is still there (keepalived too).

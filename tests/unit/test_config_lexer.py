@@ -181,3 +181,23 @@ def test_conditional_lines_follow_the_config_id() -> None:
     assert (inst.priority, inst.advert_int) == (200, 1)
     inst = parse_text(text, config_id="lb2").instances[0]
     assert (inst.priority, inst.advert_int) == (50, 3)
+
+
+def test_runaway_parameter_expansion_is_an_error() -> None:
+    with pytest.raises(ConfigError) as ei:
+        parse_text("$A=$A $A $A $A\nglobal_defs {\n  router_id $A\n}\n", "k.conf")
+    (err,) = ei.value.errors
+    assert (str(err.loc), err.message) == (
+        "k.conf:3:13",
+        "parameter expansion longer than 65536 characters",
+    )
+
+
+def test_include_depth_is_limited(tmp_path: Path) -> None:
+    for i in range(40):
+        _write(tmp_path / f"f{i}.conf", f"include f{i + 1}.conf\n")
+    _write(tmp_path / "f40.conf", "global_defs {\n}\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(tmp_path / "f0.conf")
+    (err,) = ei.value.errors
+    assert err.message == "includes nested deeper than 32"
