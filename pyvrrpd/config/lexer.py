@@ -233,11 +233,16 @@ class Lexer:
             out.append(value)
             origin.extend([m.start()] * len(value))
             pos = m.end()
+            if len(origin) > _MAX_EXPANSION:
+                self._overflow = True
+                break
         out.append(body[pos:])
         origin.extend(range(pos, len(body) + 1))
         return "".join(out), origin
 
     def _lookup(self, m: re.Match[str], base_dir: str, depth: int) -> str | None:
+        if self._overflow:
+            return ""  # already too long: stop the work from multiplying
         env, braced, bare = m.group(1), m.group(2), m.group(3)
         if env is not None:
             return os.environ.get(env, "")
