@@ -158,8 +158,8 @@ class Daemon:
         self._timers = TimerHeap(loop)
         try:
             await self._setup()
-        except HostError as exc:
-            log.error("startup_failed", error=str(exc))
+        except HostError:
+            # The CLI prints the one-line reason; just release what was opened.
             await self._close_io()
             raise
         for sig in (signal.SIGTERM, signal.SIGINT):

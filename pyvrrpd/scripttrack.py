@@ -124,6 +124,12 @@ class ScriptTracker:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        try:
+            await self._run_once()
+        except Exception as exc:  # a bug here must not stop the other checks
+            log.error("script_tracker_error", script=self.script.name, error=repr(exc))
+
+    async def _run_once(self) -> None:
         result = await run_script(
             self.argv,
             self.script.effective_timeout,

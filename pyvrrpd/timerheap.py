@@ -88,9 +88,12 @@ class TimerHeap:
                 del self._current[key]
                 due.append((deadline, key))
             self._prune()
-        for deadline, key in due:
-            cb = self._callbacks.get(key)
-            if cb is not None:
-                # Never hand the core an early timer (design.md): now >= deadline.
-                cb(max(deadline, self._loop.time()))
-        self._rearm()
+        try:
+            for deadline, key in due:
+                cb = self._callbacks.get(key)
+                if cb is not None:
+                    # Never hand the core an early timer (design.md): now >= deadline.
+                    cb(max(deadline, self._loop.time()))
+        finally:
+            # A failing callback must not leave every other deadline unarmed.
+            self._rearm()
