@@ -161,6 +161,27 @@ class Services:
                 self.signal_daemon(host, signal.SIGKILL)
             self.wait_daemon_exit(host, 2.0)
 
+    def daemon_ready(self, host: str) -> bool:
+        """True once the daemon on ``host`` has entered BACKUP or MASTER.
+
+        pyvrrpd: ``pyvrrpd status --json``; keepalived: its "Entering ... STATE" log line.
+        """
+        if not self.daemon_running(host):
+            return False
+        if self.kind == "pyvrrpd":
+            status = self.daemon_status(host)
+            insts = status.get("instances", []) if status else []
+            return any(
+                isinstance(i, dict) and i.get("state") in ("BACKUP", "MASTER") for i in insts
+            )
+        log = self.daemon_log(host)
+        return "Entering BACKUP STATE" in log or "Entering MASTER STATE" in log
+
+    def wait_daemon_ready(self, host: str, timeout: float = 10.0) -> bool:
+        """Wait until :meth:`daemon_ready`; True if it became ready in time."""
+        ok, _ = wait_for(lambda: self.daemon_ready(host), timeout, 0.05)
+        return ok
+
     def daemon_log(self, host: str) -> str:
         """The output of the latest daemon started on ``host``."""
         n = self._starts.get(host, 0)
@@ -199,3 +220,4 @@ class Services:
             self.start_haproxy(lb)
         for lb in LBS:
             self.start_daemon(lb)
+            self.wait_daemon_ready(lb)

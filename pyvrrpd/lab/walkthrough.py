@@ -105,8 +105,13 @@ def step_start_both(svc: Services) -> StepResult:
             svc.start_haproxy(lb)
     probe = Probe(svc.lab, "step1")
     t0 = time.monotonic()
+    # lb1 first and up before lb2, as in the guide (lb2 was started 16 min later):
+    # both are BACKUP and their master-down timers differ by only 39 ms (3.609 s
+    # vs 3.648 s), so two daemons started "at once" race on start-up time.
     for lb in LBS:
         svc.start_daemon(lb)
+        if not svc.wait_daemon_ready(lb):
+            notes.append(f"daemon on {lb} not in BACKUP/MASTER after 10 s")
     ok, took = wait_for(_only(svc, "lb1"), ELECTION_TIMEOUT)
     if not ok:
         notes.append(f"VIP not on lb1 alone after {ELECTION_TIMEOUT:.0f} s")
@@ -236,7 +241,8 @@ def format_step(r: StepResult) -> str:
         timing = f"outage {r.outage_s:5.2f} s      "
     client = f"client OK ({', '.join(r.backends)})" if r.client_ok else "client NOT answered"
     mark = "" if r.ok else f"   <-- expected VIP on {r.expected}"
-    line = f"step {r.number}  {r.name:32s} VIP: {vip:8s} {timing}   {client}{mark}"
+    states = ", ".join(f"{lb} {st}" for lb, st in r.states.items())
+    line = f"step {r.number}  {r.name:32s} VIP: {vip:8s} {timing}   {client}   [{states}]{mark}"
     for note in r.notes:
         line += f"\n        ! {note}"
     return line
