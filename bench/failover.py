@@ -1,0 +1,154 @@
+"""Failover benchmark: pyvrrpd against the real keepalived in the same guide lab, same run.
+
+Run as root from the repository (after scripts/setup.sh --test):
+
+    .venv/bin/python -m bench.failover [--rounds N]
+
+For each daemon and round it builds the guide lab (real HAProxy, the guide's
+configs and check script), elects lb1, then measures:
+
+- haproxy-death: HAProxy stopped on the master; the guide's check script
+  (interval 2 s) runs `killall keepalived`; time until the backup has the VIP
+  and the client's longest outage. Dominated by the check interval.
+- sigterm: SIGTERM to the master's daemon; priority-0 hand-over, theory
+  Skew_Time of the backup (0.65 s at priority 90).
+- sigkill: SIGKILL to the new master (lb2); the old primary (priority 100)
+  waits Master_Down_Interval, theory at most 3.61 s after the last advert.
+- idle RSS (MiB) and CPU (% of one core over 10 s) of the master's daemon
+  processes.
+
+Prints medians per daemon and the ratio pyvrrpd / keepalived (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import psutil
+
+from pyvrrpd.lab.netns import Lab, cleanup_stale
+from pyvrrpd.lab.services import DaemonKind, Services, daemon_missing
+from pyvrrpd.lab.walkthrough import measure_takeover, step_start_both, step_stop_lb1
+
+Metrics = dict[str, list[float]]
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _resources(svc: Services, host: str, seconds: float = 10.0) -> tuple[float, float]:
+    procs = [psutil.Process(p) for p in svc.daemon_pids(host)]
+    for p in procs:
+        p.cpu_percent(None)
+    time.sleep(seconds)
+    cpu = sum(p.cpu_percent(None) for p in procs)
+    rss = sum(p.memory_info().rss for p in procs) / 2**20
+    return rss, cpu
+
+
+def one_round(kind: DaemonKind, out: Metrics) -> None:
+    lab = Lab()
+    try:
+        lab.build()
+        svc = Services(lab, kind)
+        svc.start_backends()
+        first = step_start_both(svc)
+        if first.holders != ("lb1",):
+            raise RuntimeError(f"{kind}: election failed: {first.holders}")
+        rss, cpu = _resources(svc, "lb1")
+        out["idle_rss_mib"].append(rss)
+        out["idle_cpu_pct"].append(cpu)
+
+        death = step_stop_lb1(svc)
+        if death.vip_after_s is not None:
+            out["haproxy_death_vip_s"].append(death.vip_after_s)
+        out["haproxy_death_outage_s"].append(death.outage_s)
+
+        # Back to a known pair: lb2 master, lb1 restarted as backup.
+        svc.start_haproxy("lb1")
+        svc.start_daemon("lb1")
+        _wait(lambda: svc.vrrp_state("lb1") == "BACKUP", 8.0)
+        time.sleep(1.5)
+        term = measure_takeover(svc, "lb2", signal.SIGTERM)
+        if term.seconds is not None:
+            out["sigterm_takeover_s"].append(term.seconds)
+        out["sigterm_outage_s"].append(term.outage_s)
+
+        svc.start_daemon("lb2")
+        _wait(lambda: svc.vrrp_state("lb2") == "BACKUP", 8.0)
+        time.sleep(1.5)
+        kill = measure_takeover(svc, "lb1", signal.SIGKILL)
+        if kill.seconds is not None:
+            out["sigkill_takeover_s"].append(kill.seconds)
+        out["sigkill_outage_s"].append(kill.outage_s)
+    finally:
+        lab.close()
+
+
+ROWS = (
+    ("haproxy_death_vip_s", "HAProxy dies -> backup has VIP (s)"),
+    ("haproxy_death_outage_s", "  client outage (s)"),
+    ("sigterm_takeover_s", "SIGTERM master -> backup has VIP (s)"),
+    ("sigterm_outage_s", "  client outage (s)"),
+    ("sigkill_takeover_s", "SIGKILL master -> backup has VIP (s)"),
+    ("sigkill_outage_s", "  client outage (s)"),
+    ("idle_rss_mib", "master daemon RSS (MiB)"),
+    ("idle_cpu_pct", "master daemon CPU idle (% core)"),
+)
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    return f"{med:7.3f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    kinds: list[DaemonKind] = ["pyvrrpd", "keepalived"]
+    for kind in kinds:
+        why = daemon_missing(kind)
+        if why:
+            print(f"bench: {why}", file=sys.stderr)
+            return 2
+    with contextlib.suppress(Exception):
+        cleanup_stale()
+    results: dict[str, Metrics] = {}
+    for kind in kinds:
+        metrics: Metrics = {key: [] for key, _ in ROWS}
+        for i in range(args.rounds):
+            print(f"{kind}: round {i + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            one_round(kind, metrics)
+        results[kind] = metrics
+    print(f"\nguide lab, {args.rounds} rounds each; median [min-max]; ratio = pyvrrpd / keepalived")
+    print(f"{'metric':40s} {'pyvrrpd':>22s} {'keepalived':>22s} {'ratio':>7s}")
+    for key, label in ROWS:
+        py, ka = results["pyvrrpd"][key], results["keepalived"][key]
+        ratio = "-"
+        if py and ka and statistics.median(ka) > 0:
+            ratio = f"{statistics.median(py) / statistics.median(ka):.2f}"
+        print(f"{label:40s} {_fmt(py):>22s} {_fmt(ka):>22s} {ratio:>7s}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
