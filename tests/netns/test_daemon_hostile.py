@@ -98,5 +98,8 @@ def test_hostile_packets_are_dropped_and_counted(pair: Pair) -> None:
             assert stats[reason] - before[host][reason] >= expected, (host, reason, stats)  # type: ignore[index]
         assert "Traceback" not in pair.log(host)
     assert pair.status("lb1")["state"] == "MASTER"
-    assert pair.status("lb1")["stats"]["release_master"] == 0  # type: ignore[index]
-    assert pair.status("lb2")["stats"]["become_master"] == 0  # type: ignore[index]
+    # No transition since the injection started (lb2 may have been master for a
+    # moment at start-up if it won the race to its first timer).
+    after = {h: pair.status(h)["stats"] for h in ("lb1", "lb2")}
+    assert after["lb1"]["release_master"] == before["lb1"]["release_master"]  # type: ignore[index]
+    assert after["lb2"]["become_master"] == before["lb2"]["become_master"]  # type: ignore[index]
