@@ -63,5 +63,12 @@ fi
 extras=""
 [ "$want_test" = 1 ] && extras="[test]"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "setup: pip install failed" >&2
+    exit 1
+fi
+rm -f "$log"
 echo "setup: ready ($(.venv/bin/python --version), pyvrrpd in .venv)"
