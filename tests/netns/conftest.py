@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from pyvrrpd.lab.netns import Lab, cleanup_stale, missing_tools
 from pyvrrpd.lab.services import DaemonKind, Services, daemon_missing
+from tests.netns._pair import Pair, pair_lan
 
 LAB_TOOLS = ("haproxy", "ip", "unshare", "nsenter", "killall", "ps", "mount")
 
@@ -79,3 +81,16 @@ def lab_services(guide_lab: Lab) -> Callable[[DaemonKind], Services]:
         return Services(guide_lab, kind)
 
     return make
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    """lb1, lb2 and an injector on a bridge (tests/netns/_pair.py); logs printed after."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    with pair_lan(tmp_path) as p:
+        try:
+            yield p
+        finally:
+            for host in ("lb1", "lb2"):
+                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
 from pyvrrpd.wire.arp import parse_arp
 from tests.netns._nshelp import in_netns
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import Pair, wait_for
 
 pytestmark = pytest.mark.netns
 
 VIP = IPv4Address("192.0.2.10")
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path) as p:
-        yield p
 
 
 def test_garp_bursts_on_becoming_master(pair: Pair) -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
 from pyvrrpd.wire.ipv4 import build_ipv4
 from pyvrrpd.wire.vrrp import VRRP_GROUP, AuthType, encode_advert
 from tests.netns._nshelp import in_netns
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import Pair, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -63,18 +61,6 @@ def send_raw(ns: str, datagrams: list[bytes]) -> None:
             s.sendto(d, (str(VRRP_GROUP), 0))
     finally:
         s.close()
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-2000:]}")
 
 
 def test_hostile_packets_are_dropped_and_counted(pair: Pair) -> None:

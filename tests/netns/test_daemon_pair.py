@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import Pair, wait_for
 
 pytestmark = pytest.mark.netns
 
 # RFC 3768 6.1 for the backup at priority 90: Skew_Time 0.648 s, Master_Down_Interval 3.648 s.
 SKEW_90 = (256 - 90) / 256
 MDI_90 = 3 + SKEW_90
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")
 
 
 def elect(pair: Pair) -> None:
