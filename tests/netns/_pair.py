@@ -90,6 +90,17 @@ class Pair:
         self.procs[host] = proc
         return proc
 
+    def start_keepalived(self, host: str, prio: int, extra: str = "") -> subprocess.Popen[bytes]:
+        """The real keepalived (Debian package) as a peer, pid files kept in our workdir."""
+        conf = self.conf(host, prio, extra)
+        log = open(self.workdir / f"{host}.log", "ab")  # noqa: SIM115
+        cmd = ["ip", "netns", "exec", self.ns(host), "/usr/sbin/keepalived", "-n", "-l", "-D"]
+        cmd += ["-P", "-f", str(conf), "-p", str(self.workdir / f"{host}-ka.pid")]
+        cmd += ["-r", str(self.workdir / f"{host}-ka-vrrp.pid")]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[host] = proc
+        return proc
+
     def status(self, host: str) -> dict[str, object]:
         out = subprocess.run(
             [
@@ -164,6 +175,11 @@ def pair_lan(tmp: Path) -> Iterator[Pair]:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
         for ns in reversed(made):
+            # Children our daemons forked (keepalived's VRRP child, scripts) live
+            # only in our private namespaces: end them too.
+            for pid in ip("netns", "pids", ns, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             ip("netns", "del", ns, check=False)
         leftovers = [n for n in made if os.path.exists(f"/run/netns/{n}")]
         assert not leftovers, f"namespaces survived teardown: {leftovers}"
