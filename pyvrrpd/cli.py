@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pyvrrpd import __version__
@@ -51,34 +52,52 @@ def _load(path: str) -> Config | None:
     return cfg
 
 
+def preflight(config_path: str) -> tuple[Config | None, int]:
+    """Load and vet a config for running: (config, 0) or (None, exit code)."""
+    cfg = _load(config_path)
+    if cfg is None:
+        return None, EXIT_CONFIG
+    if not cfg.instances:
+        _err(f"{config_path}: no vrrp_instance configured; nothing to do")
+        return None, EXIT_CONFIG
+    if os.geteuid() != 0:
+        _err("must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)")
+        return None, EXIT_NO_PERMISSION
+    return cfg, EXIT_OK
+
+
 def run_daemon(
     config_path: str,
     *,
     control_socket: str | None,
-    pid_file: str | None,
+    pid_files: Sequence[str] = (),
     log_json: bool | None = None,
     log_level: str = "info",
     syslog: bool = False,
+    release_on_stop: bool = True,
+    config: Config | None = None,
 ) -> int:
-    """Load the config and run the daemon in the foreground; returns an exit code."""
+    """Run the daemon in the foreground (loading the config unless given); an exit code."""
     from pyvrrpd import logsetup
     from pyvrrpd.daemon import Daemon
 
     logsetup.configure(json=log_json, level=log_level, syslog=syslog)
-    cfg = _load(config_path)
-    if cfg is None:
-        return EXIT_CONFIG
-    if not cfg.instances:
-        _err(f"{config_path}: no vrrp_instance configured; nothing to do")
-        return EXIT_CONFIG
-    if os.geteuid() != 0:
-        _err("must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)")
-        return EXIT_NO_PERMISSION
-    daemon = Daemon(cfg, control_socket=control_socket, pid_file=pid_file)
+    if config is None:
+        config, rc = preflight(config_path)
+        if config is None:
+            return rc
+    daemon = Daemon(
+        config,
+        control_socket=control_socket,
+        pid_files=pid_files,
+        release_on_stop=release_on_stop,
+    )
     try:
         return asyncio.run(daemon.run())
     except HostError as exc:
         _err(str(exc))
+        if syslog:  # daemonised: stderr may be /dev/null
+            logsetup.get_logger().error("startup_failed", error=str(exc))
         return EXIT_FATAL
     except KeyboardInterrupt:
         return EXIT_OK
@@ -88,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(
         args.file,
         control_socket=args.control_socket,
-        pid_file=args.pid_file,
+        pid_files=[args.pid_file] if args.pid_file else [],
         log_json=True
         if args.log_format == "json"
         else False

@@ -14,7 +14,7 @@ import os
 import sys
 
 from pyvrrpd import __version__
-from pyvrrpd.cli import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, run_daemon
+from pyvrrpd.cli import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, preflight, run_daemon
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.control import DEFAULT_SOCKET
 
@@ -106,6 +106,10 @@ def keepalived_entry(argv: list[str]) -> int:
         return EXIT_OK
     if args.config_test is not None:
         return config_test(args.use_file, args.config_test)
+    # Validate before forking: a daemonised child's errors would go nowhere.
+    cfg, rc = preflight(args.use_file)
+    if cfg is None:
+        return rc
     # `killall keepalived` matches comm; `pidof keepalived` matches argv[0].
     with contextlib.suppress(HostError):
         set_process_name("keepalived")
@@ -113,27 +117,13 @@ def keepalived_entry(argv: list[str]) -> int:
     if not args.dont_fork:
         _daemonise()
     console = args.log_console or (args.dont_fork and args.no_syslog)
-    pid_files = [p for p in (args.pid, args.vrrp_pid) if p]
-    for extra in pid_files[1:]:
-        _write(extra)
-    try:
-        return run_daemon(
-            args.use_file,
-            control_socket=args.control_socket,
-            pid_file=pid_files[0] if pid_files else None,
-            log_level="debug" if args.log_detail and os.environ.get("PYVRRPD_DEBUG") else "info",
-            syslog=not console,
-        )
-    finally:
-        for extra in pid_files[1:]:
-            with contextlib.suppress(OSError):
-                os.unlink(extra)
-
-
-def _write(path: str) -> None:
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "w", encoding="ascii") as fh:
-            fh.write(f"{os.getpid()}\n")
-    except OSError:
-        pass
+    return run_daemon(
+        args.use_file,
+        config=cfg,
+        control_socket=args.control_socket,
+        pid_files=[p for p in (args.pid, args.vrrp_pid) if p],
+        # -D (detailed logging) is what pyvrrpd's info level already gives.
+        log_level="info",
+        syslog=not console,
+        release_on_stop=not args.dont_release_vrrp,
+    )

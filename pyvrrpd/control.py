@@ -47,11 +47,12 @@ class ControlServer:
         os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
+        if self._server is None:
+            return  # never started: the path may be another daemon's socket
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await self._server.wait_closed()
+        self._server = None
         with contextlib.suppress(OSError):
             os.unlink(self.path)
 
@@ -60,7 +61,10 @@ class ControlServer:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
             command = line.decode("utf-8", "replace").strip() or "status"
             if command == "status":
-                reply: dict[str, Any] = self._status()
+                try:
+                    reply: dict[str, Any] = self._status()
+                except Exception as exc:  # a bug must not look like a dead daemon
+                    reply = {"error": f"status failed: {exc!r}"}
             else:
                 reply = {"error": f"unknown command {command!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")

@@ -10,7 +10,6 @@ netlink and subprocesses in `pyvrrpd.io`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import Any
 import structlog
 
 from pyvrrpd import __version__
-from pyvrrpd.config.model import Config, VrrpInstance
+from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
 from pyvrrpd.control import ControlServer
 from pyvrrpd.core.actions import (
     Action,
@@ -53,6 +52,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
+from pyvrrpd.pidfile import PidFiles
 from pyvrrpd.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.timerheap import TimerHeap
 from pyvrrpd.wire.check import peek_vrid
@@ -91,6 +91,7 @@ def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
         garp_master_refresh=inst.garp_master_refresh,
         garp_master_refresh_repeat=inst.garp_master_refresh_repeat,
         garp_lower_prio_repeat=inst.garp_master_repeat,
+        skip_check_adv_addr=inst.skip_check_adv_addr,
     )
 
 
@@ -122,6 +123,14 @@ class Instance:
     def name(self) -> str:
         return self.cfg.name
 
+    @property
+    def addresses(self) -> tuple[VirtualIP, ...]:
+        """Everything installed as master: advertised VIPs, then excluded ones."""
+        return self.cfg.virtual_ipaddress + self.cfg.virtual_ipaddress_excluded
+
+    def dev(self, vip: VirtualIP) -> str:
+        return vip.dev or self.cfg.interface
+
 
 class Daemon:
     """Runs every configured instance until asked to stop."""
@@ -131,13 +140,17 @@ class Daemon:
         config: Config,
         *,
         control_socket: str | None = None,
-        pid_file: str | None = None,
+        pid_files: Sequence[str] = (),
+        release_on_stop: bool = True,
     ) -> None:
         self.config = config
         self.control_path = control_socket
-        self.pid_file = pid_file
+        self.pid_files = PidFiles(list(pid_files))
+        # keepalived -V: leave VIPs in place (and send no priority 0) on stop.
+        self.release_on_stop = release_on_stop
         self.instances: list[Instance] = []
         self.interfaces: dict[str, Interface] = {}
+        self.garp_senders: dict[str, GarpSender] = {}
         self.scripts: dict[str, ScriptTracker] = {}
         self.disabled_scripts: dict[str, str] = {}
         self.started_at = time.time()
@@ -189,6 +202,7 @@ class Daemon:
         log.warning("reload_not_supported", detail="SIGHUP ignored; restart to apply changes")
 
     async def _setup(self) -> None:
+        self.pid_files.acquire()
         self._netlink = await Netlink.open()
         for inst_cfg in self.config.instances:
             iface = await self._interface(inst_cfg.interface)
@@ -198,20 +212,31 @@ class Daemon:
             self.instances.append(inst)
             assert self._timers is not None
             self._timers.register(("vr", inst.name), functools.partial(self._timer_due, inst))
+        await self._setup_garp_devices()
         self._setup_scripts()
         self._monitor = await LinkMonitor.open()
         self._spawn(self._watch_links())
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status)
             await self._control.start()
-        if self.pid_file:
-            _write_pid(self.pid_file)
+
+    async def _setup_garp_devices(self) -> None:
+        """GARP goes out on each VIP's own device (`dev` may differ from `interface`)."""
+        assert self._netlink is not None
+        for name, iface in self.interfaces.items():
+            self.garp_senders[name] = iface.garp
+        for inst in self.instances:
+            for vip in inst.addresses:
+                dev = inst.dev(vip)
+                if dev not in self.garp_senders:
+                    link = await self._netlink.link(dev)
+                    self.garp_senders[dev] = GarpSender.open(dev, link.mac)
 
     async def _interface(self, ifname: str) -> Interface:
         if ifname in self.interfaces:
             return self.interfaces[ifname]
         assert self._netlink is not None and self._loop is not None
-        link = await self._netlink.link(ifname)
+        link = await self._netlink.link(ifname, self._vip_addresses(ifname))
         if link.primary_ip is None:
             raise HostError(f"interface '{ifname}' has no IPv4 address to send adverts from")
         sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
@@ -259,7 +284,9 @@ class Daemon:
         for tracker in self.scripts.values():
             tracker.stop()
         now = self._loop.time()
-        for inst in self.instances:
+        if not self.release_on_stop:
+            log.info("leaving_vips", detail="-V/--dont-release-vrrp: VIPs stay, no priority 0")
+        for inst in self.instances if self.release_on_stop else ():
             self._feed(inst, ShutdownRequested(), now)
         # Let the priority-0 adverts and VIP removals be carried out (bounded:
         # keepalived exits about a second after SIGTERM).
@@ -278,14 +305,13 @@ class Daemon:
             self._monitor.close()
         for iface in self.interfaces.values():
             iface.sock.close()
-            iface.garp.close()
+        for garp in self.garp_senders.values():
+            garp.close()
         if self._netlink is not None:
             self._netlink.close()
         if self._timers is not None:
             self._timers.close()
-        if self.pid_file:
-            with contextlib.suppress(OSError):
-                os.unlink(self.pid_file)
+        self.pid_files.release()
 
     # ---------------------------------------------------------------- events
 
@@ -309,34 +335,83 @@ class Daemon:
                 self._feed(inst, TrackerChanged(name, ok), now)
 
     async def _watch_links(self) -> None:
-        assert self._monitor is not None and self._netlink is not None
-        async for ev in self._monitor:
-            await self._link_event(ev)
+        """Feed link and address changes in; reopen the monitor if it fails."""
+        while True:
+            assert self._monitor is not None
+            try:
+                async for ev in self._monitor:
+                    await self._link_event(ev)
+                return  # closed at shutdown
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Without this watcher an interface going down would go
+                # unnoticed: log loudly, resync from scratch, carry on.
+                log.error("link_monitor_failed", error=str(exc))
+                self._monitor.close()
+                await asyncio.sleep(1.0)
+                try:
+                    self._monitor = await LinkMonitor.open()
+                except HostError as again:
+                    log.error("link_monitor_reopen_failed", error=str(again))
+                    continue
+                for name in list(self.interfaces):
+                    await self._relink(name)
 
     async def _link_event(self, ev: LinkEvent) -> None:
-        assert self._netlink is not None and self._loop is not None
         iface = self.interfaces.get(ev.ifname)
         if iface is None:
             return
-        if ev.kind == "addr_add" or (ev.kind == "addr_del" and ev.address != iface.link.primary_ip):
-            if ev.kind == "addr_del" and ev.address is not None:
+        if ev.kind != "link" and ev.address is not None and self._is_vip(iface, ev.address):
+            if ev.kind == "addr_del":
                 self._readd_if_lost(iface, ev.address)
             return
+        await self._relink(ev.ifname)
+
+    def _vip_addresses(self, ifname: str) -> frozenset[IPv4Address]:
+        """Every address we may install on `ifname` (never its primary address)."""
+        return frozenset(
+            v.address
+            for inst in self.config.instances
+            for v in inst.virtual_ipaddress + inst.virtual_ipaddress_excluded
+            if (v.dev or inst.interface) == ifname
+        )
+
+    def _is_vip(self, iface: Interface, address: IPv4Address) -> bool:
+        return any(v.address == address for i in iface.by_vrid.values() for v in i.addresses)
+
+    async def _relink(self, ifname: str) -> None:
+        """Re-read an interface after a change and tell its instances."""
+        assert self._netlink is not None and self._loop is not None
+        iface = self.interfaces[ifname]
         try:
-            link = await self._netlink.link(ev.ifname)
+            link = await self._netlink.link(ifname, self._vip_addresses(ifname))
         except HostError as exc:
-            log.error("interface_lost", interface=ev.ifname, error=str(exc))
+            log.error("interface_lost", interface=ifname, error=str(exc))
             for inst in iface.by_vrid.values():
                 self._feed(inst, LinkChanged(False, None), self._loop.time())
             return
+        old_primary = iface.link.primary_ip
         iface.link = link
+        if link.primary_ip is not None and link.primary_ip != old_primary:
+            # Adverts must leave from the primary address (RFC 3768 5.2.1):
+            # rebind the send side to the new one.
+            try:
+                sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
+            except HostError as exc:
+                log.error("vrrp_socket_reopen_failed", interface=ifname, error=str(exc))
+            else:
+                iface.sock.close()
+                iface.sock = sock
+                sock.attach(self._loop, functools.partial(self._on_datagram, iface))
+                log.info("primary_address_changed", interface=ifname, address=str(link.primary_ip))
         for inst in iface.by_vrid.values():
             self._feed(inst, LinkChanged(link.up, link.primary_ip), self._loop.time())
 
     def _readd_if_lost(self, iface: Interface, address: IPv4Address) -> None:
         for inst in iface.by_vrid.values():
             if inst.router.state is State.MASTER and any(
-                v.address == address for v in inst.cfg.virtual_ipaddress
+                v.address == address for v in inst.addresses
             ):
                 # Someone removed a VIP we own: put it back (keepalived instead
                 # resigns; re-adding keeps the service up without a flap).
@@ -385,41 +460,44 @@ class Daemon:
                 log.info("sent_priority_0", instance=inst.name)
         elif isinstance(action, AddVips):
             added = []
-            for vip in inst.cfg.virtual_ipaddress:
-                dev = vip.dev or inst.cfg.interface
-                if await self._netlink.add_address(
-                    dev,
-                    vip.address,
-                    vip.prefixlen,
-                    broadcast=vip.broadcast,
-                    scope=vip.scope,
-                    label=vip.label,
-                ):
-                    added.append(str(vip))
+            for vip in inst.addresses:
+                try:
+                    if await self._netlink.add_address(
+                        inst.dev(vip),
+                        vip.address,
+                        vip.prefixlen,
+                        broadcast=vip.broadcast,
+                        scope=vip.scope,
+                        label=vip.label,
+                    ):
+                        added.append(str(vip))
+                except HostError as exc:
+                    # One bad address must not cost the others (keep going).
+                    log.error("vip_add_failed", instance=inst.name, vip=str(vip), error=str(exc))
             inst.vips_installed = True
             log.info(
-                "vips_set",
-                instance=inst.name,
-                vips=[str(v) for v in inst.cfg.virtual_ipaddress],
-                added=added,
+                "vips_set", instance=inst.name, vips=[str(v) for v in inst.addresses], added=added
             )
         elif isinstance(action, RemoveVips):
             removed = []
-            for vip in inst.cfg.virtual_ipaddress:
-                dev = vip.dev or inst.cfg.interface
-                if await self._netlink.remove_address(dev, vip.address, vip.prefixlen):
-                    removed.append(str(vip))
+            for vip in inst.addresses:
+                try:
+                    if await self._netlink.remove_address(
+                        inst.dev(vip), vip.address, vip.prefixlen
+                    ):
+                        removed.append(str(vip))
+                except HostError as exc:
+                    log.error("vip_remove_failed", instance=inst.name, vip=str(vip), error=str(exc))
             inst.vips_installed = False
             if removed:
                 log.info("vips_removed", instance=inst.name, vips=removed)
         elif isinstance(action, SendGarp):
-            ips = [
-                v.address
-                for v in inst.cfg.virtual_ipaddress
-                if (v.dev or inst.cfg.interface) == inst.cfg.interface
-            ]
-            sent = inst.iface.garp.send(ips, action.repeat)
-            log.debug("garp_sent", instance=inst.name, frames=sent)
+            by_dev: dict[str, list[IPv4Address]] = {}
+            for vip in inst.addresses:
+                by_dev.setdefault(inst.dev(vip), []).append(vip.address)
+            for dev, ips in by_dev.items():
+                sent = self.garp_senders[dev].send(ips, action.repeat)
+                log.debug("garp_sent", instance=inst.name, interface=dev, frames=sent)
 
     def _advert(self, inst: Instance, priority: int) -> bytes:
         payload = inst.adverts.get(priority)
@@ -483,6 +561,7 @@ class Daemon:
             d = st.as_dict()
             d["interface"] = inst.cfg.interface
             d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
+            d["excluded_vips"] = [str(v) for v in inst.cfg.virtual_ipaddress_excluded]
             d["trackers"] = [
                 {
                     "name": spec.name,
@@ -518,11 +597,3 @@ def _replace_trackers(cfg: RouterConfig, trackers: tuple[TrackerSpec, ...]) -> R
     from dataclasses import replace
 
     return replace(cfg, trackers=trackers)
-
-
-def _write_pid(path: str) -> None:
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="ascii") as fh:
-        fh.write(f"{os.getpid()}\n")

@@ -49,3 +49,8 @@ def configure(*, json: bool | None = None, level: str = "info", syslog: bool = F
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def get_logger() -> Any:
+    """The daemon's logger (for the few places outside the daemon that log)."""
+    return structlog.get_logger("pyvrrpd")

@@ -10,6 +10,7 @@ executable, secure, runnable as its user). Running the process is
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import pwd
 from collections.abc import Callable
@@ -34,12 +35,20 @@ class ScriptIdentity:
 
     @property
     def is_root(self) -> bool:
+        """Runs with uid 0 or gid 0: keepalived's script security applies."""
         if self.user is None:
-            return os.geteuid() == 0
+            return os.geteuid() == 0 or (self.group is None and os.getegid() == 0)
         try:
-            return pwd.getpwnam(self.user).pw_uid == 0
+            pw = pwd.getpwnam(self.user)
         except KeyError:
             return False
+        gid = pw.pw_gid
+        if self.group is not None:
+            try:
+                gid = int(self.group) if self.group.isdigit() else grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                return pw.pw_uid == 0
+        return pw.pw_uid == 0 or gid == 0
 
 
 def script_identity(script: VrrpScript, gdefs: GlobalDefs) -> tuple[ScriptIdentity | None, str]:

@@ -91,9 +91,15 @@ class TimerHeap:
         try:
             for deadline, key in due:
                 cb = self._callbacks.get(key)
-                if cb is not None:
+                if cb is None:
+                    continue
+                try:
                     # Never hand the core an early timer (design.md): now >= deadline.
                     cb(max(deadline, self._loop.time()))
+                except Exception as exc:
+                    # One key's failure must not cost the others their timers.
+                    self._loop.call_exception_handler(
+                        {"message": f"timer callback for {key!r} failed", "exception": exc}
+                    )
         finally:
-            # A failing callback must not leave every other deadline unarmed.
             self._rearm()

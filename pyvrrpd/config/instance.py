@@ -167,14 +167,18 @@ def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -
     while (s := inner.next()) is not None:
         kw = s.keyword
         if kw.text == "auth_type":
-            tok = need_arg(rep, s, 1, "PASS or AH")
+            tok = need_arg(rep, s, 1, "PASS")
             if tok is None:
                 continue
             extra_args(rep, s, 1)
-            if tok.text in ("PASS", "AH"):
+            if tok.text == "PASS":
                 d.auth_type, d.auth_type_tok = tok.text, tok
+            elif tok.text == "AH":
+                # Sending type 2 without the IPsec AH header would make
+                # keepalived peers drop our adverts: two masters. Refuse.
+                rep.error(tok, "auth_type AH is not supported by pyvrrpd; use PASS or none")
             else:
-                rep.error(tok, f"auth_type must be PASS or AH, got '{tok.text}'")
+                rep.error(tok, f"auth_type must be PASS, got '{tok.text}'")
         elif kw.text == "auth_pass":
             tok = need_arg(rep, s, 1, "a password of up to 8 characters")
             if tok is None:

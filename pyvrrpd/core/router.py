@@ -86,6 +86,7 @@ class RouterConfig:
     garp_master_refresh_repeat: int = 1
     garp_lower_prio_repeat: int = 5
     lower_prio_no_advert: bool = False
+    skip_check_adv_addr: bool = False  # no VIP-list check for adverts from the known master
 
 
 @dataclass(slots=True)
@@ -250,7 +251,8 @@ class VirtualRouter:
             return
         self.stats["advert_rcvd"] += 1
         advert = result.advert
-        if not result.addr_list_ok:
+        same_master = self.state is State.BACKUP and result.src == self.master_ip
+        if not result.addr_list_ok and not (self.config.skip_check_adv_addr and same_master):
             # keepalived 2.3.3+ accepts and warns; 2.2.x dropped, which made a
             # backup with a different VIP list a second master (#1515, #2444).
             self.stats["addr_list_err"] += 1
@@ -335,11 +337,9 @@ class VirtualRouter:
         if higher:
             out.append(RemoveVips())
             self.stats["release_master"] += 1
-            self._advert_deadline = None
-            self._garp_deadline = None
+            self._clear_timers()
+            self._enter_backup(now, out, f"higher priority advert from {src}")
             self.master_ip, self.master_priority = src, advert.priority
-            self._goto(State.BACKUP, now, out, f"higher priority advert from {src}")
-            self._down_deadline = now + self.master_down_interval
             out.append(MasterSeen(src, advert.priority))
             return
         # Lower priority (or equal with a lower address): RFC 9568 asserts
@@ -404,6 +404,7 @@ class VirtualRouter:
         if self.config.garp_master_repeat > 0:
             out.append(SendGarp(self.config.garp_master_repeat))
         self._down_deadline = None
+        self._preempt_until = None
         self._advert_deadline = now + self.config.advert_int
         self._garp_is_refresh = False
         self._garp_deadline = None

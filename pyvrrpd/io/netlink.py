@@ -213,8 +213,12 @@ class Netlink:
         except Exception as exc:
             raise _wrap(exc, what) from exc
 
-    async def link(self, ifname: str) -> LinkInfo:
-        """Current facts about ``ifname``; HostError if it does not exist."""
+    async def link(self, ifname: str, exclude: frozenset[IPv4Address] = frozenset()) -> LinkInfo:
+        """Current facts about ``ifname``; HostError if it does not exist.
+
+        Addresses in ``exclude`` (our own VIPs: a /32 VIP is a primary address
+        to the kernel) are never reported as the primary address.
+        """
         msg = await self._link_msg(ifname)
         index = int(msg["index"])
         addresses: list[IPv4Interface] = []
@@ -224,7 +228,11 @@ class Netlink:
             if addr is None:
                 continue
             addresses.append(IPv4Interface(f"{addr}/{int(amsg['prefixlen'])}"))
-            if primary is None and not int(amsg["flags"]) & _IFA_F_SECONDARY:
+            if (
+                primary is None
+                and not int(amsg["flags"]) & _IFA_F_SECONDARY
+                and addr not in exclude
+            ):
                 primary = addr
         return LinkInfo(
             name=str(msg.get("IFLA_IFNAME") or ifname),

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import pwd
 import signal
 import stat
 import subprocess
@@ -102,8 +103,13 @@ async def _spawn(
     kwargs: dict[str, object] = {}
     if user is not None:
         kwargs["user"] = user
+        if group is None:
+            # subprocess's user= changes only the uid; without this the
+            # script would keep gid 0. Use the user's primary group, as
+            # keepalived does (setgid before setuid).
+            group = str(pwd.getpwnam(user).pw_gid)
     if group is not None:
-        kwargs["group"] = group
+        kwargs["group"] = int(group) if group.isdigit() else group
     if (user is not None or group is not None) and os.geteuid() == 0:
         # Drop root's supplementary groups too (keepalived only keeps them
         # with set_supplementary_groups, which pyvrrpd does not support).
@@ -176,7 +182,11 @@ async def run_script(
         await asyncio.wait_for(proc.wait(), timeout)
     except TimeoutError:
         timed_out = True
-        await _terminate_group(proc)
+        try:
+            await _terminate_group(proc)
+        except asyncio.CancelledError:
+            _killpg(proc.pid, signal.SIGKILL)
+            raise
     except asyncio.CancelledError:
         _killpg(proc.pid, signal.SIGKILL)
         raise

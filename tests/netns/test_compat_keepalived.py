@@ -49,7 +49,8 @@ def test_pidof_and_killall_find_the_compat_daemon(tmp_path: Path) -> None:
         # A private pid namespace: pidof/killall see only this host's processes.
         script = textwrap.dedent(
             f"""
-            {compat} -n -l -f {conf} --control-socket {tmp_path}/k.sock >{tmp_path}/k.log 2>&1 &
+            {compat} -n -l -f {conf} -p {tmp_path}/k.pid -r {tmp_path}/kv.pid \\
+                --control-socket {tmp_path}/k.sock >{tmp_path}/k.log 2>&1 &
             for i in $(seq 100); do pidof keepalived >/dev/null && break; sleep 0.05; done
             echo "pidof=$(pidof keepalived)"
             echo "comm=$(cat /proc/$!/comm)"

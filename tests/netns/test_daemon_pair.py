@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.netns._pair import Pair, wait_for
+from tests.netns._pair import Pair, ip, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -71,3 +71,23 @@ def test_nopreempt_keeps_the_current_master(pair: Pair) -> None:
     # Well past a master-down interval, the VIP has not moved.
     assert wait_for(lambda: pair.holders() != ["lb2"], timeout=5.0) is None
     assert pair.status("lb1")["master"] == {"address": "192.0.2.12", "priority": 90}
+
+
+def test_primary_address_loss_is_fault_and_return_recovers(pair: Pair) -> None:
+    excluded = "  virtual_ipaddress_excluded {\n    192.0.2.20/32\n  }"
+    pair.start("lb1", 100, extra=excluded)
+    assert wait_for(lambda: pair.holders() == ["lb1"], timeout=6.0) is not None
+    ns = pair.ns("lb1")
+
+    def addrs() -> str:
+        return ip("-n", ns, "-4", "-o", "addr", "show", "dev", "eth0").stdout
+
+    assert " 192.0.2.20/32" in addrs()  # excluded VIPs are installed, not advertised
+    ip("-n", ns, "addr", "del", "192.0.2.11/24", "dev", "eth0")
+    assert wait_for(lambda: pair.state("lb1") == "FAULT", timeout=3.0) is not None
+    assert not pair.has_vip("lb1") and " 192.0.2.20/32" not in addrs()
+    st = pair.status("lb1")
+    assert st["fault_reasons"] == ["no IPv4 address on interface"]
+    ip("-n", ns, "addr", "add", "192.0.2.11/24", "dev", "eth0")
+    assert wait_for(lambda: pair.state("lb1") == "BACKUP", timeout=3.0) is not None
+    assert wait_for(lambda: pair.holders() == ["lb1"], timeout=6.0) is not None

@@ -45,7 +45,7 @@ def test_all_errors_are_reported_at_once() -> None:
         (11, 12, "priority must be an integer 1..255, got '0'"),
         (12, 14, "advert_int must be an integer 1..255 (seconds; VRRPv2), got 'fast'"),
         (13, 17, "preempt_delay must be a number 0..1000 (seconds), got '1001'"),
-        (15, 15, "auth_type must be PASS or AH, got 'MD5'"),
+        (15, 15, "auth_type must be PASS, got 'MD5'"),
         (18, 5, "virtual_ipaddress: '192.0.2.300' is not an IPv4 address[/prefix]"),
         (19, 5, "virtual_ipaddress: prefix length must be an integer 0..32, got '33'"),
     ]

@@ -196,3 +196,17 @@ def test_vrrp_script_values() -> None:
     assert [(w.loc.line, w.message) for w in cfg.warnings] == [
         (13, "interval must be greater than 0; using 1")
     ]
+
+
+def test_auth_type_ah_is_refused_with_location() -> None:
+    import pytest
+
+    from pyvrrpd.config import ConfigError, parse_text
+
+    text = (
+        "vrrp_instance X {\n interface eth0\n virtual_router_id 1\n"
+        " authentication {\n  auth_type AH\n  auth_pass secret\n }\n}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_text(text, "k.conf")
+    assert "k.conf:5:13: error: auth_type AH is not supported" in str(exc.value)

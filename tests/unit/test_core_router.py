@@ -316,3 +316,28 @@ def test_vip_list_mismatch_accepted_with_warning() -> None:
 def test_packets_ignored_in_init() -> None:
     vr = VirtualRouter(cfg())
     assert vr.handle(advert(100), 0.0) == []
+
+
+def test_preempt_delay_applies_again_after_losing_mastership() -> None:
+    vr = started(cfg(priority=150, preempt_delay=10.0))
+    for t in range(1, 13):
+        vr.handle(advert(100), float(t))
+    fire(vr)  # delay over, the lower master's adverts were discarded: we take over
+    assert vr.state is State.MASTER
+    vr.handle(advert(200, src=IPv4Address("192.0.2.3")), 20.0)
+    assert vr.state is State.BACKUP
+    # The 100 router is master again later; a fresh 10 s delay starts.
+    vr.handle(advert(100), 30.0)
+    vr.handle(advert(100), 35.0)
+    assert vr.next_deadline() == pytest.approx(35.0 + 3.4140625)
+    assert vr.status().master == PEER
+
+
+def test_skip_check_adv_addr_trusts_the_known_master() -> None:
+    vr = started(cfg(priority=90, skip_check_adv_addr=True))
+    other = (IPv4Address("192.0.2.99"),)
+    first = vr.handle(advert(100, vips=other), 1.0)
+    assert any(isinstance(a, Warned) for a in first)  # new master: checked
+    again = vr.handle(advert(100, vips=other), 2.0)
+    assert not any(isinstance(a, Warned) for a in again)  # same master: skipped
+    assert vr.stats["addr_list_err"] == 1

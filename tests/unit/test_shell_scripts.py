@@ -78,3 +78,14 @@ def test_insecure_script_refused_with_enable_script_security(tmp_path: Path) -> 
     assert not isinstance(prepare_script(spec, GlobalDefs(script_user="root")), str)
     unsafe.chmod(stat.S_IRWXU)
     assert not isinstance(prepare_script(spec, secure), str)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_script_user_runs_with_that_users_group_not_root() -> None:
+    from pyvrrpd.io.scripts import run_script
+
+    check = 'test "$(id -u)" != 0 && test "$(id -g)" != 0 && test "$(id -un)" = nobody'
+    result = asyncio.run(run_script(["/bin/sh", "-c", check], 5, user="nobody"))
+    assert result.ok, result
+    as_root = asyncio.run(run_script(["/bin/sh", "-c", check], 5))
+    assert not as_root.ok  # the same check fails as root: the test can fail
