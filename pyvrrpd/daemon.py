@@ -15,26 +15,17 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
 import structlog
 
 from pyvrrpd import __version__
-from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
+from pyvrrpd.config.model import Config
 from pyvrrpd.control import ControlServer
 from pyvrrpd.core.actions import (
     Action,
     AddVips,
-    Dropped,
-    MasterSeen,
-    PriorityChanged,
-    RemoveVips,
-    SendAdvert,
-    SendGarp,
-    StateChanged,
-    Warned,
 )
 from pyvrrpd.core.events import (
     Event,
@@ -45,91 +36,20 @@ from pyvrrpd.core.events import (
     TimerFired,
     TrackerChanged,
 )
-from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.core.state import State
-from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.executor import LOG_ONLY, Executor
+from pyvrrpd.instance import Instance, Interface, router_config, without_trackers
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
-from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
+from pyvrrpd.io.netlink import LinkEvent, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.pidfile import PidFiles
 from pyvrrpd.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.timerheap import TimerHeap
 from pyvrrpd.wire.check import peek_vrid
-from pyvrrpd.wire.vrrp import AuthType, encode_advert
 
 log = structlog.get_logger("pyvrrpd")
-
-DROP_WARN_EVERY = 10.0  # seconds between WARNING summaries of dropped packets
-
-
-def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
-    """Translate a parsed `vrrp_instance` into what the core needs."""
-    trackers: list[TrackerSpec] = []
-    for ref in inst.track_script:
-        script = config.script(ref.name)
-        if script is None:
-            continue
-        weight = script.weight if ref.weight is None else ref.weight
-        reverse = script.weight_reverse if ref.reverse is None else ref.reverse
-        trackers.append(TrackerSpec(ref.name, weight, reverse))
-    auth = {None: AuthType.NONE, "PASS": AuthType.PASS, "AH": AuthType.AH}[inst.auth_type]
-    return RouterConfig(
-        name=inst.name,
-        vrid=inst.virtual_router_id,
-        priority=inst.priority,
-        advert_int=float(round(inst.advert_int)),
-        vips=tuple(v.address for v in inst.virtual_ipaddress),
-        preempt=not inst.nopreempt,
-        preempt_delay=inst.preempt_delay,
-        initial_master=inst.state == "MASTER",
-        auth_type=int(auth),
-        auth_data=inst.auth_pass,
-        trackers=tuple(trackers),
-        garp_master_delay=inst.garp_master_delay,
-        garp_master_repeat=inst.garp_master_repeat,
-        garp_master_refresh=inst.garp_master_refresh,
-        garp_master_refresh_repeat=inst.garp_master_refresh_repeat,
-        garp_lower_prio_repeat=inst.garp_master_repeat,
-        skip_check_adv_addr=inst.skip_check_adv_addr,
-    )
-
-
-@dataclass
-class Interface:
-    """Per-interface I/O shared by the instances on it."""
-
-    link: LinkInfo
-    sock: VrrpSocket
-    garp: GarpSender
-    by_vrid: dict[int, Instance] = field(default_factory=dict)
-    unknown_vrid: int = 0
-
-
-@dataclass
-class Instance:
-    """Shell-side companion of one VirtualRouter."""
-
-    cfg: VrrpInstance
-    router: VirtualRouter
-    iface: Interface
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    adverts: dict[int, bytes] = field(default_factory=dict)
-    drops_since_warn: dict[str, int] = field(default_factory=dict)
-    last_drop_warn: float = 0.0
-    vips_installed: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.cfg.name
-
-    @property
-    def addresses(self) -> tuple[VirtualIP, ...]:
-        """Everything installed as master: advertised VIPs, then excluded ones."""
-        return self.cfg.virtual_ipaddress + self.cfg.virtual_ipaddress_excluded
-
-    def dev(self, vip: VirtualIP) -> str:
-        return vip.dev or self.cfg.interface
 
 
 class Daemon:
@@ -161,6 +81,7 @@ class Daemon:
         self._netlink: Netlink | None = None
         self._monitor: LinkMonitor | None = None
         self._control: ControlServer | None = None
+        self._executor: Executor | None = None
 
     # ------------------------------------------------------------- lifecycle
 
@@ -213,6 +134,7 @@ class Daemon:
             assert self._timers is not None
             self._timers.register(("vr", inst.name), functools.partial(self._timer_due, inst))
         await self._setup_garp_devices()
+        self._executor = Executor(self._netlink, self.garp_senders)
         self._setup_scripts()
         self._monitor = await LinkMonitor.open()
         self._spawn(self._watch_links())
@@ -277,7 +199,7 @@ class Daemon:
         cfg = inst.router.config
         if any(t.name == name for t in cfg.trackers):
             kept = tuple(t for t in cfg.trackers if t.name != name)
-            inst.router = VirtualRouter(_replace_trackers(cfg, kept))
+            inst.router = VirtualRouter(without_trackers(cfg, kept))
 
     async def _shutdown(self) -> None:
         assert self._loop is not None
@@ -430,117 +352,15 @@ class Daemon:
     def _execute_later(self, inst: Instance, actions: Sequence[Action]) -> None:
         # Side effects run in order per instance (asyncio.Lock is FIFO), so an
         # advert always precedes the VIP add and the GARP that follow it.
-        immediate = []
+        assert self._executor is not None
+        effects = []
         for action in actions:
-            if isinstance(action, (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)):
-                self._log_action(inst, action)
+            if isinstance(action, LOG_ONLY):
+                self._executor.log_action(inst, action)
             else:
-                immediate.append(action)
-        if immediate:
-            self._spawn(self._execute(inst, immediate), name=f"exec:{inst.name}")
-
-    async def _execute(self, inst: Instance, actions: Sequence[Action]) -> None:
-        async with inst.lock:
-            for action in actions:
-                try:
-                    await self._do(inst, action)
-                except HostError as exc:
-                    log.error(
-                        "action_failed",
-                        instance=inst.name,
-                        action=type(action).__name__,
-                        error=str(exc),
-                    )
-
-    async def _do(self, inst: Instance, action: Action) -> None:
-        assert self._netlink is not None
-        if isinstance(action, SendAdvert):
-            inst.iface.sock.send(self._advert(inst, action.priority))
-            if action.priority == 0:
-                log.info("sent_priority_0", instance=inst.name)
-        elif isinstance(action, AddVips):
-            added = []
-            for vip in inst.addresses:
-                try:
-                    if await self._netlink.add_address(
-                        inst.dev(vip),
-                        vip.address,
-                        vip.prefixlen,
-                        broadcast=vip.broadcast,
-                        scope=vip.scope,
-                        label=vip.label,
-                    ):
-                        added.append(str(vip))
-                except HostError as exc:
-                    # One bad address must not cost the others (keep going).
-                    log.error("vip_add_failed", instance=inst.name, vip=str(vip), error=str(exc))
-            inst.vips_installed = True
-            log.info(
-                "vips_set", instance=inst.name, vips=[str(v) for v in inst.addresses], added=added
-            )
-        elif isinstance(action, RemoveVips):
-            removed = []
-            for vip in inst.addresses:
-                try:
-                    if await self._netlink.remove_address(
-                        inst.dev(vip), vip.address, vip.prefixlen
-                    ):
-                        removed.append(str(vip))
-                except HostError as exc:
-                    log.error("vip_remove_failed", instance=inst.name, vip=str(vip), error=str(exc))
-            inst.vips_installed = False
-            if removed:
-                log.info("vips_removed", instance=inst.name, vips=removed)
-        elif isinstance(action, SendGarp):
-            by_dev: dict[str, list[IPv4Address]] = {}
-            for vip in inst.addresses:
-                by_dev.setdefault(inst.dev(vip), []).append(vip.address)
-            for dev, ips in by_dev.items():
-                sent = self.garp_senders[dev].send(ips, action.repeat)
-                log.debug("garp_sent", instance=inst.name, interface=dev, frames=sent)
-
-    def _advert(self, inst: Instance, priority: int) -> bytes:
-        payload = inst.adverts.get(priority)
-        if payload is None:
-            cfg = inst.router.config
-            payload = encode_advert(
-                cfg.vrid, priority, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data
-            )
-            inst.adverts[priority] = payload
-        return payload
-
-    def _log_action(self, inst: Instance, action: Action) -> None:
-        if isinstance(action, StateChanged):
-            log.info(
-                "state_change",
-                instance=inst.name,
-                old=action.old.name,
-                new=action.new.name,
-                reason=action.reason,
-            )
-        elif isinstance(action, PriorityChanged):
-            log.info("priority_change", instance=inst.name, old=action.old, new=action.new)
-        elif isinstance(action, MasterSeen):
-            log.info(
-                "master_seen", instance=inst.name, master=str(action.src), priority=action.priority
-            )
-        elif isinstance(action, (Dropped, Warned)):
-            self._log_drop(inst, action)
-
-    def _log_drop(self, inst: Instance, action: Dropped | Warned) -> None:
-        # Drops at DEBUG, with a rate-limited WARNING summary (design.md).
-        log.debug("packet_dropped", instance=inst.name, reason=action.reason, detail=action.detail)
-        inst.drops_since_warn[action.reason] = inst.drops_since_warn.get(action.reason, 0) + 1
-        now = time.monotonic()
-        if now - inst.last_drop_warn >= DROP_WARN_EVERY:
-            log.warning(
-                "packets_dropped" if isinstance(action, Dropped) else "packets_suspicious",
-                instance=inst.name,
-                counts=dict(inst.drops_since_warn),
-                last=action.detail,
-            )
-            inst.drops_since_warn.clear()
-            inst.last_drop_warn = now
+                effects.append(action)
+        if effects:
+            self._spawn(self._executor.run(inst, effects), name=f"exec:{inst.name}")
 
     def _spawn(self, coro: Any, name: str | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -591,9 +411,3 @@ class Daemon:
 
 def _status_word(ok: bool | None) -> str:
     return {True: "up", False: "down", None: "unknown"}[ok]
-
-
-def _replace_trackers(cfg: RouterConfig, trackers: tuple[TrackerSpec, ...]) -> RouterConfig:
-    from dataclasses import replace
-
-    return replace(cfg, trackers=trackers)

@@ -1,0 +1,92 @@
+"""Shell-side companions of the core's routers: per-instance and per-interface state.
+
+Owns: translating a parsed `vrrp_instance` into the core's RouterConfig, and
+the I/O handles and bookkeeping the shell keeps beside each VirtualRouter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+
+from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
+from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.io.garp import GarpSender
+from pyvrrpd.io.netlink import LinkInfo
+from pyvrrpd.io.vrrp_socket import VrrpSocket
+from pyvrrpd.wire.vrrp import AuthType
+
+
+def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
+    """Translate a parsed `vrrp_instance` into what the core needs."""
+    trackers: list[TrackerSpec] = []
+    for ref in inst.track_script:
+        script = config.script(ref.name)
+        if script is None:
+            continue
+        weight = script.weight if ref.weight is None else ref.weight
+        reverse = script.weight_reverse if ref.reverse is None else ref.reverse
+        trackers.append(TrackerSpec(ref.name, weight, reverse))
+    auth = {None: AuthType.NONE, "PASS": AuthType.PASS, "AH": AuthType.AH}[inst.auth_type]
+    return RouterConfig(
+        name=inst.name,
+        vrid=inst.virtual_router_id,
+        priority=inst.priority,
+        advert_int=float(round(inst.advert_int)),
+        vips=tuple(v.address for v in inst.virtual_ipaddress),
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        initial_master=inst.state == "MASTER",
+        auth_type=int(auth),
+        auth_data=inst.auth_pass,
+        trackers=tuple(trackers),
+        garp_master_delay=inst.garp_master_delay,
+        garp_master_repeat=inst.garp_master_repeat,
+        garp_master_refresh=inst.garp_master_refresh,
+        garp_master_refresh_repeat=inst.garp_master_refresh_repeat,
+        garp_lower_prio_repeat=inst.garp_master_repeat,
+        skip_check_adv_addr=inst.skip_check_adv_addr,
+    )
+
+
+@dataclass
+class Interface:
+    """Per-interface I/O shared by the instances on it."""
+
+    link: LinkInfo
+    sock: VrrpSocket
+    garp: GarpSender
+    by_vrid: dict[int, Instance] = field(default_factory=dict)
+    unknown_vrid: int = 0
+
+
+@dataclass
+class Instance:
+    """Shell-side companion of one VirtualRouter."""
+
+    cfg: VrrpInstance
+    router: VirtualRouter
+    iface: Interface
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adverts: dict[int, bytes] = field(default_factory=dict)
+    drops_since_warn: dict[str, int] = field(default_factory=dict)
+    last_drop_warn: float = 0.0
+    vips_installed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def addresses(self) -> tuple[VirtualIP, ...]:
+        """Everything installed as master: advertised VIPs, then excluded ones."""
+        return self.cfg.virtual_ipaddress + self.cfg.virtual_ipaddress_excluded
+
+    def dev(self, vip: VirtualIP) -> str:
+        return vip.dev or self.cfg.interface
+
+
+def without_trackers(cfg: RouterConfig, trackers: tuple[TrackerSpec, ...]) -> RouterConfig:
+    """A copy of `cfg` tracking only `trackers` (a disabled script is dropped)."""
+    return replace(cfg, trackers=trackers)
