@@ -35,18 +35,18 @@ for p in "${debs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 PY=$(pick_python || true)
-if [ -z "$PY" ]; then
-    # Debian 12 ships 3.11; Ubuntu 22.04 needs python3.11 from its updates.
-    if apt-cache policy python3.11 2>/dev/null | grep -q Candidate; then
-        missing+=(python3.11 python3.11-venv)
-    else
-        missing+=(python3 python3-venv)
-    fi
-fi
-if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian packages: ${missing[*]}"
+if { [ "${#missing[@]}" -gt 0 ] || [ -z "$PY" ]; } && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    if [ -z "$PY" ]; then
+        # Debian 12 ships 3.11 as python3; Ubuntu 22.04 has python3.11 beside 3.10.
+        if "$(command -v python3 || echo false)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            missing+=(python3-venv)
+        else
+            missing+=(python3.11 python3.11-venv)
+        fi
+    fi
+    echo "setup: installing Debian packages: ${missing[*]}"
     # tshark asks whether non-root users may capture; answer no, quietly.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
