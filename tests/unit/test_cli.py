@@ -98,3 +98,35 @@ def test_keepalived_t_exit_codes(tmp_path: Path, text: str | None, code: int) ->
 
 def test_keepalived_t_missing_file_is_fatal() -> None:
     assert compat("-t", "-f", "/nonexistent.conf").returncode == 4
+
+
+def test_status_rendering_for_an_operator() -> None:
+    from pyvrrpd.cli import render_status
+
+    stats = dict.fromkeys(
+        ("advert_rcvd", "advert_sent", "become_master", "release_master", "pri_zero_rcvd"), 0
+    )
+    reply = {
+        "instances": [
+            {
+                "name": "VI_1",
+                "state": "BACKUP",
+                "vrid": 51,
+                "interface": "eth0",
+                "priority": 100,
+                "effective_priority": 80,
+                "master": {"address": "192.0.2.12", "priority": 90},
+                "vips": ["192.0.2.10/32"],
+                "trackers": [
+                    {"name": "chk", "status": "down", "weight": -20, "reverse": False},
+                ],
+                "fault_reasons": [],
+                "stats": {**stats, "advert_rcvd": 7, "pri_zero_sent": 0, "auth_failure": 2},
+            }
+        ]
+    }
+    text = render_status(reply)
+    assert "VI_1: BACKUP  vrid 51 on eth0, priority 100 (effective 80)" in text
+    assert "master:   192.0.2.12 (priority 90)" in text
+    assert "tracker:  chk down (weight -20)" in text
+    assert "dropped:  auth_failure 2" in text
