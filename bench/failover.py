@@ -87,6 +87,7 @@ def one_round(kind: DaemonKind, out: Metrics) -> None:
             out["sigterm_takeover_s"].append(term.seconds)
         out["sigterm_outage_s"].append(term.outage_s)
 
+        svc.wait_daemon_exit("lb2", 5.0)  # keepalived takes about a second to exit
         svc.start_daemon("lb2")
         _wait(lambda: svc.vrrp_state("lb2") == "BACKUP", 8.0)
         time.sleep(1.5)
