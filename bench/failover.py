@@ -9,7 +9,9 @@ configs and check script), elects lb1, then measures:
 
 - haproxy-death: HAProxy stopped on the master; the guide's check script
   (interval 2 s) runs `killall keepalived`; time until the backup has the VIP
-  and the client's longest outage. Dominated by the check interval.
+  and the client's longest outage. Dominated by where in the 2 s check period
+  HAProxy dies, so each round waits a different offset (the same offsets for
+  both daemons) before stopping it: expect 0.65 s + U(0, 2) s.
 - sigterm: SIGTERM to the master's daemon; priority-0 hand-over, theory
   Skew_Time of the backup (0.65 s at priority 90).
 - sigkill: SIGKILL to the new master (lb2); the old primary (priority 100)
@@ -59,7 +61,7 @@ def _resources(svc: Services, host: str, seconds: float = 10.0) -> tuple[float, 
     return rss, cpu
 
 
-def one_round(kind: DaemonKind, out: Metrics) -> None:
+def one_round(kind: DaemonKind, out: Metrics, phase: float) -> None:
     lab = Lab()
     try:
         lab.build()
@@ -72,6 +74,9 @@ def one_round(kind: DaemonKind, out: Metrics) -> None:
         out["idle_rss_mib"].append(rss)
         out["idle_cpu_pct"].append(cpu)
 
+        # The guide's check runs every 2 s: detection depends on when HAProxy
+        # dies within that period. Both daemons get the same per-round offsets.
+        time.sleep(phase)
         death = step_stop_lb1(svc)
         if death.vip_after_s is not None:
             out["haproxy_death_vip_s"].append(death.vip_after_s)
@@ -133,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with contextlib.suppress(Exception):
         cleanup_stale()
+    # Offsets spread over the 2 s check interval, identical for both daemons.
+    phases = [(2.0 * (i + 0.5) / args.rounds) for i in range(args.rounds)]
     results: dict[str, Metrics] = {}
     for kind in kinds:
         metrics: Metrics = {key: [] for key, _ in ROWS}
         for i in range(args.rounds):
             print(f"{kind}: round {i + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            one_round(kind, metrics)
+            one_round(kind, metrics, phases[i])
         results[kind] = metrics
     print(f"\nguide lab, {args.rounds} rounds each; median [min-max]; ratio = pyvrrpd / keepalived")
     print(f"{'metric':40s} {'pyvrrpd':>22s} {'keepalived':>22s} {'ratio':>7s}")
