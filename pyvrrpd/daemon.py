@@ -73,7 +73,6 @@ class Daemon:
         self.garp_senders: dict[str, GarpSender] = {}
         self.scripts: dict[str, ScriptTracker] = {}
         self.disabled_scripts: dict[str, str] = {}
-        self.started_at = time.time()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -382,6 +381,7 @@ class Daemon:
             d["interface"] = inst.cfg.interface
             d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
             d["excluded_vips"] = [str(v) for v in inst.cfg.virtual_ipaddress_excluded]
+            d["vips_installed"] = inst.vips_installed
             d["trackers"] = [
                 {
                     "name": spec.name,
@@ -406,7 +406,16 @@ class Daemon:
                 else None
             )
             out.append(d)
-        return {"version": __version__, "pid": os.getpid(), "instances": out}
+        interfaces = {
+            name: {"primary_ip": str(i.link.primary_ip), "unknown_vrid_packets": i.unknown_vrid}
+            for name, i in self.interfaces.items()
+        }
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "instances": out,
+            "interfaces": interfaces,
+        }
 
 
 def _status_word(ok: bool | None) -> str:
