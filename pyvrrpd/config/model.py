@@ -43,7 +43,9 @@ class Diagnostic:
         head = f"{self.loc}: {self.severity.value}: {self.message}"
         if not self.source_line:
             return head
-        caret = " " * (max(self.loc.col, 1) - 1) + "^"
+        # Keep tabs so the caret lines up under the token however tabs render.
+        lead = self.source_line[: max(self.loc.col, 1) - 1]
+        caret = "".join("\t" if c == "\t" else " " for c in lead) + "^"
         return f"{head}\n    {self.source_line}\n    {caret}"
 
 

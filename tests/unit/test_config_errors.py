@@ -158,3 +158,16 @@ def test_warnings_are_included_in_config_error() -> None:
     err = errors_of(GOOD_HEAD + "  bogus\n  priority 999\n}\n")
     sev = [d.severity for d in err.diagnostics]
     assert sev == [Severity.WARNING, Severity.ERROR]
+
+
+def test_caret_lines_up_under_the_token_with_tabs() -> None:
+    from pyvrrpd.config import ConfigError, parse_text
+
+    text = "vrrp_instance X {\n\tinterface eth0\n\tvirtual_router_id\t300\n}\n"
+    try:
+        parse_text(text, "k.conf")
+    except ConfigError as exc:
+        source, caret = str(exc).splitlines()[1:3]
+    else:
+        raise AssertionError("expected an error")
+    assert source.expandtabs(8).index("300") == caret.expandtabs(8).index("^")
