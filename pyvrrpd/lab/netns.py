@@ -199,6 +199,7 @@ class Lab:
         self._netns: list[str] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
+        self._made_dirs: list[Path] = []
         self._closed = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -240,6 +241,7 @@ class Lab:
         self._check_root_dir()
         (self.root / "logs").mkdir(mode=0o755)
         self._write_marker()
+        self._make_mount_points()
         self._add_netns(self.switch_ns)
         for bridge in ("ext", "int"):
             _run(
@@ -251,6 +253,17 @@ class Lab:
             self._add_host(spec)
         self._write_marker()
         return self
+
+    def _make_mount_points(self) -> None:
+        """Hosts bind their config dirs over /etc/keepalived and /etc/haproxy.
+
+        On a host without the keepalived (or haproxy) package those mount
+        points do not exist: create them empty and remove them at teardown.
+        """
+        for target in (Path("/etc/keepalived"), Path("/etc/haproxy")):
+            if not target.exists():
+                target.mkdir(mode=0o755)
+                self._made_dirs.append(target)
 
     def _add_netns(self, name: str) -> None:
         _run(["ip", "netns", "add", name])
@@ -353,6 +366,9 @@ class Lab:
         for f in self._logs:
             f.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        for d in self._made_dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
 
     # ---------------------------------------------------------------- hosts
     def open_log(self, name: str) -> IO[bytes]:
