@@ -51,9 +51,14 @@ if { [ "${#missing[@]}" -gt 0 ] || [ -z "$PY" ]; } && command -v apt-get >/dev/n
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian keepalived package is only a test peer here: keep its service off.
-if [ "$want_test" = 1 ] && command -v systemctl >/dev/null 2>&1; then
-    systemctl disable --now keepalived >/dev/null 2>&1 || true
+# Packages we just installed are lab material and test peers, not services for
+# this host: Debian starts haproxy (and would start keepalived) on install.
+if command -v systemctl >/dev/null 2>&1; then
+    for svc in haproxy keepalived; do
+        case " ${missing[*]:-} " in
+            *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;;
+        esac
+    done
 fi
 PY=$(pick_python) || { echo "setup: no Python >= 3.11 with venv available" >&2; exit 2; }
 
