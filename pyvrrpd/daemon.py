@@ -25,7 +25,6 @@ from pyvrrpd.config.model import Config
 from pyvrrpd.control import ControlServer
 from pyvrrpd.core.actions import (
     Action,
-    AddVips,
 )
 from pyvrrpd.core.events import (
     Event,
@@ -35,9 +34,9 @@ from pyvrrpd.core.events import (
     Started,
     TimerFired,
     TrackerChanged,
+    VipRemoved,
 )
 from pyvrrpd.core.router import VirtualRouter
-from pyvrrpd.core.state import State
 from pyvrrpd.executor import LOG_ONLY, Executor
 from pyvrrpd.instance import Instance, Interface, router_config, without_trackers
 from pyvrrpd.io.errors import HostError
@@ -280,12 +279,16 @@ class Daemon:
                     await self._relink(name)
 
     async def _link_event(self, ev: LinkEvent) -> None:
-        iface = self.interfaces.get(ev.ifname)
-        if iface is None:
-            return
-        if ev.kind != "link" and ev.address is not None and self._is_vip(iface, ev.address):
+        assert self._loop is not None
+        if ev.kind != "link" and ev.address in self._vip_addresses(ev.ifname):
             if ev.kind == "addr_del":
-                self._readd_if_lost(iface, ev.address)
+                for inst in self.instances:
+                    if any(
+                        v.address == ev.address and inst.dev(v) == ev.ifname for v in inst.addresses
+                    ):
+                        self._feed(inst, VipRemoved(ev.address), self._loop.time())
+            return
+        if ev.ifname not in self.interfaces:
             return
         await self._relink(ev.ifname)
 
@@ -297,9 +300,6 @@ class Daemon:
             for v in inst.virtual_ipaddress + inst.virtual_ipaddress_excluded
             if (v.dev or inst.interface) == ifname
         )
-
-    def _is_vip(self, iface: Interface, address: IPv4Address) -> bool:
-        return any(v.address == address for i in iface.by_vrid.values() for v in i.addresses)
 
     async def _relink(self, ifname: str) -> None:
         """Re-read an interface after a change and tell its instances."""
@@ -328,16 +328,6 @@ class Daemon:
                 log.info("primary_address_changed", interface=ifname, address=str(link.primary_ip))
         for inst in iface.by_vrid.values():
             self._feed(inst, LinkChanged(link.up, link.primary_ip), self._loop.time())
-
-    def _readd_if_lost(self, iface: Interface, address: IPv4Address) -> None:
-        for inst in iface.by_vrid.values():
-            if inst.router.state is State.MASTER and any(
-                v.address == address for v in inst.addresses
-            ):
-                # Someone removed a VIP we own: put it back (keepalived instead
-                # resigns; re-adding keeps the service up without a flap).
-                log.warning("vip_removed_externally", instance=inst.name, vip=str(address))
-                self._execute_later(inst, [AddVips()])
 
     # ------------------------------------------------------------- execution
 

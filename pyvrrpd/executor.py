@@ -131,6 +131,8 @@ class Executor:
             log.info(
                 "master_seen", instance=inst.name, master=str(action.src), priority=action.priority
             )
+        elif isinstance(action, Warned) and action.reason == "vip_removed":
+            log.warning("vip_removed_externally", instance=inst.name, detail=action.detail)
         elif isinstance(action, (Dropped, Warned)):
             self._log_drop(inst, action)
 

@@ -50,4 +50,19 @@ class LinkChanged:
     primary_ip: IPv4Address | None
 
 
-Event = Started | ShutdownRequested | TimerFired | PacketReceived | TrackerChanged | LinkChanged
+@dataclass(frozen=True, slots=True)
+class VipRemoved:
+    """One of the instance's addresses disappeared from its interface."""
+
+    address: IPv4Address
+
+
+Event = (
+    Started
+    | ShutdownRequested
+    | TimerFired
+    | PacketReceived
+    | TrackerChanged
+    | LinkChanged
+    | VipRemoved
+)

@@ -34,6 +34,7 @@ from pyvrrpd.core.events import (
     Started,
     TimerFired,
     TrackerChanged,
+    VipRemoved,
 )
 from pyvrrpd.core.state import State, check_transition
 from pyvrrpd.core.timers import master_down_interval, skew_time
@@ -287,6 +288,14 @@ class VirtualRouter:
         if self.started:
             self._settle(now, out, reason="interface up" if event.up else "interface down")
 
+    def _on_vip_removed(self, event: VipRemoved, _now: float, out: list[Action]) -> None:
+        if self.state is not State.MASTER:
+            return  # we removed it ourselves, or never had it
+        # Someone removed a VIP we own: put it back. keepalived resigns with
+        # priority 0 instead; re-adding keeps the service up without a flap.
+        out.append(Warned("vip_removed", f"{event.address} was removed externally; re-adding"))
+        out.append(AddVips())
+
     _handlers: dict[type, Callable[[VirtualRouter, Any, float, list[Action]], None]] = {
         Started: _on_started,
         ShutdownRequested: _on_shutdown,
@@ -294,6 +303,7 @@ class VirtualRouter:
         PacketReceived: _on_packet,
         TrackerChanged: _on_tracker,
         LinkChanged: _on_link,
+        VipRemoved: _on_vip_removed,
     }
 
     # -------------------------------------------------------------- receiving

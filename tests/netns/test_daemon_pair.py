@@ -91,3 +91,13 @@ def test_primary_address_loss_is_fault_and_return_recovers(pair: Pair) -> None:
     ip("-n", ns, "addr", "add", "192.0.2.11/24", "dev", "eth0")
     assert wait_for(lambda: pair.state("lb1") == "BACKUP", timeout=3.0) is not None
     assert wait_for(lambda: pair.holders() == ["lb1"], timeout=6.0) is not None
+
+
+def test_vip_deleted_by_hand_on_the_master_comes_back(pair: Pair) -> None:
+    pair.start("lb1", 100)
+    assert wait_for(lambda: pair.holders() == ["lb1"], timeout=6.0) is not None
+    ip("-n", pair.ns("lb1"), "addr", "del", "192.0.2.10/32", "dev", "eth0")
+    took = wait_for(lambda: pair.has_vip("lb1"), timeout=2.0)
+    print(f"VIP re-added {took} s after an external delete")
+    assert took is not None
+    assert pair.state("lb1") == "MASTER"

@@ -341,3 +341,15 @@ def test_skip_check_adv_addr_trusts_the_known_master() -> None:
     again = vr.handle(advert(100, vips=other), 2.0)
     assert not any(isinstance(a, Warned) for a in again)  # same master: skipped
     assert vr.stats["addr_list_err"] == 1
+
+
+def test_vip_removed_externally_is_put_back_only_by_the_master() -> None:
+    from pyvrrpd.core.events import VipRemoved
+
+    vr = started(cfg())
+    assert vr.handle(VipRemoved(VIP), 1.0) == []  # backup: not ours to hold
+    fire(vr)
+    actions = vr.handle(VipRemoved(VIP), 10.0)
+    assert actions[-1] == AddVips()
+    assert any(isinstance(a, Warned) and a.reason == "vip_removed" for a in actions)
+    assert vr.state is State.MASTER
