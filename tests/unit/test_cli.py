@@ -101,7 +101,7 @@ def test_keepalived_t_missing_file_is_fatal() -> None:
 
 
 def test_status_rendering_for_an_operator() -> None:
-    from pyvrrpd.cli import render_status
+    from pyvrrpd.cli.main import render_status
 
     stats = dict.fromkeys(
         ("advert_rcvd", "advert_sent", "become_master", "release_master", "pri_zero_rcvd"), 0

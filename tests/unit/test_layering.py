@@ -27,7 +27,7 @@ FORBIDDEN = {
     "structlog",
     "logging",
     "pyvrrpd.io",
-    "pyvrrpd.daemon",
+    "pyvrrpd.shell.daemon",
 }
 PURE = sorted([*PKG.joinpath("core").glob("*.py"), *PKG.joinpath("wire").glob("*.py")])
 

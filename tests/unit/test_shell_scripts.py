@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pyvrrpd.config.model import GlobalDefs, VrrpScript
-from pyvrrpd.scripttrack import ScriptTracker, prepare_script
-from pyvrrpd.timerheap import TimerHeap
+from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.shell.timerheap import TimerHeap
 
 
 def make_script(tmp_path: Path, body: str, name: str = "chk.sh") -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pyvrrpd.timerheap import TimerHeap
+from pyvrrpd.shell.timerheap import TimerHeap
 
 
 def test_fires_in_deadline_order_never_early_and_rearms() -> None:

@@ -14,9 +14,9 @@ import os
 import sys
 
 from pyvrrpd import __version__
-from pyvrrpd.cli import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, preflight, run_daemon
+from pyvrrpd.cli.main import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, preflight, run_daemon
 from pyvrrpd.config import ConfigError, load_config
-from pyvrrpd.control import DEFAULT_SOCKET
+from pyvrrpd.shell.control import DEFAULT_SOCKET
 
 
 def _parser() -> argparse.ArgumentParser:

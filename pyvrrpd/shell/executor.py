@@ -27,10 +27,10 @@ from pyvrrpd.core.actions import (
     StateChanged,
     Warned,
 )
-from pyvrrpd.instance import Instance
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import Netlink
+from pyvrrpd.shell.instance import Instance
 from pyvrrpd.wire.vrrp import encode_advert
 
 log = structlog.get_logger("pyvrrpd")

@@ -22,7 +22,6 @@ import structlog
 
 from pyvrrpd import __version__
 from pyvrrpd.config.model import Config
-from pyvrrpd.control import ControlServer
 from pyvrrpd.core.actions import (
     Action,
 )
@@ -37,15 +36,16 @@ from pyvrrpd.core.events import (
     VipRemoved,
 )
 from pyvrrpd.core.router import VirtualRouter
-from pyvrrpd.executor import LOG_ONLY, Executor
-from pyvrrpd.instance import Instance, Interface, router_config, without_trackers
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
-from pyvrrpd.pidfile import PidFiles
-from pyvrrpd.scripttrack import ScriptTracker, prepare_script
-from pyvrrpd.timerheap import TimerHeap
+from pyvrrpd.shell.control import ControlServer
+from pyvrrpd.shell.executor import LOG_ONLY, Executor
+from pyvrrpd.shell.instance import Instance, Interface, router_config, without_trackers
+from pyvrrpd.shell.pidfile import PidFiles
+from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.wire.check import peek_vrid
 
 log = structlog.get_logger("pyvrrpd")

@@ -18,8 +18,8 @@ from typing import Any
 from pyvrrpd import __version__
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.config.model import Config
-from pyvrrpd.control import DEFAULT_SOCKET, query
 from pyvrrpd.io.errors import HostError
+from pyvrrpd.shell.control import DEFAULT_SOCKET, query
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
@@ -78,8 +78,8 @@ def run_daemon(
     config: Config | None = None,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
-    from pyvrrpd import logsetup
-    from pyvrrpd.daemon import Daemon
+    from pyvrrpd.shell import logsetup
+    from pyvrrpd.shell.daemon import Daemon
 
     logsetup.configure(json=log_json, level=log_level, syslog=syslog)
     if config is None:
@@ -239,6 +239,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def keepalived_main(argv: list[str] | None = None) -> int:
     """`keepalived` drop-in: keepalived's common flags, process named keepalived."""
-    from pyvrrpd.compat import keepalived_entry
+    from pyvrrpd.cli.keepalived import keepalived_entry
 
     return keepalived_entry(sys.argv[1:] if argv is None else argv)

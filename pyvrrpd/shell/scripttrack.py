@@ -21,7 +21,7 @@ import structlog
 from pyvrrpd.config.model import GlobalDefs, VrrpScript
 from pyvrrpd.core.tracking import RiseFall
 from pyvrrpd.io.scripts import ScriptResult, insecure_reason, resolve_script, run_script
-from pyvrrpd.timerheap import TimerHeap
+from pyvrrpd.shell.timerheap import TimerHeap
 
 log = structlog.get_logger("pyvrrpd.script")
 

@@ -1,0 +1,1 @@
+"""The asyncio shell: lifecycle, one timer heap, carrying out the core's actions, control socket."""
