@@ -3,7 +3,14 @@
 Owns: spawning a script in its own process group with output discarded, a
 scrubbed environment and optional user/group drop; enforcing its timeout by
 signalling the whole group; classifying the outcome (:class:`ScriptResult`);
-resolving script paths and keepalived's ``enable_script_security`` path check.
+finding scripts in PATH (:func:`find_script`), the command actually executed
+(:class:`ScriptCommand`: argv exactly as configured, plus the resolved file
+that is executed) and keepalived's ``enable_script_security`` path check.
+
+argv[0] is never rewritten: multi-call binaries choose what to do by the name
+they were started as (Debian's ``pidof`` is a symlink to ``killall5``, busybox
+applets), so ``script "pidof haproxy"`` runs ``/usr/sbin/killall5`` with argv
+``["pidof", "haproxy"]``, as a shell would.
 
 Must not: interpret results as tracker state (rise/fall counting is in
 ``pyvrrpd.core``), log, or raise for a failing script: every outcome, including
@@ -24,7 +31,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ScriptResult", "insecure_reason", "resolve_script", "run_script"]
+__all__ = [
+    "ScriptCommand",
+    "ScriptResult",
+    "find_script",
+    "insecure_reason",
+    "resolve_script",
+    "run_script",
+    "script_command",
+    "search_path",
+]
 
 # keepalived unsets these before exec (core/notify.c): a field separator or a
 # preloaded library inherited from the daemon's environment must not alter
@@ -98,9 +114,12 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 async def _spawn(
-    argv: Sequence[str], user: str | None, group: str | None
+    argv: Sequence[str], executable: str | None, user: str | None, group: str | None
 ) -> asyncio.subprocess.Process:
     kwargs: dict[str, object] = {}
+    if executable is not None:
+        # execve(executable, argv): argv[0] stays as configured.
+        kwargs["executable"] = executable
     if user is not None:
         kwargs["user"] = user
         if group is None:
@@ -147,24 +166,30 @@ async def run_script(
     timeout: float,
     user: str | None = None,
     group: str | None = None,
+    *,
+    executable: str | None = None,
 ) -> ScriptResult:
     """Run ``argv`` (no shell) with ``timeout`` seconds; never raises for failures.
 
-    ``argv[0]`` may be absolute or a bare name looked up in PATH. A file that
-    is not a binary and has no ``#!`` line (ENOEXEC) is run by ``/bin/sh``,
-    as ``execvp`` and keepalived's ``system()`` fallback would. Cancelling the
-    coroutine SIGKILLs the script's process group before re-raising.
+    The file executed is ``executable`` when given (see :func:`script_command`),
+    else ``argv[0]``, a bare name being looked up in PATH; either way the
+    process sees ``argv`` unchanged. A file that is not a binary and has no
+    ``#!`` line (ENOEXEC) is run by ``/bin/sh``, as ``execvp`` and keepalived's
+    ``system()`` fallback would. Cancelling the coroutine SIGKILLs the script's
+    process group before re-raising.
     """
     start = time.monotonic()
     if not argv:
         return ScriptResult(False, None, None, False, 0.0, "empty command")
     try:
         try:
-            proc = await _spawn(argv, user, group)
+            proc = await _spawn(argv, executable, user, group)
         except OSError as exc:
             if exc.errno != errno.ENOEXEC:
                 raise
-            proc = await _spawn(["/bin/sh", *argv], user, group)
+            # execvp's fallback: /bin/sh FILE ARGS..., FILE being the path found.
+            script = executable or find_script(argv[0]) or argv[0]
+            proc = await _spawn(["/bin/sh", script, *argv[1:]], None, user, group)
     except (OSError, KeyError, ValueError, subprocess.SubprocessError) as exc:
         # KeyError: unknown user/group name; SubprocessError: failure in the
         # child before exec (e.g. setuid refused).
@@ -213,25 +238,101 @@ def _spawn_error(argv0: str, exc: BaseException, user: str | None, group: str | 
     return f"cannot run {argv0}: {' '.join(str(exc).split()) or type(exc).__name__}"
 
 
-def resolve_script(argv0: str) -> str | None:
-    """Absolute, symlink-resolved path of an executable ``argv0``, or None.
+def search_path() -> str:
+    """The PATH scripts are looked up in: keepalived's rule (lib/notify.c find_path()).
 
-    A name without ``/`` is looked up in PATH (like keepalived and execvp);
-    a relative path with ``/`` is taken relative to the current directory.
-    Symlinks are resolved (keepalived shows ``/bin/true`` as ``/usr/bin/true``).
+    The daemon's own ``PATH`` environment variable (under systemd, the
+    manager's default ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin``,
+    plus ``/sbin:/bin`` on split-usr systems); when it is unset, the C
+    library's default ``confstr(_CS_PATH)`` (``/bin:/usr/bin`` on glibc).
+    """
+    path = os.environ.get("PATH")
+    if path is not None:
+        return path
+    try:
+        return os.confstr("CS_PATH") or os.defpath
+    except (ValueError, OSError):
+        return os.defpath
+
+
+def _executable_by(st: os.stat_result, uid: int, gid: int) -> bool:
+    """keepalived's is_executable(): may uid:gid execute a file with this mode?"""
+    if uid == 0:
+        return bool(st.st_mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
+    if uid == st.st_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if gid == st.st_gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def find_script(argv0: str, uid: int | None = None, gid: int | None = None) -> str | None:
+    """The file ``argv0`` names, as ``execvp`` would find it; symlinks NOT resolved.
+
+    A name containing ``/`` is taken as is (relative to the current
+    directory); a bare name is searched in :func:`search_path`, the first
+    regular file executable by ``uid:gid`` (default: ours) winning, as
+    keepalived's find_path() does. Returns None when nothing usable is found.
     """
     if not argv0:
         return None
+    uid = os.geteuid() if uid is None else uid
+    gid = os.getegid() if gid is None else gid
     if "/" in argv0:
         candidates = [argv0]
     else:
-        path = os.environ.get("PATH") or os.defpath
-        candidates = [os.path.join(d or ".", argv0) for d in path.split(os.pathsep)]
+        # An empty PATH element means the current directory (POSIX).
+        candidates = [os.path.join(d, argv0) if d else argv0 for d in search_path().split(":")]
     for cand in candidates:
-        real = os.path.realpath(cand)
-        if os.path.isfile(real) and os.access(real, os.X_OK):
-            return real
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and _executable_by(st, uid, gid):
+            return cand
     return None
+
+
+def resolve_script(argv0: str, uid: int | None = None, gid: int | None = None) -> str | None:
+    """Absolute, symlink-resolved path of the file ``argv0`` names, or None.
+
+    :func:`find_script`, then ``realpath`` (keepalived shows ``/bin/true`` as
+    ``/usr/bin/true``). This is the file script security checks; it is not
+    what argv[0] becomes.
+    """
+    found = find_script(argv0, uid, gid)
+    return None if found is None else os.path.realpath(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCommand:
+    """What running a configured script executes."""
+
+    #: The configured argv, argv[0] exactly as written (``pidof``, not its path).
+    argv: tuple[str, ...]
+    #: The absolute path execve() is given: the file PATH search found, its
+    #: symlinks left for the kernel to follow (so ``/usr/bin/pidof``). Every
+    #: link on the way was checked by :func:`insecure_reason` at start-up.
+    executable: str
+
+
+def script_command(
+    argv: Sequence[str], uid: int | None = None, gid: int | None = None
+) -> ScriptCommand | None:
+    """The :class:`ScriptCommand` for a configured argv, or None if not found.
+
+    keepalived 2.2.7 instead replaces argv[0] with the resolved path unless a
+    file of the configured name sits beside it, which breaks ``pidof``
+    (README, deliberate differences).
+    """
+    if not argv:
+        return None
+    found = find_script(argv[0], uid, gid)
+    if found is None:
+        return None
+    # Absolute, but not normalised: "a/../b" must mean what the kernel makes of it.
+    executable = found if os.path.isabs(found) else os.path.join(os.getcwd(), found)
+    return ScriptCommand(tuple(argv), executable)
 
 
 def _unsafe(st: os.stat_result) -> str | None:
@@ -251,13 +352,51 @@ def _unsafe(st: os.stat_result) -> str | None:
     return None
 
 
+def _lookups(path: str) -> list[tuple[str, os.stat_result]]:
+    """Every (path, lstat) the kernel visits resolving ``path``, links included.
+
+    Walks one component at a time, following each symlink (at most 40, the
+    kernel's limit), so a link in the chain, the directories holding it and
+    the directories on its target's way are all listed. Raises OSError.
+    """
+    visited: list[tuple[str, os.stat_result]] = []
+    pending = os.path.join(os.getcwd(), path).split("/")
+    current = "/"
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        step = os.path.join(current, name)
+        st = os.lstat(step)
+        visited.append((step, st))
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            target = os.readlink(step)
+            if target.startswith("/"):
+                current = "/"
+            pending = target.split("/") + pending
+        else:
+            current = step
+    return visited
+
+
 def insecure_reason(path: str) -> str | None:
     """Why running ``path`` as root is unsafe (keepalived script security), or None.
 
     The path is resolved with realpath; the file and each directory up to ``/``
     must be owned by root and not writable by group (unless the group is root)
     or others; directories with the sticky bit are exempt from the write test.
-    Returns a one-line reason such as
+    Then every symlink met on the way (``/usr/bin/pidof`` -> ``/sbin/killall5``,
+    ``/sbin`` -> ``usr/sbin``) must be owned by root and every directory
+    holding one must pass the same test: whoever could re-point a link could
+    choose what root runs (keepalived checks the configured path and the
+    resolved one the same way). Returns a one-line reason such as
     ``/tmp/x/check.sh: directory /tmp/x is world-writable``.
     """
     real = os.path.realpath(path)
@@ -275,6 +414,21 @@ def insecure_reason(path: str) -> str | None:
             return f"{path}: {kind} {component} {reason}"
         parent = os.path.dirname(component)
         if parent == component:
-            return None
+            break
         component = parent
         kind = "directory"
+    try:
+        visited = _lookups(path)
+    except OSError as exc:
+        return f"{path}: cannot resolve: {os.strerror(exc.errno or 0)}"
+    for step, lst in visited:
+        if stat.S_ISLNK(lst.st_mode):
+            # A link's own mode bits mean nothing; its owner can replace it.
+            if lst.st_uid != 0:
+                return f"{path}: symlink {step} is owned by uid {lst.st_uid}, not root"
+            continue
+        reason = _unsafe(lst)
+        if reason is not None:
+            kind = "directory" if stat.S_ISDIR(lst.st_mode) else "file"
+            return f"{path}: {kind} {step} {reason}"
+    return None

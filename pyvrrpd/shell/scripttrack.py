@@ -10,6 +10,7 @@ executable, secure, runnable as its user). Running the process is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import os
 import pwd
@@ -20,7 +21,13 @@ import structlog
 
 from pyvrrpd.config.model import GlobalDefs, VrrpScript
 from pyvrrpd.core.tracking import RiseFall
-from pyvrrpd.io.scripts import ScriptResult, insecure_reason, resolve_script, run_script
+from pyvrrpd.io.scripts import (
+    ScriptCommand,
+    ScriptResult,
+    insecure_reason,
+    run_script,
+    script_command,
+)
 from pyvrrpd.shell.timerheap import TimerHeap
 
 log = structlog.get_logger("pyvrrpd.script")
@@ -32,6 +39,20 @@ class ScriptIdentity:
 
     user: str | None
     group: str | None
+
+    def ids(self) -> tuple[int, int]:
+        """(uid, gid) the script will run with; unknown names give the daemon's."""
+        uid, gid = os.geteuid(), os.getegid()
+        if self.user is not None:
+            try:
+                pw = pwd.getpwnam(self.user)
+            except KeyError:
+                return uid, gid
+            uid, gid = pw.pw_uid, pw.pw_gid
+        if self.group is not None:
+            with contextlib.suppress(KeyError):
+                gid = int(self.group) if self.group.isdigit() else grp.getgrnam(self.group).gr_gid
+        return uid, gid
 
     @property
     def is_root(self) -> bool:
@@ -91,13 +112,16 @@ class ScriptTracker:
     def __init__(
         self,
         script: VrrpScript,
-        argv: tuple[str, ...],
+        command: ScriptCommand,
         identity: ScriptIdentity,
         timers: TimerHeap,
         on_change: Callable[[str, bool | None], None],
     ) -> None:
         self.script = script
-        self.argv = argv
+        #: argv exactly as configured; argv[0] is not replaced by a path.
+        self.argv = command.argv
+        #: The file execve() runs (PATH search result).
+        self.executable = command.executable
         self.identity = identity
         self.counter = RiseFall(script.rise, script.fall, script.init_fail)
         self.last_exit: int | None = None
@@ -144,6 +168,7 @@ class ScriptTracker:
             self.script.effective_timeout,
             user=self.identity.user,
             group=self.identity.group,
+            executable=self.executable,
         )
         self.runs += 1
         self.last_result = result
@@ -177,18 +202,25 @@ def _why(result: ScriptResult) -> str:
 
 def prepare_script(
     script: VrrpScript, gdefs: GlobalDefs
-) -> tuple[tuple[str, ...], ScriptIdentity] | str:
-    """Check a script may run; return (argv, identity) or the reason it is disabled."""
+) -> tuple[ScriptCommand, ScriptIdentity] | str:
+    """Check a script may run; return (command, identity) or the reason it is disabled.
+
+    The command keeps the configured argv (argv[0] included) and names the
+    file to execute; PATH search and the executable test are done for the
+    user the script runs as, like keepalived's find_path(). Script security
+    checks the file found, every symlink leading to it and their directories.
+    """
     if not script.argv:
         return "empty script"
-    path = resolve_script(script.argv[0])
-    if path is None:
-        return f"script '{script.argv[0]}' not found or not executable"
     identity, why = script_identity(script, gdefs)
     if identity is None:
         return why
+    uid, gid = identity.ids()
+    command = script_command(script.argv, uid, gid)
+    if command is None:
+        return f"script '{script.argv[0]}' not found or not executable"
     if gdefs.enable_script_security and identity.is_root:
-        reason = insecure_reason(path)
+        reason = insecure_reason(command.executable)
         if reason is not None:
             return f"unsafe permissions: {reason}"
-    return (path, *script.argv[1:]), identity
+    return command, identity
