@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .keywords import UNSUPPORTED_INSTANCE
+from .keywords import UNSUPPORTED_INSTANCE, unknown_keyword
 from .lexer import Stmt, Token
 from .model import VirtualIP
 from .values import (
@@ -32,6 +32,21 @@ from .vip import parse_vip
 AUTH_PASS_LEN = 8  # RFC 3768 5.3.11 / keepalived VRRP_AUTH_LEN
 GARP_SECS_MAX = 4294  # keepalived 2.2.7: "outside range [0, 4294]"
 GARP_REPEAT_MAX = 65535
+# RFC 3768 5.3.5: "Count IP Addrs" is one octet.
+MAX_ADVERT_VIPS = 255
+# keepalived's vrrp_complete_instance() counts an Ethernet header (14), the
+# IPv4 header (20), the VRRP header (8) and the v2 auth data (8) against the
+# interface MTU. Counting the Ethernet header is 3 addresses stricter than
+# needed; we copy it so that a mixed keepalived/pyvrrpd pair splits the same
+# list the same way and their adverts carry equal address lists.
+ADVERT_OVERHEAD = 14 + 20 + 8 + 8
+
+
+def max_advert_vips(mtu: int | None = None) -> int:
+    """How many VIPs one advert can carry on an interface of `mtu` (None: 255)."""
+    if mtu is None:
+        return MAX_ADVERT_VIPS
+    return max(0, min(MAX_ADVERT_VIPS, (mtu - ADVERT_OVERHEAD) // 4))
 
 
 @dataclass(slots=True)
@@ -61,12 +76,16 @@ class InstanceDraft:
     auth_pass: bytes | None = None
     auth_pass_tok: Token | None = None
     vips: list[VirtualIP] = field(default_factory=list)
+    vip_toks: list[Token] = field(default_factory=list)  # where each of `vips` was written
     vips_excluded: list[VirtualIP] = field(default_factory=list)
+    allow_no_vips: bool = False  # `no_virtual_ipaddress`
     track: list[TrackRefDraft] = field(default_factory=list)
     garp_master_delay: float | None = None
     garp_master_repeat: int | None = None
     garp_master_refresh: float | None = None
     garp_master_refresh_repeat: int | None = None
+    garp_lower_prio_delay: float | None = None
+    garp_lower_prio_repeat: int | None = None
     skip_check_adv_addr: bool = False
 
 
@@ -88,7 +107,8 @@ def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
             rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd yet; ignored")
             body.skip_optional_block(stmt)
         else:
-            rep.warn(kw, f"unknown keyword '{word}' in vrrp_instance")
+            known = _HANDLERS.keys() | UNSUPPORTED_INSTANCE
+            rep.warn(kw, unknown_keyword(word, "vrrp_instance", known))
             body.skip_optional_block(stmt)
     return d
 
@@ -194,11 +214,18 @@ def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -
             # RFC 3768 5.3.11: the field is exactly 8 octets, zero-padded.
             d.auth_pass = raw[:AUTH_PASS_LEN].ljust(AUTH_PASS_LEN, b"\0")
         else:
-            rep.warn(kw, f"unknown keyword '{kw.text}' in authentication")
+            known = ("auth_type", "auth_pass")
+            rep.warn(kw, unknown_keyword(kw.text, "authentication", known))
             inner.skip_optional_block(s)
 
 
-def _vip_block(rep: Reporter, stmt: Stmt, body: Cursor, out: list[VirtualIP]) -> None:
+def _vip_block(
+    rep: Reporter,
+    stmt: Stmt,
+    body: Cursor,
+    out: list[VirtualIP],
+    toks: list[Token] | None = None,
+) -> None:
     extra_args(rep, stmt, 0)
     inner = body.block(stmt)
     if inner is None:
@@ -217,10 +244,19 @@ def _vip_block(rep: Reporter, stmt: Stmt, body: Cursor, out: list[VirtualIP]) ->
             rep.warn(s.keyword, f"{block}: duplicate address {vip.address}; ignored")
             continue
         out.append(vip)
+        if toks is not None:
+            toks.append(s.keyword)
 
 
 def _vips(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
-    _vip_block(rep, stmt, body, d.vips)
+    _vip_block(rep, stmt, body, d.vips, d.vip_toks)
+
+
+def _no_vips(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    # keepalived: an instance without VIPs on purpose (cloud routing, #2121);
+    # it only silences the "No VIP specified" warning.
+    flag(rep, stmt)
+    d.allow_no_vips = True
 
 
 def _vips_excluded(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
@@ -297,6 +333,23 @@ def _garp_refresh_repeat(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Curs
         d.garp_master_refresh_repeat = value
 
 
+def garp_lower_prio_repeat(rep: Reporter, stmt: Stmt) -> int | None:
+    """GARPs per VIP after a lower-priority advert; unlike the master repeat, 0 is valid (none)."""
+    return int_value(rep, stmt, 0, GARP_REPEAT_MAX)
+
+
+def _garp_lower_prio_delay(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = int_value(rep, stmt, 0, GARP_SECS_MAX)
+    if value is not None:
+        d.garp_lower_prio_delay = float(value)
+
+
+def _garp_lower_prio_repeat(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = garp_lower_prio_repeat(rep, stmt)
+    if value is not None:
+        d.garp_lower_prio_repeat = value
+
+
 def _skip_check(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     # keepalived 2.2.7 sets the flag even for `skip_check_adv_addr false` (a
     # bug, keepalived.md 1.3); we honour the value.
@@ -322,5 +375,8 @@ _HANDLERS = {
     "garp_master_repeat": _garp_repeat,
     "garp_master_refresh": _garp_refresh,
     "garp_master_refresh_repeat": _garp_refresh_repeat,
+    "garp_lower_prio_delay": _garp_lower_prio_delay,
+    "garp_lower_prio_repeat": _garp_lower_prio_repeat,
+    "no_virtual_ipaddress": _no_vips,
     "skip_check_adv_addr": _skip_check,
 }

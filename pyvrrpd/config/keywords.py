@@ -1,12 +1,18 @@
-"""keepalived keywords that pyvrrpd recognises but does not act on.
+"""keepalived keywords that pyvrrpd recognises but does not act on; typo hints.
 
 Owns: the lists (from keepalived.md 1.2, 1.3, 1.8, 1.9). A keyword listed here
 is consumed, with any `{ ... }` block after it, and draws a warning saying it
 is not supported, instead of the "unknown keyword" warning meant for typos.
+Also owns the wording of that warning, which names the closest keyword of
+the block (`virtual_ipadress` -> `virtual_ipaddress`): keepalived only warns
+about unknown keywords, so a typo would otherwise pass almost silently.
 Must not: contain keywords the parser implements.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 # Top level: blocks and single-line statements (keepalived.md 1.2), plus the
 # LVS/BFD halves that mixed configs carry.
@@ -42,8 +48,6 @@ UNSUPPORTED_GLOBAL = frozenset(
         "smtp_alert_vrrp",
         "smtp_alert_checker",
         "no_email_faults",
-        "vrrp_garp_lower_prio_delay",
-        "vrrp_garp_lower_prio_repeat",
         "vrrp_min_garp",
         "vrrp_garp_extra_if",
         "vrrp_garp_extra_if_vmac",
@@ -203,10 +207,7 @@ UNSUPPORTED_INSTANCE = frozenset(
         "strict_mode",
         "promote_secondaries",
         "kernel_rx_buf_size",
-        "garp_lower_prio_delay",
-        "garp_lower_prio_repeat",
         "auth_hmac",
-        "no_virtual_ipaddress",
         "virtual_routes",
         "virtual_rules",
         "sync_group_tracking_weight",
@@ -227,3 +228,19 @@ UNSUPPORTED_VIP_OPTIONS: dict[str, int] = {
     "use_vmac": 0,
     "track_group": 1,
 }
+
+
+def unknown_keyword(word: str, block: str | None, known: Iterable[str]) -> str:
+    """The warning for an unknown keyword, naming the closest known one if any.
+
+    `block` is where it was found (None: top level). keepalived matches
+    keywords exactly and case-sensitively, so `Priority` is unknown too; the
+    hint shows the spelling it wants.
+    """
+    where = f" in {block}" if block else ""
+    close = difflib.get_close_matches(word, sorted(set(known)), n=1, cutoff=0.75)
+    if not close:
+        lowered = {k.lower(): k for k in known}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown keyword '{word}'{where}{hint}"

@@ -6,22 +6,42 @@ parameters and their substitution, `@id` conditional lines. Every token keeps
 its file, 1-based line and column, and the physical source line, so the parser
 can print compiler-style diagnostics.
 
+Also owns the limits that keep a hostile or broken file from hanging or
+exhausting the daemon at start (issue 5 item 11): bytes per file and in all,
+characters per line and after substitution, brace alternatives per include
+line, files included in all, and the time and directory entries include
+globbing may spend. Each overflow is one located error, never a hang.
+
 Must not: know any keyword other than the include family, or build the model.
 Problems are recorded as diagnostics, never raised.
 """
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 import re
 import socket
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import Diagnostic, Severity, SourceLoc
 
 MAX_INCLUDE_DEPTH = 32
+# Bounds against config bombs. Real keepalived.conf files are a few KiB with a
+# handful of includes; these are orders of magnitude above that.
+MAX_LINE_CHARS = 65536  # keepalived's read_line() ignores longer lines (MAXBUF)
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024  # every file read, includes too
+MAX_TOTAL_CHARS = 16 * 1024 * 1024  # characters tokenized, after $NAME substitution
+MAX_INCLUDE_FILES = 1000  # files read through include lines, in all
+MAX_BRACE_PATTERNS = 1024  # alternatives one include line's {a,b} may expand to
+MAX_BRACES = 256  # '{' in one include pattern (bounds the expansion's recursion)
+MAX_GLOB_ENTRIES = 100_000  # directory entries include globbing may examine, in all
+INCLUDE_TIME_BUDGET = 5.0  # seconds include globbing may take, in all
+_SHOWN_CHARS = 120  # of an over-long line, in its diagnostic
 
 # include variants (keepalived.md 1.1 item 7); the letters say what is checked.
 INCLUDE_KEYWORDS = frozenset(
@@ -35,6 +55,8 @@ _REFERENCE = re.compile(
     r"|\$([A-Za-z_][A-Za-z0-9_]*)(?=\s|\Z)"
 )
 _GLOB_MAGIC = re.compile(r"[*?\[]")
+_PLAIN_RUN = re.compile(r'[^\s{}"\\]+')  # word characters with no special meaning
+_COMMENT_START = re.compile(r"[#!]")
 # Recursive parameter values stop here, so `$A=$A` cannot loop forever.
 _MAX_SUBST_DEPTH = 16
 # ...and `$A=$A $A $A` cannot grow exponentially: longer expansions are an error.
@@ -98,6 +120,11 @@ class Lexer:
         self.result = LexResult()
         self._stack: list[str] = []
         self._overflow = False
+        self._bytes_read = 0
+        self._chars_emitted = 0
+        self._included = 0
+        self._stopped = False  # a whole-config limit was hit: read nothing more
+        self._budget: _GlobBudget | None = None
 
     # -- diagnostics -------------------------------------------------------
 
@@ -132,7 +159,8 @@ class Lexer:
                 # Never open FIFOs or devices: a stray `include /dev/*` must not hang us.
                 raise OSError("not a regular file")
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                return f.read()
+                size = os.fstat(f.fileno()).st_size
+                text = f.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if where is None:
@@ -141,16 +169,35 @@ class Lexer:
                 file, line, col, src = where
                 self.error(file, line, col, f"cannot read included file '{path}': {reason}", src)
             return None
+        # Bounded by the bytes read, not st_size alone: /proc files report 0.
+        size = max(size, len(text))
+        too_big = ""
+        if size > MAX_FILE_BYTES:
+            too_big = f"'{path}' is larger than {MAX_FILE_BYTES // 2**20} MiB"
+        elif self._bytes_read + size > MAX_TOTAL_BYTES:
+            too_big = f"configuration files add up to more than {MAX_TOTAL_BYTES // 2**20} MiB"
+        if too_big:
+            self._stopped = True
+            file, line, col, src = where if where is not None else (path, 0, 0, "")
+            self.error(file, line, col, f"{too_big}; not read", src)
+            return None
+        self._bytes_read += size
+        return text
 
     # -- per file ----------------------------------------------------------
 
     def _lex(self, text: str, filename: str, base_dir: str, depth: int) -> None:
+        # A UTF-8 byte order mark (Windows editors write one) is not content.
+        text = text.removeprefix("\ufeff")
         lines = text.split("\n")
         i = 0
-        while i < len(lines):
+        while i < len(lines) and not self._stopped:
             lineno = i + 1
             physical = lines[i].rstrip("\r")
             i += 1
+            if len(physical) > MAX_LINE_CHARS:
+                self._long_line(filename, lineno, physical)
+                continue
             body, err_col = _decomment(physical)
             if err_col:
                 self.error(filename, lineno, err_col, "unterminated quote", physical)
@@ -180,13 +227,28 @@ class Lexer:
             if m:
                 value = m.group(2)
                 # A trailing backslash continues a multi-line definition.
-                while value.endswith("\\") and i < len(lines):
-                    nxt, _ = _decomment(lines[i].rstrip("\r"))
+                parts: list[str] = []
+                length = len(value)
+                while value.endswith("\\") and i < len(lines) and length <= _MAX_EXPANSION:
+                    parts.append(value[:-1])
+                    value, _ = _decomment(lines[i].rstrip("\r"))
+                    value = value.strip()
+                    length += len(value) + 1
                     i += 1
-                    value = value[:-1] + "\n" + nxt.strip()
-                self.params[m.group(1)] = value.rstrip("\\").strip()
+                if length > _MAX_EXPANSION:
+                    col = body.index("$") + 1
+                    msg = f"parameter ${m.group(1)} is longer than {_MAX_EXPANSION} characters"
+                    self.error(filename, lineno, col, msg, physical)
+                    continue
+                parts.append(value)
+                self.params[m.group(1)] = "\n".join(parts).rstrip("\\").strip()
                 continue
             self._emit(body, filename, lineno, physical, base_dir)
+
+    def _long_line(self, filename: str, lineno: int, physical: str) -> None:
+        shown = physical[:_SHOWN_CHARS] + "..."
+        msg = f"line longer than {MAX_LINE_CHARS} characters; ignored"
+        self.error(filename, lineno, 1, msg, shown)
 
     def _conditional(self, body: str) -> str | None:
         """`@ID rest` keeps `rest` only on config-id ID; `@^ID` negates."""
@@ -212,6 +274,13 @@ class Lexer:
                 return
         else:
             text, origin = body, list(range(len(body) + 1))
+        self._chars_emitted += len(text)
+        if self._chars_emitted > MAX_TOTAL_CHARS:
+            # `$A=<64 KiB>` then a million `$A` lines: bounded here.
+            self._stopped = True
+            msg = f"configuration expands to more than {MAX_TOTAL_CHARS // 2**20} Mi characters"
+            self.error(filename, lineno, 1, f"{msg}; stopped reading", physical)
+            return
         offset = 0
         # A multi-line parameter value expands into several logical lines.
         for segment in text.split("\n"):
@@ -297,7 +366,17 @@ class Lexer:
                 if ch == '"':
                     quoted, in_quote = True, not in_quote
                 elif in_quote:
-                    chars.append(ch)
+                    # Runs of plain characters in one step: a 64 KiB word must not
+                    # cost 64 Ki trips round this loop.
+                    end = text.find('"', i)
+                    end = n if end < 0 else end
+                    chars.append(text[i:end])
+                    i = end
+                    continue
+                elif (run := _PLAIN_RUN.match(text, i)) is not None:
+                    chars.append(run.group())
+                    i = run.end()
+                    continue
                 elif ch.isspace() or ch in "{}":
                     break
                 elif ch == "\\" and i + 1 < n and text[i + 1] in "#!":
@@ -338,22 +417,47 @@ class Lexer:
         checks = set(kind[len("include") :])
         if "a" in checks:
             checks = {"r", "m", "w", "b"}
-        matches: list[str] = []
+        if pattern.count("{") > MAX_BRACES:
+            report(f"{kind}: more than {MAX_BRACES} braces in the pattern; line ignored")
+            return
+        alternatives: list[str] = []
         for alternative in _brace_expand(pattern):
+            alternatives.append(alternative)
+            if len(alternatives) > MAX_BRACE_PATTERNS:
+                report(
+                    f"{kind}: '{_short(pattern)}' expands to more than {MAX_BRACE_PATTERNS}"
+                    " patterns; line ignored"
+                )
+                return
+        if self._budget is None:
+            self._budget = _GlobBudget(time.monotonic() + INCLUDE_TIME_BUDGET, MAX_GLOB_ENTRIES)
+        matches: list[str] = []
+        for alternative in alternatives:
             full = (
                 alternative if os.path.isabs(alternative) else os.path.join(base_dir, alternative)
             )
-            found = sorted(glob.glob(full))
+            try:
+                found = sorted(_glob(full, self._budget))
+            except _BudgetSpent as exc:
+                self._stopped = True
+                report(f"{kind}: matching '{_short(pattern)}' {exc}; stopped reading")
+                return
             if not found and "b" in checks and alternative != pattern:
-                report(f"{kind}: brace alternative '{alternative}' matches no file")
+                report(f"{kind}: brace alternative '{_short(alternative)}' matches no file")
             matches.extend(found)
         if not matches:
             if "m" in checks:
-                report(f"{kind}: '{pattern}' matches no file")
+                report(f"{kind}: '{_short(pattern)}' matches no file")
             elif "w" in checks and _GLOB_MAGIC.search(pattern):
-                report(f"{kind}: wildcard '{pattern}' matches no file")
+                report(f"{kind}: wildcard '{_short(pattern)}' matches no file")
             return
         for path in matches:
+            if self._stopped:
+                return
+            if self._included >= MAX_INCLUDE_FILES:
+                self._stopped = True
+                report(f"{kind}: more than {MAX_INCLUDE_FILES} files included in all; stopped")
+                return
             self._include_one(kind, path, checks, (filename, lineno, col, physical), depth)
 
     def _include_one(
@@ -382,6 +486,7 @@ class Lexer:
         text = self._read(path, where)
         if text is None:
             return
+        self._included += 1
         self.result.files.append(path)
         self._stack.append(path)
         self._lex(text, path, os.path.dirname(path), depth + 1)
@@ -394,6 +499,9 @@ def _decomment(line: str) -> tuple[str, int]:
     Returns the kept text and, for an unterminated quote, the 1-based column
     of the opening quote (else 0).
     """
+    if '"' not in line and "\\" not in line:
+        cut = _COMMENT_START.search(line)  # the common case, without a Python loop
+        return (line[: cut.start()] if cut else line), 0
     in_quote = False
     quote_col = 0
     i = 0
@@ -412,8 +520,12 @@ def _decomment(line: str) -> tuple[str, int]:
     return line, quote_col if in_quote else 0
 
 
-def _brace_expand(pattern: str) -> list[str]:
-    """Shell-style `{a,b}` expansion, as glob(GLOB_BRACE) does for includes."""
+def _brace_expand(pattern: str) -> Iterator[str]:
+    """Shell-style `{a,b}` expansion, as glob(GLOB_BRACE) does for includes.
+
+    Lazy, so a caller can stop after a bounded number: `{a,b}` twenty times
+    is a million patterns.
+    """
     depth = 0
     start = -1
     for i, ch in enumerate(pattern):
@@ -429,11 +541,10 @@ def _brace_expand(pattern: str) -> list[str]:
                 if len(parts) < 2:
                     continue
                 head, tail = pattern[:start], pattern[i + 1 :]
-                out: list[str] = []
                 for part in parts:
-                    out.extend(_brace_expand(head + part + tail))
-                return out
-    return [pattern]
+                    yield from _brace_expand(head + part + tail)
+                return
+    yield pattern
 
 
 def _split_top_commas(text: str) -> list[str]:
@@ -452,6 +563,63 @@ def _split_top_commas(text: str) -> list[str]:
         cur.append(ch)
     parts.append("".join(cur))
     return parts
+
+
+class _BudgetSpent(Exception):
+    """Include globbing ran out of time or directory entries."""
+
+
+class _GlobBudget:
+    """What include globbing may still spend: a deadline and a count of entries."""
+
+    def __init__(self, deadline: float, entries: int) -> None:
+        self.deadline = deadline
+        self.entries = entries
+
+    def spend(self, entries: int) -> None:
+        self.entries -= entries
+        if self.entries < 0:
+            raise _BudgetSpent(f"looked at more than {MAX_GLOB_ENTRIES} directory entries")
+        if time.monotonic() > self.deadline:
+            raise _BudgetSpent(f"took longer than {INCLUDE_TIME_BUDGET:g} s")
+
+
+def _glob(pattern: str, budget: _GlobBudget) -> list[str]:
+    """`glob.glob(pattern)` (no `**`), charging every stat and entry to `budget`.
+
+    The standard glob cannot be interrupted: `/*/*/*/*/*` walks a whole tree
+    before returning. Like it, a `*` does not match a leading dot.
+    """
+    if not _GLOB_MAGIC.search(pattern):
+        budget.spend(1)
+        return [pattern] if os.path.lexists(pattern) else []
+    head, tail = os.path.split(pattern)
+    dirs = _glob(head, budget) if head and _GLOB_MAGIC.search(head) else [head]
+    out: list[str] = []
+    for d in dirs:
+        if not _GLOB_MAGIC.search(tail):
+            path = os.path.join(d, tail)
+            budget.spend(1)
+            if os.path.lexists(path):
+                out.append(path)
+            continue
+        names: list[str] = []
+        try:
+            with os.scandir(d or os.curdir) as it:
+                for entry in it:
+                    budget.spend(1)
+                    names.append(entry.name)
+        except OSError:
+            continue  # not a directory, or unreadable: no match, as glob()
+        if not tail.startswith("."):
+            names = [n for n in names if not n.startswith(".")]
+        out.extend(os.path.join(d, n) for n in fnmatch.filter(names, tail))
+    return out
+
+
+def _short(text: str) -> str:
+    """`text` cut for a message (an include pattern may be 64 KiB long)."""
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def lex_path(path: str | Path, config_id: str | None = None) -> LexResult:

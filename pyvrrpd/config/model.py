@@ -82,6 +82,9 @@ class GlobalDefs:
     smtp_port: int = 25
     smtp_helo_name: str | None = None
     smtp_alert: bool = False
+    # None: follow vrrp_garp_master_delay / _repeat, as keepalived does.
+    vrrp_garp_lower_prio_delay: float | None = None
+    vrrp_garp_lower_prio_repeat: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,10 @@ class VrrpInstance:
     loc: SourceLoc | None = None
     # Added and removed like VIPs, but not listed in adverts (keepalived.md 1.8).
     virtual_ipaddress_excluded: tuple[VirtualIP, ...] = ()
+    # GARPs a master sends on hearing a lower-priority advert, and the delay of
+    # the second such burst (0: none); keepalived's garp_lower_prio_*.
+    garp_lower_prio_delay: float = 5.0
+    garp_lower_prio_repeat: int = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from .instance import InstanceDraft, garp_repeat, read_instance
-from .keywords import UNSUPPORTED_GLOBAL, UNSUPPORTED_TOP
+from .instance import (
+    MAX_ADVERT_VIPS,
+    InstanceDraft,
+    garp_lower_prio_repeat,
+    garp_repeat,
+    read_instance,
+)
+from .keywords import UNSUPPORTED_GLOBAL, UNSUPPORTED_TOP, unknown_keyword
 from .lexer import Lexer, LexResult, Stmt, Token
 from .model import (
     Config,
@@ -24,6 +30,7 @@ from .model import (
     GlobalDefs,
     Severity,
     TrackScriptRef,
+    VirtualIP,
     VrrpInstance,
     VrrpScript,
 )
@@ -40,6 +47,34 @@ from .values import (
 )
 
 TIMER_MAX = 4294.0  # keepalived's range for second-valued timers
+
+# What each block implements, for the "did you mean" hint of unknown keywords.
+TOP_KEYWORDS = frozenset({"global_defs", "vrrp_script", "vrrp_instance"})
+GLOBAL_KEYWORDS = frozenset(
+    {
+        "router_id",
+        "notification_email_from",
+        "smtp_helo_name",
+        "script_user",
+        "enable_script_security",
+        "vrrp_garp_master_delay",
+        "vrrp_garp_master_refresh",
+        "vrrp_garp_master_repeat",
+        "vrrp_garp_master_refresh_repeat",
+        "vrrp_garp_lower_prio_delay",
+        "vrrp_garp_lower_prio_repeat",
+        "vrrp_garp_interval",
+        "vrrp_gna_interval",
+        "vrrp_skip_check_adv_addr",
+        "notification_email",
+        "smtp_server",
+        "smtp_connect_timeout",
+        "smtp_alert",
+    }
+)
+SCRIPT_KEYWORDS = frozenset(
+    {"script", "interval", "timeout", "weight", "rise", "fall", "user", "init_fail"}
+)
 
 
 def load_config(path: str | Path, *, config_id: str | None = None) -> Config:
@@ -120,7 +155,7 @@ class _Parser:
                 rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
                 top.skip_optional_block(stmt)
             else:
-                rep.warn(kw, f"unknown keyword '{word}'")
+                rep.warn(kw, unknown_keyword(word, None, TOP_KEYWORDS | UNSUPPORTED_TOP))
                 top.skip_optional_block(stmt)
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
@@ -146,11 +181,17 @@ class _Parser:
                 continue
             elif word == "enable_script_security":
                 value = bool_value(rep, stmt)
-            elif word in ("vrrp_garp_master_delay", "vrrp_garp_master_refresh"):
+            elif word in (
+                "vrrp_garp_master_delay",
+                "vrrp_garp_master_refresh",
+                "vrrp_garp_lower_prio_delay",
+            ):
                 num = int_value(rep, stmt, 0, int(TIMER_MAX))
                 value = None if num is None else float(num)
             elif word in ("vrrp_garp_master_repeat", "vrrp_garp_master_refresh_repeat"):
                 value = garp_repeat(rep, stmt)
+            elif word == "vrrp_garp_lower_prio_repeat":
+                value = garp_lower_prio_repeat(rep, stmt)
             elif word in ("vrrp_garp_interval", "vrrp_gna_interval"):
                 # Deliberate deviation: keepalived 2.2.7 rejects 0 ("outside range
                 # [0.000001, 4294]") although its man page and shipped sample use 0
@@ -174,7 +215,8 @@ class _Parser:
                 body.skip_optional_block(stmt)
                 continue
             else:
-                rep.warn(kw, f"unknown keyword '{word}' in global_defs")
+                known = GLOBAL_KEYWORDS | UNSUPPORTED_GLOBAL
+                rep.warn(kw, unknown_keyword(word, "global_defs", known))
                 body.skip_optional_block(stmt)
                 continue
             if value is not None:
@@ -250,7 +292,7 @@ class _Parser:
             elif word == "init_fail":
                 fields["init_fail"] = flag(rep, stmt)
             else:
-                rep.warn(kw, f"unknown keyword '{word}' in vrrp_script")
+                rep.warn(kw, unknown_keyword(word, "vrrp_script", SCRIPT_KEYWORDS))
                 body.skip_optional_block(stmt)
         if argv is None:
             rep.error(name, f"vrrp_script {name.text} has no 'script' command")
@@ -354,6 +396,7 @@ class _Parser:
             tracks.append(TrackScriptRef(ref.name.text, ref.weight, ref.reverse))
         if d.interface is None or d.vrid is None:
             return None
+        vips, excluded = self._fit_vips(d)
         return VrrpInstance(
             name=d.name.text,
             interface=d.interface,
@@ -365,8 +408,8 @@ class _Parser:
             preempt_delay=preempt_delay,
             auth_type=auth_type,
             auth_pass=auth_pass if auth_type else b"",
-            virtual_ipaddress=tuple(d.vips),
-            virtual_ipaddress_excluded=tuple(d.vips_excluded),
+            virtual_ipaddress=vips,
+            virtual_ipaddress_excluded=excluded,
             track_script=tuple(tracks),
             garp_master_delay=_pick(d.garp_master_delay, gd.vrrp_garp_master_delay),
             garp_master_repeat=_pick(d.garp_master_repeat, gd.vrrp_garp_master_repeat),
@@ -376,7 +419,43 @@ class _Parser:
             ),
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
             loc=d.name.loc,
+            # keepalived: instance value, else the global lower_prio value, else
+            # the *global* master value (not this instance's garp_master_*).
+            garp_lower_prio_delay=_pick(
+                d.garp_lower_prio_delay,
+                _pick(gd.vrrp_garp_lower_prio_delay, gd.vrrp_garp_master_delay),
+            ),
+            garp_lower_prio_repeat=_pick(
+                d.garp_lower_prio_repeat,
+                _pick(gd.vrrp_garp_lower_prio_repeat, gd.vrrp_garp_master_repeat),
+            ),
         )
+
+    def _fit_vips(self, d: InstanceDraft) -> tuple[tuple[VirtualIP, ...], tuple[VirtualIP, ...]]:
+        """The advertised and the excluded VIPs, after keepalived's checks on the list.
+
+        No VIP at all draws keepalived's warning (a misspelt `virtual_ipaddress`
+        block lands here). More than one advert can carry (RFC 3768 5.3.5: 255;
+        keepalived also counts the MTU, which the shell checks at start) are
+        moved to the excluded list, as keepalived does: still installed on the
+        master, not advertised.
+        """
+        name = d.name.text
+        if not d.vips and not d.allow_no_vips:
+            self.rep.warn(d.name, f"({name}) No VIP specified; at least one is sensible")
+        if len(d.vips) <= MAX_ADVERT_VIPS:
+            return tuple(d.vips), tuple(d.vips_excluded)
+        self.rep.warn(
+            d.vip_toks[MAX_ADVERT_VIPS],
+            f"({name}) Number of VIPs ({len(d.vips)}) exceeds maximum/space available in"
+            f" packet (max {MAX_ADVERT_VIPS} addresses) - excess moved to eVIPs",
+        )
+        excess = [
+            v
+            for v in d.vips[MAX_ADVERT_VIPS:]
+            if not any(v.address == e.address and v.dev == e.dev for e in d.vips_excluded)
+        ]
+        return tuple(d.vips[:MAX_ADVERT_VIPS]), (*d.vips_excluded, *excess)
 
 
 _T = TypeVar("_T")

@@ -56,8 +56,17 @@ def test_all_errors_are_reported_at_once() -> None:
 def test_unknown_keyword_is_a_located_warning() -> None:
     cfg = parse_text(GOOD_HEAD + "  priorty 150\n}\nvrrp_instanse X {\n  a b\n}\n", "k.conf")
     assert [(str(w.loc), w.severity, w.message) for w in cfg.warnings] == [
-        ("k.conf:4:3", Severity.WARNING, "unknown keyword 'priorty' in vrrp_instance"),
-        ("k.conf:6:1", Severity.WARNING, "unknown keyword 'vrrp_instanse'"),
+        ("k.conf:1:15", Severity.WARNING, "(VI_1) No VIP specified; at least one is sensible"),
+        (
+            "k.conf:4:3",
+            Severity.WARNING,
+            "unknown keyword 'priorty' in vrrp_instance (did you mean 'priority'?)",
+        ),
+        (
+            "k.conf:6:1",
+            Severity.WARNING,
+            "unknown keyword 'vrrp_instanse' (did you mean 'vrrp_instance'?)",
+        ),
     ]
     assert cfg.instances[0].priority == 100
 
@@ -74,6 +83,7 @@ def test_known_but_unsupported_keywords_warn_and_skip_their_blocks() -> None:
         (2, "keyword 'vrrp_strict' is accepted but not supported by pyvrrpd; ignored"),
         (3, "keyword 'vrrp_iptables' is accepted but not supported by pyvrrpd; ignored"),
         (5, "keyword 'virtual_server' is accepted but not supported by pyvrrpd; ignored"),
+        (10, "(VI_1) No VIP specified; at least one is sensible"),
         (13, "keyword 'unicast_peer' is accepted but not supported by pyvrrpd yet; ignored"),
         (16, "keyword 'notify_master' is accepted but not supported by pyvrrpd yet; ignored"),
     ]
@@ -157,7 +167,7 @@ def test_value_missing() -> None:
 def test_warnings_are_included_in_config_error() -> None:
     err = errors_of(GOOD_HEAD + "  bogus\n  priority 999\n}\n")
     sev = [d.severity for d in err.diagnostics]
-    assert sev == [Severity.WARNING, Severity.ERROR]
+    assert sev == [Severity.WARNING, Severity.WARNING, Severity.ERROR]  # no VIP, bogus, 999
 
 
 def test_caret_lines_up_under_the_token_with_tabs() -> None:

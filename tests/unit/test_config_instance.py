@@ -20,8 +20,11 @@ def inst(body: str, before: str = "") -> VrrpInstance:
     return parse(body, before).instances[0]
 
 
+NO_VIP = "No VIP specified"  # most instances here have none; that warning has its own test
+
+
 def messages(cfg: Config) -> list[tuple[int, int, str]]:
-    return [(w.loc.line, w.loc.col, w.message) for w in cfg.warnings]
+    return [(w.loc.line, w.loc.col, w.message) for w in cfg.warnings if NO_VIP not in w.message]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,7 @@ def test_track_script_weight_out_of_range_is_an_error() -> None:
 def test_scripts_may_be_defined_after_the_instance() -> None:
     cfg = parse_text(HEAD + "  track_script {\n    chk\n  }\n}\n" + SCRIPTS)
     assert cfg.instances[0].track_script == (TrackScriptRef("chk"),)
-    assert cfg.warnings == ()
+    assert messages(cfg) == []
 
 
 def test_priority_and_state_defaults() -> None:

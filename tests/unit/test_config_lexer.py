@@ -16,6 +16,7 @@ vrrp_instance VI_1 {
   %s
 }
 """
+VIPS = "virtual_ipaddress {\n    192.0.2.1\n  }"
 
 
 def test_comments_with_hash_and_bang_anywhere() -> None:
@@ -90,9 +91,9 @@ def test_include_glob_relative_to_including_file(
     main = _write(tmp_path / "etc" / "keepalived.conf", "include conf.d/*.conf\n")
     _write(
         tmp_path / "etc" / "conf.d" / "b.conf",
-        MINI.replace("VI_1", "VI_B").replace(" 7", " 8") % "",
+        MINI.replace("VI_1", "VI_B").replace(" 7", " 8") % VIPS,
     )
-    _write(tmp_path / "etc" / "conf.d" / "a.conf", "include ../scripts/{x,y}.conf\n" + MINI % "")
+    _write(tmp_path / "etc" / "conf.d" / "a.conf", "include ../scripts/{x,y}.conf\n" + MINI % VIPS)
     _write(tmp_path / "etc" / "scripts" / "x.conf", 'vrrp_script x {\n  script "/bin/x"\n}\n')
     _write(tmp_path / "etc" / "scripts" / "y.conf", 'vrrp_script y {\n  script "/bin/y"\n}\n')
     monkeypatch.chdir(tmp_path)  # the cwd must not matter
