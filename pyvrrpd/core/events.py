@@ -11,10 +11,15 @@ from ipaddress import IPv4Address
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """The daemon has its sockets; `primary_ip` is the interface's primary address."""
+    """The daemon is ready; `primary_ip` is the interface's primary address.
+
+    `present` is False when the interface does not exist (yet): the instance
+    waits in FAULT until netlink reports it.
+    """
 
     primary_ip: IPv4Address | None
     link_up: bool = True
+    present: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +49,31 @@ class TrackerChanged:
 
 @dataclass(frozen=True, slots=True)
 class LinkChanged:
-    """The instance's interface went up/down or its primary address changed."""
+    """The instance's interface went up/down, appeared, vanished or changed address.
+
+    `reset` is True when the interface was re-created (new ifindex) or its
+    primary address changed while the instance was running: the shell has
+    reopened its sockets and the instance starts over from BACKUP.
+    """
 
     up: bool
     primary_ip: IPv4Address | None
+    present: bool = True
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MacChanged:
+    """The interface's MAC address changed (bond failover, NIC hot-plug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostFault:
+    """The host failed this instance: its VIPs could not be installed, or handling
+    an event raised. The instance resigns and stays in FAULT for one
+    Master_Down_Interval (a later HostFault restarts the wait)."""
+
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +91,6 @@ Event = (
     | TrackerChanged
     | LinkChanged
     | VipRemoved
+    | MacChanged
+    | HostFault
 )

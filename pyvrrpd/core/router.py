@@ -28,7 +28,9 @@ from pyvrrpd.core.actions import (
 )
 from pyvrrpd.core.events import (
     Event,
+    HostFault,
     LinkChanged,
+    MacChanged,
     PacketReceived,
     ShutdownRequested,
     Started,
@@ -129,6 +131,7 @@ class VirtualRouter:
         self.state = State.INIT
         self.primary_ip: IPv4Address | None = None
         self.link_up = True
+        self.link_present = True
         self.started = False
         self.master_ip: IPv4Address | None = None
         self.master_priority: int | None = None
@@ -141,6 +144,10 @@ class VirtualRouter:
         self._garp_deadline: float | None = None
         self._garp_is_refresh = False
         self._preempt_until: float | None = None
+        # A host fault (VIPs not installable, an internal error) holds the
+        # instance in FAULT until this deadline.
+        self._host_fault: str | None = None
+        self._host_fault_deadline: float | None = None
         self._expect = self._make_expect()
 
     # ------------------------------------------------------------------ public
@@ -157,7 +164,12 @@ class VirtualRouter:
         """The earliest time at which `TimerFired` must be delivered, if any."""
         times = [
             t
-            for t in (self._down_deadline, self._advert_deadline, self._garp_deadline)
+            for t in (
+                self._down_deadline,
+                self._advert_deadline,
+                self._garp_deadline,
+                self._host_fault_deadline,
+            )
             if t is not None
         ]
         return min(times) if times else None
@@ -173,14 +185,33 @@ class VirtualRouter:
     def fault_reasons(self) -> tuple[str, ...]:
         """Why the instance is (or would be) in FAULT; empty when healthy."""
         reasons: list[str] = []
-        if not self.link_up:
+        if not self.link_present:
+            reasons.append("interface missing")
+        elif not self.link_up:
             reasons.append("interface down")
         elif self.primary_ip is None:
             reasons.append("no IPv4 address on interface")
         for spec in self.config.trackers:
             if faulted(spec, self.tracker_status[spec.name]):
                 reasons.append(f"tracker {spec.name} failed")
+        if self._host_fault is not None:
+            reasons.append(self._host_fault)
         return tuple(reasons)
+
+    def adopt(self, old: VirtualRouter) -> None:
+        """Carry over what survives an internal error in `old` (a fresh router
+        replaces one whose event handling raised): counters, tracker results,
+        link facts and the state it claimed, so a MASTER still resigns."""
+        self.stats.update(old.stats)
+        self.tracker_status.update(
+            {k: v for k, v in old.tracker_status.items() if k in self.tracker_status}
+        )
+        self.primary_ip, self.link_up = old.primary_ip, old.link_up
+        self.link_present, self.started = old.link_present, old.started
+        self.state = old.state if isinstance(old.state, State) else State.INIT
+        self.last_transition = old.last_transition
+        self.effective_priority = self._compute_priority()
+        self._expect = self._make_expect()
 
     def status(self) -> RouterStatus:
         master = self.master_ip
@@ -207,6 +238,7 @@ class VirtualRouter:
         self.started = True
         self.primary_ip = event.primary_ip
         self.link_up = event.link_up
+        self.link_present = event.present
         self._expect = self._make_expect()
         # keepalived removes leftovers of an earlier run before electing
         # (keepalived.md 2.8 "Restart after a crash").
@@ -240,6 +272,11 @@ class VirtualRouter:
             self._garp_deadline = None
             if self.state is State.MASTER:
                 self._delayed_garp(now, out)
+        if self._host_fault_deadline is not None and now >= self._host_fault_deadline:
+            self._host_fault_deadline = None
+            cleared, self._host_fault = self._host_fault, None
+            if self.started:
+                self._settle(now, out, reason=f"cleared: {cleared}")
 
     def _on_packet(self, event: PacketReceived, now: float, out: list[Action]) -> None:
         # keepalived ignores packets while in INIT or FAULT (keepalived.md 2.4).
@@ -280,13 +317,60 @@ class VirtualRouter:
             self._settle(now, out, reason=f"tracker {event.name} {_ok_word(event.ok)}")
 
     def _on_link(self, event: LinkChanged, now: float, out: list[Action]) -> None:
-        if event.up == self.link_up and event.primary_ip == self.primary_ip:
+        same = (event.up, event.primary_ip, event.present) == (
+            self.link_up,
+            self.primary_ip,
+            self.link_present,
+        )
+        if same and not event.reset:
             return
         self.link_up = event.up
         self.primary_ip = event.primary_ip
+        self.link_present = event.present
         self._expect = self._make_expect()
-        if self.started:
-            self._settle(now, out, reason="interface up" if event.up else "interface down")
+        if not self.started:
+            return
+        if not event.present:
+            reason = "interface missing"
+        elif event.reset:
+            reason = "interface re-created or primary address changed"
+        else:
+            reason = "interface up" if event.up else "interface down"
+        if event.reset and not self.fault_reasons():
+            if self.state is State.MASTER:
+                # Our adverts now leave from another socket/address: resign
+                # (priority 0, RFC 3768 6.4.3) and start over as BACKUP, so
+                # the peer takes over within Skew_Time rather than seeing two
+                # masters or none.
+                self._send(0, out)
+                out.append(RemoveVips())
+                self.stats["release_master"] += 1
+                self._clear_timers()
+                self._enter_backup(now, out, reason)
+                return
+            if self.state is State.BACKUP:
+                # Whatever we heard came through the old socket: listen afresh.
+                self.master_ip, self.master_priority = None, None
+                self._down_deadline = now + self.master_down_interval
+                return
+        self._settle(now, out, reason=reason)
+
+    def _on_mac_changed(self, _event: MacChanged, _now: float, out: list[Action]) -> None:
+        # The LAN's ARP caches point at the old MAC: a MASTER re-announces.
+        if self.state is State.MASTER and self.config.garp_master_repeat > 0:
+            out.append(SendGarp(self.config.garp_master_repeat))
+
+    def _on_host_fault(self, event: HostFault, now: float, out: list[Action]) -> None:
+        self._host_fault = event.reason
+        # One Master_Down_Interval: long enough for the peer to take over and
+        # for a transient host problem to pass, short enough to come back.
+        self._host_fault_deadline = now + self.master_down_interval
+        if not self.started:
+            return
+        if self.state is State.INIT:
+            self._goto(State.FAULT, now, out, event.reason)
+        elif self.state is not State.FAULT:
+            self._enter_fault(now, out, event.reason)
 
     def _on_vip_removed(self, event: VipRemoved, _now: float, out: list[Action]) -> None:
         if self.state is not State.MASTER:
@@ -304,6 +388,8 @@ class VirtualRouter:
         TrackerChanged: _on_tracker,
         LinkChanged: _on_link,
         VipRemoved: _on_vip_removed,
+        MacChanged: _on_mac_changed,
+        HostFault: _on_host_fault,
     }
 
     # -------------------------------------------------------------- receiving

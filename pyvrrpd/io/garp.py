@@ -63,6 +63,13 @@ class GarpSender:
             ) from exc
         return cls(ifname, bytes(mac), sock)
 
+    def set_mac(self, mac: bytes) -> None:
+        """The interface's MAC changed (bond failover, hot-plug): announce the new one."""
+        if len(mac) != 6:
+            raise HostError(f"GARP on {self.ifname!r}: MAC must be 6 bytes, got {len(mac)}")
+        self.mac = bytes(mac)
+        self._frames.clear()
+
     def _frame(self, ip: IPv4Address) -> bytes:
         frame = self._frames.get(ip)
         if frame is None:

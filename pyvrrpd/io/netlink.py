@@ -22,17 +22,24 @@ pyroute2 0.9.7 facts this module relies on (measured, see research/peers.md §4)
   reader calls it in a loop;
 * if the event socket's receive buffer overflows the kernel reports ENOBUFS and
   the socket is unusable; it must be closed and re-created.
+
+Every command has a deadline (:attr:`Netlink.timeout`): a netlink request that
+never returns becomes a HostError (ETIMEDOUT) and the command socket is
+replaced, since a cancelled request may leave pyroute2's reader mid-message.
+:attr:`Netlink.inject` is the fault-injection seam (None in normal runs; see
+``pyvrrpd.shell.faults``): awaited with the operation's name before each command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK
@@ -59,6 +66,13 @@ _SCOPES: Mapping[str, int] = {
 # Errors that mean "the netlink socket itself is unusable" rather than "this
 # request was refused".
 _EVENT_SOCKET_DEAD = {errno.ENOBUFS, errno.ECONNRESET, errno.EBADF, errno.ECOMM}
+
+#: Seconds a netlink command may take before it counts as hung. A healthy
+#: kernel answers in well under a millisecond; 2 s leaves room for a loaded
+#: host while staying below Master_Down_Interval.
+COMMAND_TIMEOUT = 2.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +173,38 @@ class Netlink:
     def __init__(self, ipr: Any) -> None:
         self._ipr = ipr
         self._closed = False
+        self.timeout = COMMAND_TIMEOUT
+        self.inject: Callable[[str], Awaitable[None]] | None = None
+        #: Commands that timed out (each replaced the socket).
+        self.timeouts = 0
+
+    async def _guarded(self, op: str, what: str, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run one command under the deadline (and the injection seam)."""
+
+        async def attempt() -> _T:
+            if self.inject is not None:
+                await self.inject(op)
+            return await work
+
+        try:
+            return await asyncio.wait_for(attempt(), self.timeout)
+        except TimeoutError:
+            self.timeouts += 1
+            self._replace_socket()
+            raise HostError(
+                f"{what}: netlink did not answer within {self.timeout:g} s",
+                errno_code=errno.ETIMEDOUT,
+            ) from None
+        finally:
+            work.close()  # never awaited when the injector raised first
+
+    def _replace_socket(self) -> None:
+        if self._closed:
+            return
+        old, self._ipr = self._ipr, AsyncIPRoute()
+        # A wedged socket may fail to close; it is dropped either way.
+        with contextlib.suppress(Exception):
+            old.close()
 
     @classmethod
     async def open(cls) -> Netlink:
@@ -214,6 +260,12 @@ class Netlink:
             raise _wrap(exc, what) from exc
 
     async def link(self, ifname: str, exclude: frozenset[IPv4Address] = frozenset()) -> LinkInfo:
+        """Current facts about ``ifname`` (see :meth:`_link`), under the deadline."""
+        return await self._guarded(
+            "link", f"cannot query interface {ifname!r}", self._link(ifname, exclude)
+        )
+
+    async def _link(self, ifname: str, exclude: frozenset[IPv4Address]) -> LinkInfo:
         """Current facts about ``ifname``; HostError if it does not exist.
 
         Addresses in ``exclude`` (our own VIPs: a /32 VIP is a primary address
@@ -253,6 +305,25 @@ class Netlink:
         scope: str = "global",
         label: str | None = None,
     ) -> bool:
+        """Add ``address/prefixlen`` to ``ifname`` (see :meth:`_add_address`)."""
+        return await self._guarded(
+            "add_address",
+            f"cannot add {address}/{prefixlen} to {ifname!r}",
+            self._add_address(
+                ifname, address, prefixlen, broadcast=broadcast, scope=scope, label=label
+            ),
+        )
+
+    async def _add_address(
+        self,
+        ifname: str,
+        address: IPv4Address,
+        prefixlen: int,
+        *,
+        broadcast: str | None = None,
+        scope: str = "global",
+        label: str | None = None,
+    ) -> bool:
         """Add ``address/prefixlen`` to ``ifname``.
 
         Returns True if added, False if it was already there (EEXIST is the
@@ -281,6 +352,14 @@ class Netlink:
         return True
 
     async def remove_address(self, ifname: str, address: IPv4Address, prefixlen: int) -> bool:
+        """Remove ``address/prefixlen`` from ``ifname`` (see :meth:`_remove_address`)."""
+        return await self._guarded(
+            "remove_address",
+            f"cannot remove {address}/{prefixlen} from {ifname!r}",
+            self._remove_address(ifname, address, prefixlen),
+        )
+
+    async def _remove_address(self, ifname: str, address: IPv4Address, prefixlen: int) -> bool:
         """Remove ``address/prefixlen`` from ``ifname``.
 
         Returns True if removed, False if it was not there (EADDRNOTAVAIL).
@@ -297,6 +376,13 @@ class Netlink:
 
     async def has_address(self, ifname: str, address: IPv4Address) -> bool:
         """True if ``address`` (any prefix length) is configured on ``ifname``."""
+        return await self._guarded(
+            "has_address",
+            f"cannot list addresses of {ifname!r}",
+            self._has_address(ifname, address),
+        )
+
+    async def _has_address(self, ifname: str, address: IPv4Address) -> bool:
         index = await self._index(ifname)
         msgs = await self._addr_msgs(index, f"cannot list addresses of {ifname!r}")
         return any(_addr_of(m) == address for m in msgs)
@@ -417,6 +503,13 @@ class LinkMonitor:
             self._addrs.discard((idx, addr))
             return LinkEvent(ifname, "addr_del", None, addr)
         return None
+
+    def has_address(self, ifname: str, address: IPv4Address) -> bool:
+        """Whether the kernel last reported ``address`` on ``ifname`` (from events,
+        so it is what the kernel has, not what we asked for)."""
+        return any(
+            (idx, address) in self._addrs for idx, name in self._names.items() if name == ifname
+        )
 
     def __aiter__(self) -> AsyncIterator[LinkEvent]:
         return self._events()

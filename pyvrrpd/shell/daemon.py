@@ -10,6 +10,7 @@ netlink and subprocesses in `pyvrrpd.io`.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 import signal
@@ -22,12 +23,12 @@ import structlog
 
 from pyvrrpd import __version__
 from pyvrrpd.config.model import Config
-from pyvrrpd.core.actions import (
-    Action,
-)
+from pyvrrpd.core.actions import Action, RemoveVips, SendAdvert
 from pyvrrpd.core.events import (
     Event,
+    HostFault,
     LinkChanged,
+    MacChanged,
     PacketReceived,
     ShutdownRequested,
     Started,
@@ -38,14 +39,17 @@ from pyvrrpd.core.events import (
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
-from pyvrrpd.io.netlink import LinkEvent, LinkMonitor, Netlink
+from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.control import ControlServer
-from pyvrrpd.shell.executor import LOG_ONLY, Executor
+from pyvrrpd.shell.executor import Executor
+from pyvrrpd.shell.faults import FaultSocket
+from pyvrrpd.shell.faults import from_environment as faults_from_environment
 from pyvrrpd.shell.instance import Instance, Interface, router_config, without_trackers
 from pyvrrpd.shell.pidfile import PidFiles
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.timerheap import TimerHeap
+from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.wire.check import peek_vrid
 
 log = structlog.get_logger("pyvrrpd")
@@ -68,6 +72,7 @@ class Daemon:
         # keepalived -V: leave VIPs in place (and send no priority 0) on stop.
         self.release_on_stop = release_on_stop
         self.instances: list[Instance] = []
+        self.by_name: dict[str, Instance] = {}
         self.interfaces: dict[str, Interface] = {}
         self.garp_senders: dict[str, GarpSender] = {}
         self.scripts: dict[str, ScriptTracker] = {}
@@ -79,7 +84,9 @@ class Daemon:
         self._netlink: Netlink | None = None
         self._monitor: LinkMonitor | None = None
         self._control: ControlServer | None = None
-        self._executor: Executor | None = None
+        self._executor = Executor(self.garp_senders)
+        # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
+        self._faults: FaultSocket | None = faults_from_environment()
 
     # ------------------------------------------------------------- lifecycle
 
@@ -105,7 +112,12 @@ class Daemon:
         )
         now = loop.time()
         for inst in self.instances:
-            self._feed(inst, Started(inst.iface.link.primary_ip, inst.iface.link.up), now)
+            link = inst.iface.link
+            if link is None:
+                started = Started(None, False, present=False)
+            else:
+                started = Started(link.primary_ip if inst.iface.sock else None, link.up)
+            self._feed(inst, started, now)
         for tracker in self.scripts.values():
             tracker.start(now)
         await self._stop.wait()
@@ -123,48 +135,57 @@ class Daemon:
     async def _setup(self) -> None:
         self.pid_files.acquire()
         self._netlink = await Netlink.open()
+        if self._faults is not None:
+            await self._faults.start()
+            self._netlink.inject = self._faults.injector.netlink
+        # The monitor first: its snapshot is the kernel view status reports.
+        self._monitor = await LinkMonitor.open()
         for inst_cfg in self.config.instances:
-            iface = await self._interface(inst_cfg.interface)
+            iface = self._interface(inst_cfg.interface)
             router = VirtualRouter(router_config(inst_cfg, self.config))
-            inst = Instance(inst_cfg, router, iface)
+            inst = Instance(inst_cfg, router, iface, self._vipset(inst_cfg.name))
+            inst.vipset.addresses = inst.addresses
             iface.by_vrid[inst_cfg.virtual_router_id] = inst
             self.instances.append(inst)
+            self.by_name[inst.name] = inst
             assert self._timers is not None
             self._timers.register(("vr", inst.name), functools.partial(self._timer_due, inst))
-        await self._setup_garp_devices()
-        self._executor = Executor(self._netlink, self.garp_senders)
+            # GARP goes out on each VIP's own device (`dev` may differ from `interface`).
+            for vip in inst.addresses:
+                self._interface(inst.dev(vip))
+        for name in list(self.interfaces):
+            await self._relink(name, initial=True)
         self._setup_scripts()
-        self._monitor = await LinkMonitor.open()
         self._spawn(self._watch_links())
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status)
             await self._control.start()
 
-    async def _setup_garp_devices(self) -> None:
-        """GARP goes out on each VIP's own device (`dev` may differ from `interface`)."""
+    def _vipset(self, name: str) -> VipSet:
         assert self._netlink is not None
-        for name, iface in self.interfaces.items():
-            self.garp_senders[name] = iface.garp
-        for inst in self.instances:
-            for vip in inst.addresses:
-                dev = inst.dev(vip)
-                if dev not in self.garp_senders:
-                    link = await self._netlink.link(dev)
-                    self.garp_senders[dev] = GarpSender.open(dev, link.mac)
+        # Filled in once the Instance exists (addresses, dev); callbacks find it by name.
+        return VipSet(
+            name,
+            (),
+            lambda vip: self._instance(name).dev(vip),
+            self._netlink,
+            send_garp=lambda repeat: self._executor.send_garp(self._instance(name), repeat),
+            on_give_up=lambda reason: self._host_fault(self._instance(name), reason),
+        )
 
-    async def _interface(self, ifname: str) -> Interface:
-        if ifname in self.interfaces:
-            return self.interfaces[ifname]
-        assert self._netlink is not None and self._loop is not None
-        link = await self._netlink.link(ifname, self._vip_addresses(ifname))
-        if link.primary_ip is None:
-            raise HostError(f"interface '{ifname}' has no IPv4 address to send adverts from")
-        sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
-        garp = GarpSender.open(ifname, link.mac)
-        iface = Interface(link, sock, garp)
-        sock.attach(self._loop, functools.partial(self._on_datagram, iface))
-        self.interfaces[ifname] = iface
+    def _instance(self, name: str) -> Instance:
+        return self.by_name[name]
+
+    def _interface(self, ifname: str) -> Interface:
+        """The Interface record for `ifname`; its sockets are opened by `_relink`."""
+        iface = self.interfaces.get(ifname)
+        if iface is None:
+            iface = self.interfaces[ifname] = Interface(ifname)
         return iface
+
+    def _host_fault(self, inst: Instance, reason: str) -> None:
+        assert self._loop is not None
+        self._feed(inst, HostFault(reason), self._loop.time())
 
     def _setup_scripts(self) -> None:
         assert self._timers is not None
@@ -208,11 +229,12 @@ class Daemon:
             log.info("leaving_vips", detail="-V/--dont-release-vrrp: VIPs stay, no priority 0")
         for inst in self.instances if self.release_on_stop else ():
             self._feed(inst, ShutdownRequested(), now)
-        # Let the priority-0 adverts and VIP removals be carried out (bounded:
-        # keepalived exits about a second after SIGTERM).
-        pending = [t for t in self._tasks if t.get_name().startswith("exec:")]
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
+        # Let the VIP removals be carried out (bounded: keepalived exits about
+        # a second after SIGTERM; a hung netlink call must not hold us).
+        if self.release_on_stop:
+            await asyncio.gather(*(i.vipset.wait_settled(1.5) for i in self.instances))
+        for inst in self.instances:
+            inst.vipset.cancel()
         await self._close_io()
         log.info("stopped")
 
@@ -221,10 +243,13 @@ class Daemon:
             task.cancel()
         if self._control is not None:
             await self._control.close()
+        if self._faults is not None:
+            await self._faults.close()
         if self._monitor is not None:
             self._monitor.close()
         for iface in self.interfaces.values():
-            iface.sock.close()
+            if iface.sock is not None:
+                iface.sock.close()
         for garp in self.garp_senders.values():
             garp.close()
         if self._netlink is not None:
@@ -301,55 +326,154 @@ class Daemon:
             if (v.dev or inst.interface) == ifname
         )
 
-    async def _relink(self, ifname: str) -> None:
-        """Re-read an interface after a change and tell its instances."""
+    async def _relink(self, ifname: str, *, initial: bool = False) -> None:
+        """Re-read an interface after a change: reopen what the change broke,
+        then tell its instances (not at startup: `Started` carries the facts).
+
+        The VRRP sockets follow (ifindex, primary address): RFC 3768 5.2.1
+        wants adverts from the primary address, and a re-created interface
+        has a new ifindex the old sockets are not bound to. The ARP socket
+        follows (ifindex, MAC): a GARP must announce the MAC the VIP answers on.
+        Secondary addresses coming and going change neither.
+        """
         assert self._netlink is not None and self._loop is not None
         iface = self.interfaces[ifname]
         try:
-            link = await self._netlink.link(ifname, self._vip_addresses(ifname))
+            link: LinkInfo | None = await self._netlink.link(ifname, self._vip_addresses(ifname))
         except HostError as exc:
-            log.error("interface_lost", interface=ifname, error=str(exc))
-            for inst in iface.by_vrid.values():
-                self._feed(inst, LinkChanged(False, None), self._loop.time())
-            return
-        old_primary = iface.link.primary_ip
+            if exc.errno_code != errno.ENODEV:
+                # Could not ask (timeout, netlink trouble): keep what we have;
+                # the next event or the monitor's resync asks again.
+                log.error("interface_query_failed", interface=ifname, error=str(exc))
+                return
+            link = None
+        old = iface.link
         iface.link = link
-        if link.primary_ip is not None and link.primary_ip != old_primary:
-            # Adverts must leave from the primary address (RFC 3768 5.2.1):
-            # rebind the send side to the new one.
-            try:
-                sock = VrrpSocket.open(ifname, link.index, link.primary_ip)
-            except HostError as exc:
-                log.error("vrrp_socket_reopen_failed", interface=ifname, error=str(exc))
-            else:
-                iface.sock.close()
-                iface.sock = sock
-                sock.attach(self._loop, functools.partial(self._on_datagram, iface))
-                log.info("primary_address_changed", interface=ifname, address=str(link.primary_ip))
-        for inst in iface.by_vrid.values():
-            self._feed(inst, LinkChanged(link.up, link.primary_ip), self._loop.time())
+        if link is None:
+            if old is not None or initial:
+                log.error("interface_missing", interface=ifname)
+            self._close_sockets(iface)
+            if not initial:
+                self._tell(iface, LinkChanged(False, None, present=False))
+            return
+        reset = self._reopen_vrrp(iface, link)
+        mac_changed = self._reopen_garp(iface, link, old)
+        if initial:
+            return
+        primary = link.primary_ip if iface.sock is not None else None
+        self._tell(iface, LinkChanged(link.up, primary, present=True, reset=reset))
+        if mac_changed:
+            self._tell(iface, MacChanged())
+
+    def _reopen_vrrp(self, iface: Interface, link: LinkInfo) -> bool:
+        """Make the VRRP sockets match the link; True if working ones were replaced."""
+        assert self._loop is not None
+        if not iface.by_vrid:
+            return False  # only carries VIPs (`dev`): no adverts here
+        want = (link.index, link.primary_ip) if link.primary_ip is not None else None
+        sock = iface.sock
+        have = (sock.ifindex, sock.primary_ip) if sock is not None else None
+        if want == have:
+            return False
+        if sock is not None:
+            sock.close()
+            iface.sock = None
+        if want is None:
+            log.error("no_ipv4_address", interface=iface.name)
+            return False
+        try:
+            new = VrrpSocket.open(iface.name, link.index, want[1])
+        except HostError as exc:
+            log.error("vrrp_socket_open_failed", interface=iface.name, error=str(exc))
+            return False
+        iface.sock = new
+        new.attach(self._loop, functools.partial(self._on_datagram, iface))
+        log.info(
+            "vrrp_socket_opened", interface=iface.name, ifindex=link.index, address=str(want[1])
+        )
+        return have is not None
+
+    def _reopen_garp(self, iface: Interface, link: LinkInfo, old: LinkInfo | None) -> bool:
+        """Make the ARP sender match the link; True if only the MAC changed."""
+        garp = iface.garp
+        if garp is not None and old is not None and old.index == link.index:
+            if garp.mac == link.mac:
+                return False
+            log.info("mac_changed", interface=iface.name, mac=link.mac.hex(":"))
+            garp.set_mac(link.mac)
+            return True
+        if garp is not None:
+            garp.close()
+            iface.garp = None
+            self.garp_senders.pop(iface.name, None)
+        try:
+            iface.garp = GarpSender.open(iface.name, link.mac)
+        except HostError as exc:
+            log.error("arp_socket_open_failed", interface=iface.name, error=str(exc))
+            return False
+        self.garp_senders[iface.name] = iface.garp
+        return False
+
+    def _close_sockets(self, iface: Interface) -> None:
+        if iface.sock is not None:
+            iface.sock.close()
+            iface.sock = None
+        if iface.garp is not None:
+            iface.garp.close()
+            iface.garp = None
+            self.garp_senders.pop(iface.name, None)
+
+    def _tell(self, iface: Interface, event: Event) -> None:
+        assert self._loop is not None
+        for inst in list(iface.by_vrid.values()):
+            self._feed(inst, event, self._loop.time())
 
     # ------------------------------------------------------------- execution
 
     def _feed(self, inst: Instance, event: Event, now: float) -> None:
-        actions = inst.router.handle(event, now)
+        """One event into one instance, its actions carried out, its timer re-armed.
+
+        An exception here is a bug (the core never raises for bad input); it
+        must not silence the instance while it still claims MASTER, nor touch
+        the other instances (issue 5 item 6). The instance is rebuilt from
+        what survives, resigns into FAULT for one Master_Down_Interval, and its
+        timer keeps running.
+        """
+        try:
+            if self._faults is not None:
+                self._faults.injector.handling(inst.name, type(event).__name__)
+            actions = inst.router.handle(event, now)
+        except Exception as exc:
+            self._contain(inst, exc, now)
+            return
+        self._carry_out(inst, actions)
+
+    def _carry_out(self, inst: Instance, actions: Sequence[Action]) -> None:
         assert self._timers is not None
         self._timers.set(("vr", inst.name), inst.router.next_deadline())
         if actions:
-            self._execute_later(inst, actions)
+            self._executor.run(inst, actions)
 
-    def _execute_later(self, inst: Instance, actions: Sequence[Action]) -> None:
-        # Side effects run in order per instance (asyncio.Lock is FIFO), so an
-        # advert always precedes the VIP add and the GARP that follow it.
-        assert self._executor is not None
-        effects = []
-        for action in actions:
-            if isinstance(action, LOG_ONLY):
-                self._executor.log_action(inst, action)
-            else:
-                effects.append(action)
-        if effects:
-            self._spawn(self._executor.run(inst, effects), name=f"exec:{inst.name}")
+    def _contain(self, inst: Instance, exc: Exception, now: float) -> None:
+        inst.internal_errors += 1
+        if inst.internal_errors == 1:
+            log.exception("internal_error", instance=inst.name, error=repr(exc))
+        else:
+            log.error(
+                "internal_error", instance=inst.name, error=repr(exc), count=inst.internal_errors
+            )
+        old = inst.router
+        fresh = VirtualRouter(old.config)
+        try:
+            fresh.adopt(old)
+            actions = fresh.handle(HostFault(f"internal error: {exc!r}"), now)
+        except Exception:
+            # Even recovery failed: resign by hand and start from INIT.
+            fresh = VirtualRouter(old.config)
+            actions = [SendAdvert(0), SendAdvert(0), RemoveVips()]
+            log.exception("internal_error_recovery_failed", instance=inst.name)
+        inst.router = fresh
+        self._carry_out(inst, actions)
 
     def _spawn(self, coro: Any, name: str | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -371,7 +495,20 @@ class Daemon:
             d["interface"] = inst.cfg.interface
             d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
             d["excluded_vips"] = [str(v) for v in inst.cfg.virtual_ipaddress_excluded]
-            d["vips_installed"] = inst.vips_installed
+            # What the kernel has (from its address events), not what we asked for.
+            present = [
+                str(v)
+                for v in inst.addresses
+                if self._monitor is not None and self._monitor.has_address(inst.dev(v), v.address)
+            ]
+            d["vips_present"] = present
+            d["vips_installed"] = bool(inst.addresses) and len(present) == len(inst.addresses)
+            d["vip_errors"] = {
+                "retries": inst.vipset.retries,
+                "gave_up": inst.vipset.gave_up,
+                "last": inst.vipset.last_error,
+            }
+            d["internal_errors"] = inst.internal_errors
             d["trackers"] = [
                 {
                     "name": spec.name,
@@ -397,7 +534,13 @@ class Daemon:
             )
             out.append(d)
         interfaces = {
-            name: {"primary_ip": str(i.link.primary_ip), "unknown_vrid_packets": i.unknown_vrid}
+            name: {
+                "present": i.link is not None,
+                "up": i.link is not None and i.link.up,
+                "ifindex": i.link.index if i.link is not None else None,
+                "primary_ip": str(i.link.primary_ip) if i.link and i.link.primary_ip else None,
+                "unknown_vrid_packets": i.unknown_vrid,
+            }
             for name, i in self.interfaces.items()
         }
         return {

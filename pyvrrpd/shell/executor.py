@@ -1,16 +1,26 @@
 """Carrying out the core's actions, in order, and logging what the core decided.
 
-Owns: adverts on the wire (encoded once per priority), VIP add/remove through
-netlink (one failing address does not stop the others), GARP bursts on each
-VIP's device, and the log events for state changes, priority changes, new
-masters and (rate-limited) dropped packets. Must not decide anything: every
-action comes from `pyvrrpd.core`.
+Owns: adverts on the wire (encoded once per priority), handing VIP wishes to
+the instance's VipSet (which installs them in the background and sends the
+GARP once they are in), GARP bursts on each VIP's device, and the log events
+for state changes, priority changes, new masters and dropped packets.
+
+Everything here is synchronous: an advert or a GARP burst is a few
+non-blocking sends, so a batch of actions never becomes a task, and a flood
+of packets that each trigger work never becomes a flood of tasks (issue 5).
+Order is preserved because the only asynchronous work (netlink) is behind the
+VipSet, and a GARP asked for before the addresses are in waits for them.
+
+Lines a peer can trigger once per packet (master seen, drops, send errors)
+are rate-limited per instance and reason, with counts of what was folded;
+state changes are always logged. Must not decide anything: every action
+comes from `pyvrrpd.core`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 import structlog
@@ -29,82 +39,87 @@ from pyvrrpd.core.actions import (
 )
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
-from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.shell.instance import Instance
+from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.wire.vrrp import encode_advert
 
 log = structlog.get_logger("pyvrrpd")
 
 DROP_WARN_EVERY = 10.0  # seconds between WARNING summaries of dropped packets
+PER_PACKET_EVERY = 5.0  # seconds between lines of one kind a peer can trigger per packet
 LOG_ONLY = (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)
 
 
 class Executor:
-    """Executes side-effect actions for instances; logs the informational ones."""
+    """Executes actions for instances; logs the informational ones."""
 
-    def __init__(self, netlink: Netlink, garp_senders: dict[str, GarpSender]) -> None:
-        self._netlink = netlink
+    def __init__(
+        self,
+        garp_senders: dict[str, GarpSender],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._garp = garp_senders
+        self._limit = RateLimiter(PER_PACKET_EVERY, clock)
+        self._drops = RateLimiter(DROP_WARN_EVERY, clock)
 
-    async def run(self, inst: Instance, actions: Sequence[Action]) -> None:
+    @property
+    def suppressed_lines(self) -> int:
+        return self._limit.suppressed_total + self._drops.suppressed_total
+
+    def run(self, inst: Instance, actions: Sequence[Action]) -> None:
         """Carry out `actions` in order; a host error is logged and the rest still run."""
-        async with inst.lock:
-            for action in actions:
-                try:
-                    await self._do(inst, action)
-                except HostError as exc:
-                    log.error(
-                        "action_failed",
-                        instance=inst.name,
-                        action=type(action).__name__,
-                        error=str(exc),
-                    )
+        for action in actions:
+            try:
+                self._do(inst, action)
+            except HostError as exc:
+                self._limited(
+                    "error",
+                    (inst.name, "action_failed", type(action).__name__),
+                    "action_failed",
+                    instance=inst.name,
+                    action=type(action).__name__,
+                    error=str(exc),
+                )
 
-    async def _do(self, inst: Instance, action: Action) -> None:
+    def _do(self, inst: Instance, action: Action) -> None:
         if isinstance(action, SendAdvert):
-            inst.iface.sock.send(self._advert(inst, action.priority))
+            sock = inst.iface.sock
+            if sock is None:
+                raise HostError(f"no VRRP socket on {inst.cfg.interface!r} (interface missing)")
+            sock.send(self._advert(inst, action.priority))
             if action.priority == 0:
                 log.info("sent_priority_0", instance=inst.name)
         elif isinstance(action, AddVips):
-            added = []
-            for vip in inst.addresses:
-                try:
-                    if await self._netlink.add_address(
-                        inst.dev(vip),
-                        vip.address,
-                        vip.prefixlen,
-                        broadcast=vip.broadcast,
-                        scope=vip.scope,
-                        label=vip.label,
-                    ):
-                        added.append(str(vip))
-                except HostError as exc:
-                    # One bad address must not cost the others (keep going).
-                    log.error("vip_add_failed", instance=inst.name, vip=str(vip), error=str(exc))
-            inst.vips_installed = True
-            log.info(
-                "vips_set", instance=inst.name, vips=[str(v) for v in inst.addresses], added=added
-            )
+            inst.vipset.add()
         elif isinstance(action, RemoveVips):
-            removed = []
-            for vip in inst.addresses:
-                try:
-                    if await self._netlink.remove_address(
-                        inst.dev(vip), vip.address, vip.prefixlen
-                    ):
-                        removed.append(str(vip))
-                except HostError as exc:
-                    log.error("vip_remove_failed", instance=inst.name, vip=str(vip), error=str(exc))
-            inst.vips_installed = False
-            if removed:
-                log.info("vips_removed", instance=inst.name, vips=removed)
+            inst.vipset.remove()
         elif isinstance(action, SendGarp):
-            by_dev: dict[str, list[IPv4Address]] = {}
-            for vip in inst.addresses:
-                by_dev.setdefault(inst.dev(vip), []).append(vip.address)
-            for dev, ips in by_dev.items():
-                sent = self._garp[dev].send(ips, action.repeat)
-                log.debug("garp_sent", instance=inst.name, interface=dev, frames=sent)
+            inst.vipset.garp(action.repeat)
+        elif isinstance(action, LOG_ONLY):
+            self.log_action(inst, action)
+
+    def send_garp(self, inst: Instance, repeat: int) -> None:
+        """One GARP burst for every address of `inst`, on each address's device."""
+        by_dev: dict[str, list[IPv4Address]] = {}
+        for vip in inst.addresses:
+            by_dev.setdefault(inst.dev(vip), []).append(vip.address)
+        for dev, ips in by_dev.items():
+            sender = self._garp.get(dev)
+            try:
+                if sender is None:
+                    raise HostError(f"no ARP socket on {dev!r} (interface missing)")
+                sent = sender.send(ips, repeat)
+            except HostError as exc:
+                self._limited(
+                    "error",
+                    (inst.name, "garp_failed", dev),
+                    "garp_failed",
+                    instance=inst.name,
+                    interface=dev,
+                    error=str(exc),
+                )
+                continue
+            log.debug("garp_sent", instance=inst.name, interface=dev, frames=sent)
 
     def _advert(self, inst: Instance, priority: int) -> bytes:
         payload = inst.adverts.get(priority)
@@ -128,25 +143,45 @@ class Executor:
         elif isinstance(action, PriorityChanged):
             log.info("priority_change", instance=inst.name, old=action.old, new=action.new)
         elif isinstance(action, MasterSeen):
-            log.info(
-                "master_seen", instance=inst.name, master=str(action.src), priority=action.priority
+            # Two senders alternating (a rogue box, a misconfigured peer) would
+            # otherwise log one line per packet.
+            self._limited(
+                "info",
+                (inst.name, "master_seen"),
+                "master_seen",
+                instance=inst.name,
+                master=str(action.src),
+                priority=action.priority,
             )
         elif isinstance(action, Warned) and action.reason == "vip_removed":
-            log.warning("vip_removed_externally", instance=inst.name, detail=action.detail)
+            self._limited(
+                "warning",
+                (inst.name, "vip_removed"),
+                "vip_removed_externally",
+                instance=inst.name,
+                detail=action.detail,
+            )
         elif isinstance(action, (Dropped, Warned)):
             self._log_drop(inst, action)
+
+    def _limited(self, level: str, key: tuple[str, ...], event: str, **kw: object) -> None:
+        folded = self._limit.allow(key)
+        if folded is None:
+            return
+        if folded:
+            kw["suppressed"] = folded
+        getattr(log, level)(event, **kw)
 
     def _log_drop(self, inst: Instance, action: Dropped | Warned) -> None:
         # Drops at DEBUG, with a rate-limited WARNING summary (design.md).
         log.debug("packet_dropped", instance=inst.name, reason=action.reason, detail=action.detail)
         inst.drops_since_warn[action.reason] = inst.drops_since_warn.get(action.reason, 0) + 1
-        now = time.monotonic()
-        if now - inst.last_drop_warn >= DROP_WARN_EVERY:
-            log.warning(
-                "packets_dropped" if isinstance(action, Dropped) else "packets_suspicious",
-                instance=inst.name,
-                counts=dict(inst.drops_since_warn),
-                last=action.detail,
-            )
-            inst.drops_since_warn.clear()
-            inst.last_drop_warn = now
+        if self._drops.allow((inst.name, "drops")) is None:
+            return
+        log.warning(
+            "packets_dropped" if isinstance(action, Dropped) else "packets_suspicious",
+            instance=inst.name,
+            counts=dict(inst.drops_since_warn),
+            last=action.detail,
+        )
+        inst.drops_since_warn.clear()

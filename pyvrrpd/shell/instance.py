@@ -6,7 +6,6 @@ the I/O handles and bookkeeping the shell keeps beside each VirtualRouter.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field, replace
 
 from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
@@ -15,6 +14,7 @@ from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.vrrp_socket import VrrpSocket
+from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.wire.vrrp import AuthType
 
 
@@ -52,11 +52,17 @@ def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
 
 @dataclass
 class Interface:
-    """Per-interface I/O shared by the instances on it."""
+    """Per-interface I/O shared by the instances on it.
 
-    link: LinkInfo
-    sock: VrrpSocket
-    garp: GarpSender
+    `link` is None while the interface does not exist; `sock` is None while
+    there is no primary IPv4 address to send from (or no instance on it: an
+    interface that only carries VIPs with `dev` needs just the ARP sender).
+    """
+
+    name: str
+    link: LinkInfo | None = None
+    sock: VrrpSocket | None = None
+    garp: GarpSender | None = None
     by_vrid: dict[int, Instance] = field(default_factory=dict)
     unknown_vrid: int = 0
 
@@ -68,11 +74,11 @@ class Instance:
     cfg: VrrpInstance
     router: VirtualRouter
     iface: Interface
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    vipset: VipSet
     adverts: dict[int, bytes] = field(default_factory=dict)
     drops_since_warn: dict[str, int] = field(default_factory=dict)
-    last_drop_warn: float = 0.0
-    vips_installed: bool = False
+    #: internal errors caught while this instance handled an event
+    internal_errors: int = 0
 
     @property
     def name(self) -> str:
