@@ -81,12 +81,30 @@ class Pair:
     def sock(self, host: str) -> str:
         return str(self.workdir / f"{host}.sock")
 
-    def start(self, host: str, prio: int, extra: str = "") -> subprocess.Popen[bytes]:
-        conf = self.conf(host, prio, extra)
+    def start(
+        self,
+        host: str,
+        prio: int,
+        extra: str = "",
+        *,
+        conf_text: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start `pyvrrpd run` on `host` (PLAIN_CONF, or `conf_text` verbatim)."""
+        if conf_text is None:
+            conf = self.conf(host, prio, extra)
+        else:
+            conf = self.workdir / f"{host}.conf"
+            conf.write_text(conf_text)
         log = open(self.workdir / f"{host}.log", "ab")  # noqa: SIM115
         cmd = ["ip", "netns", "exec", self.ns(host), sys.executable, "-m", "pyvrrpd", "run"]
         cmd += ["-f", str(conf), "--control-socket", self.sock(host), "--log-format", "json"]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
         self.procs[host] = proc
         return proc
 
