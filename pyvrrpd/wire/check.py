@@ -152,7 +152,13 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
             f"vrrp packet from {src} too short, length {len(payload)}"
             f" and expect at least {advert_length(0)}",
         )
-    expected_len = advert_length(payload[3])
+    # keepalived's expected_vrrp_pkt_len() counts the 8 auth bytes only for a
+    # v2 header, so a well-formed VRRPv3 advert (8 + 4n, RFC 5798 5.1; no auth
+    # field) passes the length check and is reported by the version check
+    # below: the operator sees "wrong VRRP version", not a length error.
+    version = payload[0] >> 4
+    count = payload[3]
+    expected_len = advert_length(count) if version == VRRP_VERSION else VRRP_FIXED_LEN + 4 * count
     if len(payload) != expected_len:
         size = "short" if len(payload) < expected_len else "long"
         return Rejected(
@@ -160,10 +166,6 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
             src,
             f"vrrp packet from {src} too {size}, length {len(payload)} and expect {expected_len}",
         )
-    advert = decode_advert(payload)
-    if advert is None:  # pragma: no cover - the exact length was checked above
-        return Rejected(DropReason.PACKET_LEN_ERR, src, f"undecodable vrrp packet from {src}")
-
     # RFC 3768 7.1: MUST verify that the IP TTL is 255 (multicast only in keepalived).
     if expect.check_ttl and ip.ttl != _REQUIRED_TTL:
         return Rejected(
@@ -172,12 +174,15 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
             f"invalid TTL from {src}. Received {ip.ttl} and expect {_REQUIRED_TTL}",
         )
     # RFC 3768 7.1: MUST verify the VRRP version is 2.
-    if advert.version != VRRP_VERSION:
+    if version != VRRP_VERSION:
         return Rejected(
             DropReason.VERSION_ERR,
             src,
-            f"wrong VRRP version from {src}. Received {advert.version} and expect {VRRP_VERSION}",
+            f"wrong VRRP version from {src}. Received {version} and expect {VRRP_VERSION}",
         )
+    advert = decode_advert(payload)
+    if advert is None:  # pragma: no cover - the exact length was checked above
+        return Rejected(DropReason.PACKET_LEN_ERR, src, f"undecodable vrrp packet from {src}")
     # RFC 3768 7.1 / RFC 2338 5.3.6: the auth type MUST match and the method be performed.
     if advert.auth_type not in _KNOWN_AUTH_TYPES:
         return Rejected(

@@ -230,11 +230,21 @@ def test_carp_packet_rejected_by_length() -> None:
     assert "length 36 and expect 44" in res.detail
 
 
-def test_vrrpv3_rejected_by_length() -> None:
+def test_vrrpv3_advert_is_a_version_error_not_a_length_error() -> None:
+    # keepalived's expected_vrrp_pkt_len() leaves out the auth bytes for v3 (8 + 4n).
     raw = bytes(
         IP(src=str(PEER), dst="224.0.0.18", ttl=255) / VRRPv3(vrid=51, addrlist=["192.0.2.100"])
     )
-    assert rejected(raw).reason is DropReason.PACKET_LEN_ERR
+    res = rejected(raw)
+    assert res.reason is DropReason.VERSION_ERR
+    assert res.detail == "wrong VRRP version from 192.0.2.12. Received 3 and expect 2"
+
+
+def test_version_3_header_with_v2_length_is_a_length_error() -> None:
+    # As keepalived: a v3 header is expected to be 8 + 4n bytes long.
+    res = rejected(dgram(forge(ver_type=0x31)))
+    assert res.reason is DropReason.PACKET_LEN_ERR
+    assert "length 24 and expect 16" in res.detail
 
 
 def test_bad_ttl() -> None:
@@ -244,7 +254,7 @@ def test_bad_ttl() -> None:
 
 
 def test_version_3() -> None:
-    res = rejected(dgram(forge(ver_type=0x31)))
+    res = rejected(dgram(forge(ver_type=0x31)[:-8]))
     assert res.reason is DropReason.VERSION_ERR
     assert "Received 3 and expect 2" in res.detail
 
@@ -303,8 +313,8 @@ def test_wrong_vrid() -> None:
     [
         (dgram(forge()[:-1], ttl=1, src=ME), DropReason.OWN_PACKET),
         (dgram(forge(ver_type=0x31)[:-1], ttl=1), DropReason.PACKET_LEN_ERR),
-        (dgram(forge(ver_type=0x31, csum=0), ttl=1), DropReason.IP_TTL_ERR),
-        (dgram(forge(ver_type=0x31, auth_type=9)), DropReason.VERSION_ERR),
+        (dgram(forge(ver_type=0x31, csum=0)[:-8], ttl=1), DropReason.IP_TTL_ERR),
+        (dgram(forge(ver_type=0x31, auth_type=9)[:-8]), DropReason.VERSION_ERR),
         (dgram(forge(auth_type=9, adv=5)), DropReason.INVALID_AUTHTYPE),
         (dgram(forge(auth=b"x" * 8, adv=5)), DropReason.AUTH_FAILURE),
         (dgram(forge(adv=5, ver_type=0x22)), DropReason.ADVERT_INTERVAL_ERR),
