@@ -85,6 +85,10 @@ class GlobalDefs:
     # None: follow vrrp_garp_master_delay / _repeat, as keepalived does.
     vrrp_garp_lower_prio_delay: float | None = None
     vrrp_garp_lower_prio_repeat: int | None = None
+    # keepalived.md 4.1: with data_use_instance the USR1 dump files carry the
+    # top-level `instance NAME` (and the -s namespace) in their names.
+    data_use_instance: bool = False
+    instance_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from .values import (
 TIMER_MAX = 4294.0  # keepalived's range for second-valued timers
 
 # What each block implements, for the "did you mean" hint of unknown keywords.
-TOP_KEYWORDS = frozenset({"global_defs", "vrrp_script", "vrrp_instance"})
+TOP_KEYWORDS = frozenset({"global_defs", "vrrp_script", "vrrp_instance", "instance"})
 GLOBAL_KEYWORDS = frozenset(
     {
         "router_id",
@@ -57,6 +57,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_helo_name",
         "script_user",
         "enable_script_security",
+        "data_use_instance",
         "vrrp_garp_master_delay",
         "vrrp_garp_master_refresh",
         "vrrp_garp_master_repeat",
@@ -151,6 +152,15 @@ class _Parser:
                     self._vrrp_script(name, body)
                 else:
                     self.drafts.append(read_instance(rep, name, body))
+            elif word == "instance":
+                # Names the USR1 dump with data_use_instance (keepalived.md 4.1);
+                # keepalived keeps the first and reports any other.
+                name = need_arg(rep, stmt, 1, "a name")
+                extra_args(rep, stmt, 1)
+                if name is not None and "instance_name" in self.globals:
+                    rep.warn(kw, f"duplicate instance definition '{name.text}'; ignored")
+                elif name is not None:
+                    self.globals["instance_name"] = name.text
             elif word in UNSUPPORTED_TOP:
                 rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
                 top.skip_optional_block(stmt)
@@ -179,7 +189,7 @@ class _Parser:
             elif word == "script_user":
                 self._script_user(stmt)
                 continue
-            elif word == "enable_script_security":
+            elif word in ("enable_script_security", "data_use_instance"):
                 value = bool_value(rep, stmt)
             elif word in (
                 "vrrp_garp_master_delay",
