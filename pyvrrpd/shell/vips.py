@@ -117,11 +117,17 @@ class VipSet:
         loop = asyncio.get_running_loop()
         attempts = 0
         started = loop.time()
+        tried: bool | None = None
         while True:
             self._changed.clear()
             want = self.want
             if want is None:
                 return
+            if want != tried:
+                # A new wish (one that arrived during a backoff wait, say an
+                # add after a stretch of failed removals) gets its own attempts
+                # and time budget, not what is left of the previous one's.
+                attempts, started, tried = 0, loop.time(), want
             error = await self._apply(want)
             if self.want != want or self._changed.is_set():
                 attempts, started = 0, loop.time()
