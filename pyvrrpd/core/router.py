@@ -44,6 +44,16 @@ from pyvrrpd.core.tracking import PRIO_OWNER, TrackerSpec, contribution, effecti
 from pyvrrpd.wire.check import Accepted, Expect, check_packet
 from pyvrrpd.wire.vrrp import Advert
 
+# A master answers a lower-priority advert at once (RFC 9568 6.4.3; keepalived
+# answers every such packet). One answer per this many seconds is enough: a
+# genuine lower-priority master sends one advert per Advertisement_Interval
+# (>= 1 s in VRRPv2) and one multicast reply reaches all of them, while a flood
+# of valid lower-priority adverts costs at most 10 extra adverts a second.
+LOWER_PRIO_ADVERT_GAP = 0.1
+# keepalived's "a bit more than" max(adver_int, rogue's adver_int) that an
+# address owner waits for a second owner to back off (vrrp_state_master_tx()).
+ROGUE_OWNER_WAIT = 1.2
+
 # keepalived's stats keys (keepalived.md 4.2), plus the drops it only logs.
 STAT_KEYS: tuple[str, ...] = (
     "advert_rcvd",
@@ -88,6 +98,7 @@ class RouterConfig:
     garp_master_refresh: float = 0.0
     garp_master_refresh_repeat: int = 1
     garp_lower_prio_repeat: int = 5
+    garp_lower_prio_delay: float = 5.0  # second lower-priority GARP burst; 0: none
     lower_prio_no_advert: bool = False
     skip_check_adv_addr: bool = False  # no VIP-list check for adverts from the known master
 
@@ -138,6 +149,16 @@ class VirtualRouter:
         self.last_transition: float | None = None
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self.tracker_status: dict[str, bool | None] = {t.name: None for t in config.trackers}
+        # Another address owner did not back off: we act as 254 (keepalived).
+        self._owner_demoted = False
+        self._rogue_counter = 0  # our adverts still to send before the rogue's deadline
+        self._rogue_adver_int = 0.0
+        self._rogue_until: float | None = None  # a 255 advert before this: we back off
+        # Lower-priority adverts: when the next immediate answer may go out,
+        # when the next GARP cycle may start, and the pending second burst.
+        self._lower_prio_advert_after: float | None = None
+        self._lower_prio_garp_after: float | None = None
+        self._lower_prio_garp_deadline: float | None = None
         self.effective_priority = self._compute_priority()
         self._down_deadline: float | None = None
         self._advert_deadline: float | None = None
@@ -169,6 +190,7 @@ class VirtualRouter:
                 self._advert_deadline,
                 self._garp_deadline,
                 self._host_fault_deadline,
+                self._lower_prio_garp_deadline,
             )
             if t is not None
         ]
@@ -268,10 +290,17 @@ class VirtualRouter:
                 # RFC 3768 6.4.3: Adver_Timer fired -> advertise and re-arm.
                 self._send(self.effective_priority, out)
                 self._advert_deadline = now + self.config.advert_int
+                self._count_rogue_advert(now)
         if self._garp_deadline is not None and now >= self._garp_deadline:
             self._garp_deadline = None
             if self.state is State.MASTER:
                 self._delayed_garp(now, out)
+        if self._lower_prio_garp_deadline is not None and now >= self._lower_prio_garp_deadline:
+            self._lower_prio_garp_deadline = None
+            if self.state is State.MASTER:
+                # keepalived's vrrp_lower_prio_gratuitous_arp_thread(); the next
+                # cycle waits a full window after this burst too (coalescing).
+                self._lower_prio_garp_burst(now, out)
         if self._host_fault_deadline is not None and now >= self._host_fault_deadline:
             self._host_fault_deadline = None
             cleared, self._host_fault = self._host_fault, None
@@ -395,6 +424,11 @@ class VirtualRouter:
     # -------------------------------------------------------------- receiving
 
     def _backup_rx(self, src: IPv4Address, advert: Advert, now: float, out: list[Action]) -> None:
+        if self._owner_demoted and (src != self.master_ip or advert.priority != PRIO_OWNER):
+            # keepalived: the other owner is gone or no longer claims 255:
+            # "Restoring our priority to 255 since received advert with lower priority".
+            self._owner_demoted = False
+            self._reprioritise(now, out)
         if advert.priority == 0:
             # RFC 3768 6.4.2: priority 0 -> Master_Down_Timer = Skew_Time.
             self._down_deadline = now + self.skew_time
@@ -424,6 +458,9 @@ class VirtualRouter:
             self._send(mine, out)
             self._advert_deadline = now + self.config.advert_int
             return
+        if advert.priority == mine == PRIO_OWNER and src != self.primary_ip:
+            self._second_owner(src, advert, now, out)
+            mine = self.effective_priority  # 254 if we backed off
         higher = advert.priority > mine or (
             advert.priority == mine
             and self.primary_ip is not None
@@ -440,12 +477,83 @@ class VirtualRouter:
             return
         # Lower priority (or equal with a lower address): RFC 9568 asserts
         # mastership with an immediate advert; keepalived also re-GARPs so
-        # hosts that followed the other router come back (PR #551).
-        if not self.config.lower_prio_no_advert:
+        # hosts that followed the other router come back (PR #551). keepalived
+        # does both for every such packet; we coalesce them (issue 5 item 2):
+        # a flood of valid lower-priority adverts must not become a flood of
+        # adverts and GARP bursts.
+        after = self._lower_prio_advert_after
+        if not self.config.lower_prio_no_advert and (after is None or now >= after):
             self._send(mine, out)
             self._advert_deadline = now + self.config.advert_int
-        if self.config.garp_lower_prio_repeat > 0:
-            out.append(SendGarp(self.config.garp_lower_prio_repeat))
+            self._lower_prio_advert_after = now + LOWER_PRIO_ADVERT_GAP
+        after = self._lower_prio_garp_after
+        if after is None or now >= after:
+            self._lower_prio_garp_burst(now, out)
+            if self.config.garp_lower_prio_delay > 0:
+                # keepalived: a second burst garp_lower_prio_delay later.
+                self._lower_prio_garp_deadline = now + self.config.garp_lower_prio_delay
+
+    def _lower_prio_garp_burst(self, now: float, out: list[Action]) -> None:
+        """GARPs after a lower-priority advert; no new cycle for one window after.
+
+        The window is garp_lower_prio_delay (at least one advert interval), so
+        a single lower-priority advert gets keepalived's two bursts and a
+        flood of them about one burst per delay, never one per packet.
+        """
+        cfg = self.config
+        if cfg.garp_lower_prio_repeat > 0:
+            out.append(SendGarp(cfg.garp_lower_prio_repeat))
+        self._lower_prio_garp_after = now + max(cfg.garp_lower_prio_delay, cfg.advert_int)
+
+    def _second_owner(
+        self, src: IPv4Address, advert: Advert, now: float, out: list[Action]
+    ) -> None:
+        """Another router claims to be the address owner (priority 255) too.
+
+        RFC 3768 7.1 has an owner discard every advert, which leaves both
+        owners MASTER; RFC 9568 erratum 8298 processes them and logs the
+        misconfiguration. keepalived (vrrp_state_master_rx()) does that and
+        more: the owner with the lower address yields by the normal tie-break;
+        the one with the higher address waits for two of its own adverts plus
+        1.2 advert intervals for the other to back off, then acts as 254 and
+        yields itself, so there is never more than one master.
+        """
+        assert self.primary_ip is not None
+        conflict = (
+            f"CONFIGURATION ERROR: local instance and {src} are both configured"
+            " as address owner, please resolve"
+        )
+        if int(src) > int(self.primary_ip):
+            out.append(Warned("owner_conflict", conflict, src))  # we yield below
+            return
+        if self._rogue_until is not None and now > self._rogue_until:
+            # The other owner stayed quiet through the window: it had stopped.
+            self._rogue_until = None
+        if self._rogue_until is not None:
+            out.append(
+                Warned(
+                    "owner_conflict",
+                    f"{src} is still advertising as address owner, please resolve"
+                    " - reducing our priority",
+                    src,
+                )
+            )
+            self._rogue_until = None
+            self._owner_demoted = True
+            self._reprioritise(now, out)
+        elif self._rogue_counter == 0:
+            out.append(Warned("owner_conflict", conflict, src))
+            self._rogue_counter = 2
+            self._rogue_adver_int = float(advert.advert_int)
+
+    def _count_rogue_advert(self, now: float) -> None:
+        """One more of our periodic adverts since a second owner showed up."""
+        if self.config.priority != PRIO_OWNER or self._rogue_counter == 0:
+            return
+        self._rogue_counter -= 1
+        if self._rogue_counter == 0:
+            wait = max(self._rogue_adver_int, self.config.advert_int) * ROGUE_OWNER_WAIT
+            self._rogue_until = now + wait
 
     # ------------------------------------------------------------ transitions
 
@@ -482,7 +590,13 @@ class VirtualRouter:
         if self.state is State.MASTER:
             # keepalived: leaving MASTER for FAULT resigns with priority 0 so
             # the backup takes over after Skew_Time, not Master_Down_Interval.
+            # It sends it twice, back to back (vrrp_state_leave_master() for
+            # FAULT, then vrrp_restore_interface(advF)), so one lost packet
+            # does not cost the peer a whole Master_Down_Interval; it counts
+            # one pri_zero_sent and two advert_sent, as we do.
             self._send(0, out)
+            self.stats["advert_sent"] += 1
+            out.append(SendAdvert(0))
             out.append(RemoveVips())
             self.stats["release_master"] += 1
         self._clear_timers()
@@ -541,6 +655,8 @@ class VirtualRouter:
             )
 
     def _compute_priority(self) -> int:
+        if self._owner_demoted:
+            return PRIO_OWNER - 1
         return effective_priority(
             self.config.priority,
             (contribution(t, self.tracker_status[t.name]) for t in self.config.trackers),
@@ -557,6 +673,12 @@ class VirtualRouter:
         self._advert_deadline = None
         self._garp_deadline = None
         self._preempt_until = None
+        # keepalived's vrrp_state_leave_master(): forget a second owner.
+        self._rogue_counter = 0
+        self._rogue_until = None
+        self._lower_prio_garp_deadline = None
+        self._lower_prio_garp_after = None
+        self._lower_prio_advert_after = None
 
     def _make_expect(self) -> Expect:
         cfg = self.config

@@ -7,19 +7,30 @@ the I/O handles and bookkeeping the shell keeps beside each VirtualRouter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address
 
+import structlog
+
+from pyvrrpd.config.instance import max_advert_vips
 from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.garp import GarpSender
+from pyvrrpd.io.ifmtu import interface_mtu
 from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.wire.vrrp import AuthType
 
+log = structlog.get_logger("pyvrrpd")
 
-def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
-    """Translate a parsed `vrrp_instance` into what the core needs."""
+
+def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) -> RouterConfig:
+    """Translate a parsed `vrrp_instance` into what the core needs.
+
+    `mtu` (None: asked of the interface now, if it exists) caps the VIPs the
+    adverts carry; the config already capped them at 255.
+    """
     trackers: list[TrackerSpec] = []
     for ref in inst.track_script:
         script = config.script(ref.name)
@@ -34,7 +45,7 @@ def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
         vrid=inst.virtual_router_id,
         priority=inst.priority,
         advert_int=float(round(inst.advert_int)),
-        vips=tuple(v.address for v in inst.virtual_ipaddress),
+        vips=_advertised(inst, interface_mtu(inst.interface) if mtu is None else mtu),
         preempt=not inst.nopreempt,
         preempt_delay=inst.preempt_delay,
         initial_master=inst.state == "MASTER",
@@ -45,9 +56,31 @@ def router_config(inst: VrrpInstance, config: Config) -> RouterConfig:
         garp_master_repeat=inst.garp_master_repeat,
         garp_master_refresh=inst.garp_master_refresh,
         garp_master_refresh_repeat=inst.garp_master_refresh_repeat,
-        garp_lower_prio_repeat=inst.garp_master_repeat,
+        garp_lower_prio_repeat=inst.garp_lower_prio_repeat,
+        garp_lower_prio_delay=inst.garp_lower_prio_delay,
         skip_check_adv_addr=inst.skip_check_adv_addr,
     )
+
+
+def _advertised(inst: VrrpInstance, mtu: int | None) -> tuple[IPv4Address, ...]:
+    """The VIPs one advert can carry on an interface of `mtu` (keepalived's rule).
+
+    The rest stay in `Instance.addresses`, so they are still installed and
+    announced by GARP, like excluded VIPs: a MASTER whose advert could not be
+    encoded would send none at all.
+    """
+    vips = tuple(v.address for v in inst.virtual_ipaddress)
+    fits = max_advert_vips(mtu)
+    if len(vips) <= fits:
+        return vips
+    log.warning(
+        "vips_exceed_mtu",
+        instance=inst.name,
+        detail=f"({inst.name}) Number of VIPs ({len(vips)}) exceeds maximum/space available"
+        f" in packet (max {fits} addresses) - excess moved to eVIPs",
+        mtu=mtu,
+    )
+    return vips[:fits]
 
 
 @dataclass
