@@ -32,19 +32,24 @@ def configure(*, json: bool | None = None, level: str = "info", syslog: bool = F
         root.handlers[:] = [handler]
         root.setLevel(lvl)
         structlog.configure(
-            processors=[*processors, structlog.processors.JSONRenderer()],
+            processors=[
+                *processors,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
             wrapper_class=structlog.make_filtering_bound_logger(lvl),
             logger_factory=structlog.stdlib.LoggerFactory(),
             cache_logger_on_first_use=True,
         )
         return
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
+    # JSON lines carry a logged exception's traceback as one string field.
+    tail: list[Any] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
     structlog.configure(
-        processors=[*processors, renderer],
+        processors=[*processors, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
