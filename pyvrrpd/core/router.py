@@ -458,6 +458,7 @@ class VirtualRouter:
             self._send(mine, out)
             self._advert_deadline = now + self.config.advert_int
             return
+        counting = self._rogue_counter > 0  # a second owner was seen before this packet
         if advert.priority == mine == PRIO_OWNER and src != self.primary_ip:
             self._second_owner(src, advert, now, out)
             mine = self.effective_priority  # 254 if we backed off
@@ -486,6 +487,11 @@ class VirtualRouter:
             self._send(mine, out)
             self._advert_deadline = now + self.config.advert_int
             self._lower_prio_advert_after = now + LOWER_PRIO_ADVERT_GAP
+            if counting:
+                # keepalived counts only its periodic adverts, but each answer
+                # re-arms Adver_Timer: a rogue owner advertising as often as we
+                # do could keep the periodic one from ever firing.
+                self._count_rogue_advert(now)
         after = self._lower_prio_garp_after
         if after is None or now >= after:
             self._lower_prio_garp_burst(now, out)

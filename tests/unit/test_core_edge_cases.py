@@ -86,12 +86,12 @@ def test_owner_with_higher_address_waits_then_backs_off_to_254() -> None:
         )
     ]
     assert SendAdvert(255) in actions and vr.state is State.MASTER
-    # More adverts before our two periodic adverts are out: no second log.
+    # Its next advert: answered (our first advert since), no second log.
     assert of(Warned, vr.handle(advert(255, LOWER_OWNER), 0.9)) == []
-    run_until(vr, 2.95)  # our adverts at 1.9 and 2.9 (the answer re-armed the timer)
+    run_until(vr, 1.95)  # our second advert, periodic at 1.9: the 1.2 s window opens
     assert vr.state is State.MASTER
-    # It is still advertising within 1.2 intervals: we act as 254 and yield.
-    actions = vr.handle(advert(255, LOWER_OWNER), 3.5)
+    # It is still advertising within the window: we act as 254 and yield.
+    actions = vr.handle(advert(255, LOWER_OWNER), 2.5)
     assert actions[0] == Warned(
         "owner_conflict",
         f"{LOWER_OWNER} is still advertising as address owner, please resolve"
@@ -113,8 +113,8 @@ def test_owner_with_higher_address_waits_then_backs_off_to_254() -> None:
 def test_owner_conflict_that_stops_in_time_leaves_us_master_at_255() -> None:
     vr = owner()
     vr.handle(advert(255, LOWER_OWNER), 0.5)
-    run_until(vr, 2.95)
-    # The window is 1.2 * max(1, 1) s after our second advert (2.9): nothing came.
+    run_until(vr, 2.55)
+    # Our adverts at 1.5 and 2.5; the 1.2 s window after the second passes quietly.
     run_until(vr, 10.0)
     assert vr.state is State.MASTER and vr.effective_priority == 255
     # A later 255 advert is a new conflict: logged again, no back-off yet.
