@@ -36,8 +36,9 @@ log = structlog.get_logger("pyvrrpd")
 BACKOFF_FIRST = 0.1  # seconds before the first retry
 BACKOFF_MAX = 2.0  # removal retries settle at this period
 GIVE_UP_ATTEMPTS = 4  # ~0.7 s of failing adds (0.1 + 0.2 + 0.4 between them)
-# A hung add costs the netlink deadline (1 s) per attempt: stop after this
-# long so the peer still takes over well inside Master_Down_Interval + 0.5 s.
+# A hung add costs the netlink deadline (netlink.COMMAND_TIMEOUT) per address:
+# stop after this long, even in the middle of a pass, so the peer still takes
+# over well inside Master_Down_Interval + 0.5 s.
 GIVE_UP_AFTER = 1.5
 
 
@@ -128,7 +129,7 @@ class VipSet:
                 # add after a stretch of failed removals) gets its own attempts
                 # and time budget, not what is left of the previous one's.
                 attempts, started, tried = 0, loop.time(), want
-            error = await self._apply(want)
+            error = await self._apply(want, started + GIVE_UP_AFTER)
             if self.want != want or self._changed.is_set():
                 attempts, started = 0, loop.time()
                 continue  # the wish changed while we worked: start over
@@ -161,13 +162,20 @@ class VipSet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), delay)
 
-    async def _apply(self, want: bool) -> str | None:
-        """One pass over every address; the first error (one line) or None."""
+    async def _apply(self, want: bool, give_up_at: float) -> str | None:
+        """One pass over every address; the first error (one line) or None.
+
+        An add pass that has failed stops at `give_up_at`: with several hung
+        addresses a whole pass would cost one netlink deadline per address.
+        """
+        loop = asyncio.get_running_loop()
         first_error: str | None = None
         changed: list[str] = []
         for vip in self.addresses:
             if self.want != want:
                 return None  # superseded; the loop starts over
+            if want and first_error is not None and loop.time() >= give_up_at:
+                break
             dev = self._dev(vip)
             try:
                 if want:

@@ -372,3 +372,37 @@ def test_repeated_wishes_never_become_a_burst_of_tasks() -> None:
         assert h.garps == [(5, {("eth0", A.address)})]
 
     run(scenario)
+
+
+def test_give_up_time_bound_holds_within_one_pass(
+    monkeypatch: pytest.MonkeyPatch, fast_backoff: None
+) -> None:
+    """Several VIPs that each hang until the netlink deadline: the give-up
+    comes after GIVE_UP_AFTER, not after one deadline per VIP (the backup
+    waits for it, so every extra second is a second with no VIP anywhere)."""
+    monkeypatch.setattr(vips, "GIVE_UP_AFTER", 0.15)
+
+    class Deadlined(FakeNetlink):
+        async def add_address(
+            self, dev: str, address: IPv4Address, prefixlen: int, **kw: object
+        ) -> bool:
+            try:
+                return await asyncio.wait_for(super().add_address(dev, address, prefixlen), 0.1)
+            except TimeoutError:
+                raise HostError("netlink did not answer", errno_code=errno.ETIMEDOUT) from None
+
+    four = (A, B, C, VirtualIP(IPv4Address("203.0.113.9")))
+
+    async def scenario() -> None:
+        nl = Deadlined(add_plan=["hang"] * 100)
+        h = Harness(nl, four)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        h.vs.add()
+        await until(lambda: bool(h.give_ups), timeout=3.0)
+        assert loop.time() - t0 < 0.35  # not 4 x 0.1 s
+        assert len(nl.adds()) < len(four)
+        assert await h.vs.wait_settled(1.0)
+        assert nl.kernel == set()
+
+    run(scenario)
