@@ -1,9 +1,10 @@
 """The `keepalived` command: keepalived's common flags, running pyvrrpd.
 
 Owns: mapping keepalived's command line (keepalived.md 4.3) onto pyvrrpd,
-its `-t` exit codes, daemonising without `-n`, and naming the process
-`keepalived` so `pidof keepalived` and the guide's `killall keepalived` find
-it. Flags for subsystems pyvrrpd does not have are accepted and ignored.
+its `-t` exit codes, `--signum` answers, daemonising without `-n`, and naming
+the process `keepalived` so `pidof keepalived` and the guide's `killall
+keepalived` find it. Flags for subsystems pyvrrpd does not have are accepted
+and ignored.
 """
 
 from __future__ import annotations
@@ -12,11 +13,44 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from pyvrrpd import __version__
 from pyvrrpd.cli.main import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, preflight, run_daemon
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.shell.control import DEFAULT_SOCKET
+
+
+class _Signum(argparse.Action):
+    """`--signum=NAME`: print the signal number and exit, as keepalived 2.2.7 does.
+
+    keepalived acts on it while reading the options (a `-v` before it wins,
+    anything after it is never looked at), prints "Unknown sigfunc NAME" and
+    exits 1 for a name it does not know (names are case-sensitive; TDUMP
+    exists only in debug builds, not in Debian's).
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, "version", False):
+            return  # `-v --signum=X`: keepalived prints its version
+        from pyvrrpd.shell.signals import SIGNUM
+
+        if not values:
+            print("Missing parameter for option --signum", file=sys.stderr)
+            sys.exit(1)
+        name = str(values)
+        if name not in SIGNUM:
+            print(f"Unknown sigfunc {name}", file=sys.stderr)
+            sys.exit(1)
+        print(SIGNUM[name])
+        sys.exit(EXIT_OK)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,16 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--core-dump", action="store_true")
     p.add_argument("-t", "--config-test", nargs="?", const="-", default=None)
     p.add_argument("-v", "--version", action="store_true")
+    p.add_argument("--signum", action=_Signum, nargs="?", metavar="SIGFUNC")
     p.add_argument("--control-socket", default=DEFAULT_SOCKET, help="pyvrrpd: status socket")
     return p
 
 
-def config_test(path: str, out_path: str) -> int:
+def config_test(path: str, out_path: str, config_id: str | None = None) -> int:
     """`keepalived -t`: diagnostics to stderr (or a file) and keepalived's codes."""
     out = sys.stderr if out_path == "-" else open(out_path, "w", encoding="utf-8")  # noqa: SIM115
     try:
         try:
-            cfg = load_config(path)
+            cfg = load_config(path, config_id=config_id)
         except ConfigError as exc:
             for d in exc.diagnostics:
                 print(d.format(), file=out)
@@ -102,12 +137,18 @@ def keepalived_entry(argv: list[str]) -> int:
 
     args = _parser().parse_args(argv)
     if args.version:
-        print(f"Keepalived v2.2.7 compatible: pyvrrpd {__version__} (VRRP only)", file=sys.stderr)
+        # keepalived-exporter reads the version from the first line and looks
+        # for --enable-json before it asks for the JSON dump.
+        print(
+            f"Keepalived v2.2.7 compatible: pyvrrpd {__version__} (VRRP only)\n\n"
+            "configure options: --enable-json",
+            file=sys.stderr,
+        )
         return EXIT_OK
     if args.config_test is not None:
-        return config_test(args.use_file, args.config_test)
+        return config_test(args.use_file, args.config_test, args.config_id)
     # Validate before forking: a daemonised child's errors would go nowhere.
-    cfg, rc = preflight(args.use_file)
+    cfg, rc = preflight(args.use_file, args.config_id)
     if cfg is None:
         return rc
     # `killall keepalived` matches comm; `pidof keepalived` matches argv[0].
@@ -126,4 +167,7 @@ def keepalived_entry(argv: list[str]) -> int:
         log_level="info",
         syslog=not console,
         release_on_stop=not args.dont_release_vrrp,
+        # -s names the USR1 dump (with data_use_instance); pyvrrpd does not
+        # switch network namespace itself: start it inside one.
+        namespace=args.namespace,
     )

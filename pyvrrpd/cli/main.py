@@ -37,10 +37,10 @@ def _err(msg: str) -> None:
     print(f"pyvrrpd: {msg}", file=sys.stderr)
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, config_id: str | None = None) -> Config | None:
     """Load a config, printing every diagnostic; None when it has errors."""
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, config_id=config_id)
     except ConfigError as exc:
         for d in exc.diagnostics:
             print(d.format(), file=sys.stderr)
@@ -52,9 +52,12 @@ def _load(path: str) -> Config | None:
     return cfg
 
 
-def preflight(config_path: str) -> tuple[Config | None, int]:
-    """Load and vet a config for running: (config, 0) or (None, exit code)."""
-    cfg = _load(config_path)
+def preflight(config_path: str, config_id: str | None = None) -> tuple[Config | None, int]:
+    """Load and vet a config for running: (config, 0) or (None, exit code).
+
+    `config_id` is keepalived's -i: which `@id` lines apply.
+    """
+    cfg = _load(config_path, config_id)
     if cfg is None:
         return None, EXIT_CONFIG
     if not cfg.instances:
@@ -76,10 +79,12 @@ def run_daemon(
     syslog: bool = False,
     release_on_stop: bool = True,
     config: Config | None = None,
+    namespace: str | None = None,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
     from pyvrrpd.shell import logsetup
     from pyvrrpd.shell.daemon import Daemon
+    from pyvrrpd.shell.signals import block_fault_signals
 
     logsetup.configure(json=log_json, level=log_level, syslog=syslog)
     if config is None:
@@ -91,7 +96,10 @@ def run_daemon(
         control_socket=control_socket,
         pid_files=pid_files,
         release_on_stop=release_on_stop,
+        namespace=namespace,
     )
+    # Before asyncio starts any thread: they inherit the mask (shell/signals.py).
+    block_fault_signals()
     try:
         return asyncio.run(daemon.run())
     except HostError as exc:

@@ -13,7 +13,6 @@ import asyncio
 import errno
 import functools
 import os
-import signal
 import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address
@@ -41,6 +40,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
+from pyvrrpd.shell import signals
 from pyvrrpd.shell.control import ControlServer
 from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
@@ -65,12 +65,15 @@ class Daemon:
         control_socket: str | None = None,
         pid_files: Sequence[str] = (),
         release_on_stop: bool = True,
+        namespace: str | None = None,
     ) -> None:
         self.config = config
         self.control_path = control_socket
         self.pid_files = PidFiles(list(pid_files))
         # keepalived -V: leave VIPs in place (and send no priority 0) on stop.
         self.release_on_stop = release_on_stop
+        # keepalived -s: names the USR1 dump with data_use_instance (shell/dumps.py).
+        self.namespace = namespace
         self.instances: list[Instance] = []
         self.by_name: dict[str, Instance] = {}
         self.interfaces: dict[str, Interface] = {}
@@ -101,9 +104,8 @@ class Daemon:
             # The CLI prints the one-line reason; just release what was opened.
             await self._close_io()
             raise
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        # Every catchable signal: stop, reload, dump or ignore (shell/signals.py).
+        signals.install(self, loop)
         log.info(
             "started",
             version=__version__,
@@ -486,6 +488,15 @@ class Daemon:
             log.error("internal_error", error=repr(task.exception()))
 
     # ----------------------------------------------------------------- status
+
+    def clear_stats(self, baseline: dict[str, dict[str, int]] | None = None) -> None:
+        """keepalived's STATS_CLEAR: zero the counters, or subtract `baseline`
+        (per instance, what the stats file showed) so later counts survive."""
+        for inst in self.instances:
+            stats = inst.router.stats
+            base = None if baseline is None else baseline.get(inst.name, {})
+            for key in stats:
+                stats[key] = 0 if base is None else max(stats[key] - base.get(key, 0), 0)
 
     def status(self) -> dict[str, Any]:
         out = []

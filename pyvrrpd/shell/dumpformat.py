@@ -1,0 +1,494 @@
+"""The text and JSON layouts of keepalived's dumps, from a snapshot of plain values.
+
+Owns: the views a dump is made of (`Snapshot` and its parts) and rendering
+them exactly as keepalived 2.2.7 does (`dump_vrrp()` and `dump_vscript()` in
+vrrp_data.c, `vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared
+with its real output in the netns lab). Pure: no clock, no files, no daemon,
+so tests can hold the output to golden text. `pyvrrpd.shell.dumps` takes the
+snapshot from the daemon and writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# keepalived's State numbering (vrrp.h; the JSON "state" field).
+STATE_NUMBERS = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class VipView:
+    """One virtual address as keepalived's ``format_ipaddress()`` prints it."""
+
+    address: str  # "192.0.2.10" for a /32, else "192.0.2.20/24"
+    dev: str
+    scope: str = "global"
+    label: str | None = None
+    broadcast: str | None = None
+    installed: bool = False
+
+    def text(self) -> str:
+        out = self.address
+        if self.broadcast:
+            out += f" brd {self.broadcast}"
+        out += f" dev {self.dev} scope {self.scope}"
+        if self.label:
+            out += f" label {self.label}"
+        if self.installed:
+            out += " set"
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedScript:
+    """An instance's ``track_script`` entry (also a script's tracking instance)."""
+
+    name: str
+    weight: int
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceView:
+    """What the dumps show of one ``vrrp_instance``."""
+
+    name: str
+    state: str
+    vrid: int
+    interface: str
+    priority: int
+    effective_priority: int
+    advert_int: float
+    stats: Mapping[str, int]
+    wantstate: str | None = None
+    master_ip: str | None = None
+    master_priority: int = 0
+    faults: int = 0
+    last_transition: float = 0.0  # epoch seconds
+    read_timeout: float | None = None  # epoch seconds of the next timer, None: disabled
+    master_down_usecs: int = 0
+    src_ip: str | None = None
+    garp_delay: float = 5.0
+    garp_repeat: int = 5
+    garp_refresh: float = 0.0
+    garp_refresh_repeat: int = 1
+    garp_lower_prio_delay: float = 5.0
+    garp_lower_prio_repeat: int = 5
+    lower_prio_no_advert: bool = False
+    preempt: bool = True
+    preempt_delay: float = 0.0
+    skip_check_adv_addr: bool = False
+    auth_type: str | None = None  # None, "PASS", "AH"
+    auth_pass: bytes = b""
+    vips: tuple[VipView, ...] = ()
+    excluded_vips: tuple[VipView, ...] = ()
+    tracked_scripts: tuple[TrackedScript, ...] = ()
+    smtp_alert: bool = False
+
+    @property
+    def want(self) -> str:
+        return self.wantstate or self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptView:
+    """One ``vrrp_script`` and its current result."""
+
+    name: str
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+    weight: int
+    reverse: bool
+    rise: int
+    fall: int
+    result: int
+    good: bool
+    insecure: bool = False
+    init_state: str = "unknown"
+    uid: int = 0
+    gid: int = 0
+    running: bool = False
+    tracking: tuple[TrackedScript, ...] = ()
+
+    def command(self) -> str:
+        """keepalived's ``cmd_str()``: each word in single quotes."""
+        return " ".join(f"'{a}'" for a in self.argv)
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceView:
+    name: str
+    index: int | None
+    ipv4: str | None
+    mac: str | None
+    up: bool
+    instances: tuple[str, ...] = ()  # the VRRP instances using it
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalView:
+    """The ``global_defs`` lines of the data dump that mean something here."""
+
+    router_id: str
+    namespace: str | None = None
+    garp_delay: float = 5.0
+    garp_repeat: int = 5
+    garp_refresh: float = 0.0
+    garp_refresh_repeat: int = 1
+    garp_lower_prio_delay: float = 5.0
+    garp_lower_prio_repeat: int = 5
+    garp_interval: float = 0.0
+    gna_interval: float = 0.0
+    skip_check_adv_addr: bool = False
+    script_security: bool = False
+    script_uid: int = 0
+    script_gid: int = 0
+    smtp_alert: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a dump shows, taken at one moment on the event loop."""
+
+    globals: GlobalView
+    instances: tuple[InstanceView, ...]
+    scripts: tuple[ScriptView, ...] = ()
+    interfaces: tuple[InterfaceView, ...] = field(default=())
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """The stats as written, per instance (the baseline STATS_CLEAR subtracts)."""
+        return {i.name: {k: i.stats.get(k, 0) for k in STATS_KEYS} for i in self.instances}
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def _split_us(epoch: float) -> tuple[int, int]:
+    secs = int(epoch)
+    usecs = round((epoch - secs) * 1e6)
+    if usecs >= 1_000_000:
+        secs, usecs = secs + 1, usecs - 1_000_000
+    return secs, usecs
+
+
+def _ctime_us(epoch: float) -> str:
+    """keepalived's ``ctime_us_r()``: ``Tue Nov 24 22:11:09.994962 2026`` (local time)."""
+    secs, usecs = _split_us(epoch)
+    text = time.asctime(time.localtime(secs))
+    return f"{text[:19]}.{usecs:06d}{text[19:]}"
+
+
+def _epoch_line(label: str, epoch: float) -> str:
+    secs, usecs = _split_us(epoch)
+    return f"   {label} = {secs}.{usecs:06d} ({_ctime_us(epoch)})"
+
+
+def _global_lines(g: GlobalView) -> list[str]:
+    """``dump_global_data()``, the lines that apply to a VRRP-only daemon."""
+    smtp = "unset" if g.smtp_alert is None else ("true" if g.smtp_alert else "false")
+    return [
+        "------< Global definitions >------",
+        f" Network namespace = {g.namespace or '(default)'}",
+        f" Router ID = {g.router_id}",
+        f" Default smtp_alert = {smtp}",
+        " Dynamic interfaces = false",
+        " VRRP notify priority changes = false",
+        " VRRP IPv4 mcast group = 224.0.0.18",
+        f" Gratuitous ARP delay = {int(g.garp_delay)}",
+        f" Gratuitous ARP repeat = {g.garp_repeat}",
+        f" Gratuitous ARP refresh timer = {int(g.garp_refresh)}",
+        f" Gratuitous ARP refresh repeat = {g.garp_refresh_repeat}",
+        f" Gratuitous ARP lower priority delay = {int(g.garp_lower_prio_delay)}",
+        f" Gratuitous ARP lower priority repeat = {g.garp_lower_prio_repeat}",
+        " Num adverts before down = 3",
+        " Send advert after receive lower priority advert = true",
+        " Send advert after receive higher priority advert = false",
+        f" Gratuitous ARP interval = {g.garp_interval:f}",
+        f" Gratuitous NA interval = {g.gna_interval:f}",
+        " VRRP default protocol version = 2",
+        " VRRP check unicast_src = false",
+        f" VRRP skip check advert addresses = {'true' if g.skip_check_adv_addr else 'false'}",
+        " VRRP strict mode = false",
+        f" Script security {'enabled' if g.script_security else 'disabled'}",
+        f" Default script uid:gid {g.script_uid}:{g.script_gid}",
+    ]
+
+
+def _instance_lines(v: InstanceView) -> list[str]:
+    """``dump_vrrp()`` for a VRRPv2 IPv4 multicast instance."""
+    out = [
+        f" VRRP Instance = {v.name}",
+        "   VRRP Version = 2",
+        f"   State = {v.state}",
+    ]
+    if v.state == "BACKUP" and v.master_ip:
+        out.append(f"   Master router = {v.master_ip}")
+        out.append(f"   Master priority = {v.master_priority}")
+    out += [
+        "   Flags: none",
+        f"   Wantstate = {v.want}",
+        "   Number of config faults = 0",
+        f"   Number of interface and track script faults = {v.faults}",
+        "   Number of track scripts init = 0",
+        _epoch_line("Last transition", v.last_transition),
+        "   Read timeout = DISABLED"
+        if v.read_timeout is None
+        else _epoch_line("Read timeout", v.read_timeout),
+        f"   Master down timer = {v.master_down_usecs} usecs",
+        f"   Interface = {v.interface}",
+    ]
+    if v.skip_check_adv_addr:
+        out.append("   Skip checking advert IP addresses")
+    out += [
+        f"   Using src_ip = {v.src_ip or '(none)'}",
+        "   Multicast address 224.0.0.18",
+        f"   Gratuitous ARP delay = {int(v.garp_delay)}",
+        f"   Gratuitous ARP repeat = {v.garp_repeat}",
+        f"   Gratuitous ARP refresh = {int(v.garp_refresh)}",
+        f"   Gratuitous ARP refresh repeat = {v.garp_refresh_repeat}",
+        f"   Gratuitous ARP lower priority delay = {int(v.garp_lower_prio_delay)}",
+        f"   Gratuitous ARP lower priority repeat = {v.garp_lower_prio_repeat}",
+        "   Down timer adverts = 3",
+        "   Send advert after receive lower priority advert = "
+        + ("false" if v.lower_prio_no_advert else "true"),
+        "   Send advert after receive higher priority advert = false",
+        f"   Virtual Router ID = {v.vrid}",
+        f"   Priority = {v.priority}",
+        f"   Effective priority = {v.effective_priority}",
+        f"   Total priority = {v.effective_priority}",
+        f"   Advert interval = {int(v.advert_int)} sec",
+        "   Accept = enabled",
+        f"   Preempt = {'enabled' if v.preempt else 'disabled'}",
+    ]
+    if v.preempt_delay:
+        out.append(f"   Preempt delay = {v.preempt_delay:g} secs")
+    out.append("   Promote_secondaries = disabled")
+    if v.auth_type == "PASS":
+        out.append("   Authentication type = SIMPLE_PASSWORD")
+        out.append(f"   Password = {_password(v.auth_pass)}")
+    elif v.auth_type == "AH":
+        out.append("   Authentication type = IPSEC_AH")
+    else:
+        out.append("   Authentication type = none")
+    if v.vips:
+        out.append(f"   Virtual IP ({len(v.vips)}):")
+        out += [f"     {vip.text()}" for vip in v.vips]
+    if v.excluded_vips:
+        out.append("   Virtual IP Excluded :")
+        out += [f"     {vip.text()}" for vip in v.excluded_vips]
+    if v.tracked_scripts:
+        out.append("   Tracked scripts :")
+        out += [
+            f"     {t.name} weight {t.weight}{' reverse' if t.reverse else ''}"
+            for t in v.tracked_scripts
+        ]
+    out += [
+        f"   Using smtp notification = {'yes' if v.smtp_alert else 'no'}",
+        "   Notify deleted = Fault",
+        "   Notify priority changes = false",
+    ]
+    return out
+
+
+def _password(raw: bytes) -> str:
+    """auth_pass as configured (the model pads it to 8 bytes with NULs)."""
+    return raw.rstrip(b"\0").decode("latin-1")
+
+
+def _script_lines(s: ScriptView) -> list[str]:
+    """``dump_vscript()``."""
+    out = [
+        f" VRRP Script = {s.name}",
+        f"   Command = {s.command()}",
+        f"   Interval = {int(s.interval)} sec",
+        f"   Timeout = {int(s.timeout)} sec",
+        f"   Weight = {s.weight}{' reverse' if s.reverse else ''}",
+        f"   Rise = {s.rise}",
+        f"   Fall = {s.fall}",
+        f"   Result = {s.result}",
+        f"   Insecure = {'yes' if s.insecure else 'no'}",
+        f"   Init state = {s.init_state}",
+        f"   Status = {'GOOD' if s.good else 'BAD'}",
+        f"   Script uid:gid = {s.uid}:{s.gid}",
+        "   VRRP instances :",
+        "   Tracking instances :",
+    ]
+    out += [
+        f"     {t.name}, weight {t.weight}{' reverse' if t.reverse else ''}" for t in s.tracking
+    ]
+    out.append(f"   State = {'running' if s.running else 'idle'}")
+    return out
+
+
+def _interface_lines(i: InterfaceView) -> list[str]:
+    out = [f" Name = {i.name}"]
+    if i.index is not None:
+        out.append(f"   index = {i.index}")
+    out.append(f"   IPv4 address = {i.ipv4 or '(none)'}")
+    if i.mac:
+        out.append(f"   MAC = {i.mac}")
+    out.append(f"   State = {'UP, RUNNING' if i.up else 'DOWN'}")
+    if i.instances:
+        out.append("   Tracking VRRP instances :")
+        out += [f"     {name}, weight 0" for name in i.instances]
+    return out
+
+
+def render_data(snap: Snapshot) -> str:
+    """The USR1 dump (``keepalived.data``), sections in keepalived's order."""
+    lines = _global_lines(snap.globals)
+    if snap.instances:
+        lines.append("------< VRRP Topology >------")
+        for inst in snap.instances:
+            lines += _instance_lines(inst)
+    if snap.scripts:
+        lines.append("------< VRRP Scripts >------")
+        for script in snap.scripts:
+            lines += _script_lines(script)
+    if snap.interfaces:
+        lines.append("------< Interfaces >------")
+        for iface in snap.interfaces:
+            lines += _interface_lines(iface)
+    return "\n".join(lines) + "\n"
+
+
+def render_parent_data(snap: Snapshot) -> str:
+    """``keepalived_parent.data``: the parent process's global definitions."""
+    return "\n".join(_global_lines(snap.globals)) + "\n"
+
+
+# The stats file's counters, in vrrp_print_stats() order.
+STATS_KEYS: tuple[str, ...] = (
+    "advert_rcvd",
+    "advert_sent",
+    "become_master",
+    "release_master",
+    "packet_len_err",
+    "ip_ttl_err",
+    "invalid_type_rcvd",
+    "advert_interval_err",
+    "addr_list_err",
+    "invalid_authtype",
+    "authtype_mismatch",
+    "auth_failure",
+    "pri_zero_rcvd",
+    "pri_zero_sent",
+)
+
+
+def render_stats(snap: Snapshot) -> str:
+    """The USR2 dump (``keepalived.stats``), exactly keepalived 2.2.7's layout."""
+    lines: list[str] = []
+    for inst in snap.instances:
+        s = {k: inst.stats.get(k, 0) for k in STATS_KEYS}
+        lines += [
+            f"VRRP Instance: {inst.name}",
+            "  Advertisements:",
+            f"    Received: {s['advert_rcvd']}",
+            f"    Sent: {s['advert_sent']}",
+            f"  Became master: {s['become_master']}",
+            f"  Released master: {s['release_master']}",
+            "  Packet Errors:",
+            f"    Length: {s['packet_len_err']}",
+            f"    TTL: {s['ip_ttl_err']}",
+            f"    Invalid Type: {s['invalid_type_rcvd']}",
+            f"    Advertisement Interval: {s['advert_interval_err']}",
+            f"    Address List: {s['addr_list_err']}",
+            "  Authentication Errors:",
+            f"    Invalid Type: {s['invalid_authtype']}",
+            f"    Type Mismatch: {s['authtype_mismatch']}",
+            f"    Failure: {s['auth_failure']}",
+            "  Priority Zero:",
+            f"    Received: {s['pri_zero_rcvd']}",
+            f"    Sent: {s['pri_zero_sent']}",
+        ]
+    return "".join(line + "\n" for line in lines)
+
+
+def _json_data(v: InstanceView, commands: Sequence[str]) -> dict[str, Any]:
+    """``vrrp_json_data_dump()``: the same keys, in the same order."""
+    d: dict[str, Any] = {
+        "iname": v.name,
+        "dont_track_primary": 0,
+        "skip_check_adv_addr": int(v.skip_check_adv_addr),
+        "strict_mode": 0,
+        "vmac_ifname": "",
+        "ifp_ifname": v.interface,
+        "master_priority": v.master_priority if v.state == "BACKUP" else 0,
+        "last_transition": round(v.last_transition, 6),
+        # Whole seconds (keepalived's %g prints 5); keepalived-exporter decodes an int.
+        "garp_delay": int(v.garp_delay),
+        "garp_refresh": int(v.garp_refresh),
+        "garp_rep": v.garp_repeat,
+        "garp_refresh_rep": v.garp_refresh_repeat,
+        "garp_lower_prio_delay": int(v.garp_lower_prio_delay),
+        "garp_lower_prio_rep": v.garp_lower_prio_repeat,
+        "lower_prio_no_advert": int(v.lower_prio_no_advert),
+        "higher_prio_send_advert": 0,
+        "vrid": v.vrid,
+        "base_priority": v.priority,
+        "effective_priority": v.effective_priority,
+        "vipset": any(vip.installed for vip in v.vips + v.excluded_vips),
+        "promote_secondaries": False,
+        "adver_int": _json_num(v.advert_int),
+        "master_adver_int": _json_num(v.advert_int),
+        "accept": 1,
+        "nopreempt": not v.preempt,
+        "preempt_delay": int(v.preempt_delay),
+        "state": STATE_NUMBERS.get(v.state, 0),
+        "wantstate": STATE_NUMBERS.get(v.want, 0),
+        "version": 2,
+        "smtp_alert": v.smtp_alert,
+        "notify_deleted": False,
+    }
+    # keepalived leaves out empty lists.
+    if v.vips:
+        d["vips"] = [vip.text() for vip in v.vips]
+    if v.excluded_vips:
+        d["evips"] = [vip.text() for vip in v.excluded_vips]
+    if commands:
+        d["track_script"] = list(commands)
+    d["auth_type"] = {"PASS": 1, "AH": 2}.get(v.auth_type or "", 0)
+    if v.auth_type:
+        d["auth_data"] = _password(v.auth_pass)
+    return d
+
+
+def _json_num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def render_json(snap: Snapshot, scripts_by_name: Mapping[str, ScriptView] | None = None) -> str:
+    """The SIGRTMIN+2 dump (``keepalived.json``, json_version 1): one array."""
+    by_name = scripts_by_name if scripts_by_name is not None else {s.name: s for s in snap.scripts}
+    out = []
+    for inst in snap.instances:
+        commands = [by_name[t.name].command() for t in inst.tracked_scripts if t.name in by_name]
+        data = _json_data(inst, commands)
+        out.append({"data": data, "stats": {k: inst.stats.get(k, 0) for k in _JSON_STATS}})
+    # keepalived's json_writer escapes '/' (harmless for any parser; kept for diffs).
+    return json.dumps(out, separators=(",", ":")).replace("/", "\\/") + "\n"
+
+
+# vrrp_json_stats_dump() order.
+_JSON_STATS: tuple[str, ...] = (
+    "advert_rcvd",
+    "advert_sent",
+    "become_master",
+    "release_master",
+    "packet_len_err",
+    "advert_interval_err",
+    "ip_ttl_err",
+    "invalid_type_rcvd",
+    "addr_list_err",
+    "invalid_authtype",
+    "authtype_mismatch",
+    "auth_failure",
+    "pri_zero_rcvd",
+    "pri_zero_sent",
+)

@@ -1,0 +1,514 @@
+"""keepalived-format dumps of the daemon's state: what USR1, USR2 and SIGRTMIN+2 write.
+
+Owns: the file names (keepalived's KA_TMP_DIR rules), taking a snapshot from
+the daemon, writing the files safely, and logging the outcome. The layouts
+themselves are `pyvrrpd.shell.dumpformat`. keepalived 2.2.7 (keepalived.md
+4.1-4.2, checked against its output in the netns lab):
+
+- USR1 -> ``keepalived.data`` (global definitions, the VRRP topology, scripts,
+  interfaces) and ``keepalived_parent.data`` (the parent's global
+  definitions). With global_defs ``data_use_instance`` and a top-level
+  ``instance NAME`` or a namespace (``-s``), both are named
+  ``keepalived.NS_NAME.data`` (``open_dump_file()``; ``-i`` plays no part).
+- USR2 -> ``keepalived.stats``; SIGRTMAX-1 writes it, then clears the counters.
+- SIGRTMIN+2 -> ``keepalived.json``: ``[{"data": {...}, "stats": {...}}]``.
+
+The directory is ``$TMPDIR`` when it is an absolute path, else ``/tmp``;
+stats and JSON never carry the instance name (2.2.7 does not add it).
+
+Files are created as a fresh temporary file beside the target
+(``O_CREAT|O_EXCL|O_NOFOLLOW``: nothing planted in /tmp is followed or
+reused), written, given mode 0600 (what keepalived 2.2.7 writes, its umask
+being 0177: the dump holds the ``auth_pass``) and renamed over the target, so
+a reader sees the old file or the new one, never half of one. The write runs
+on a helper thread, so a slow or hung filesystem never stalls the adverts;
+requests for a file still waiting to be written are merged (newest wins). A
+failed write is one error line in the log, nothing more.
+
+Must not: change protocol state. The counters are cleared by the daemon
+(``Daemon.clear_stats``), only once the stats file holding them was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import os
+import pwd
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from pyvrrpd.shell.dumpformat import (
+    GlobalView,
+    InstanceView,
+    InterfaceView,
+    ScriptView,
+    Snapshot,
+    TrackedScript,
+    VipView,
+    render_data,
+    render_json,
+    render_parent_data,
+    render_stats,
+)
+
+if TYPE_CHECKING:
+    from pyvrrpd.shell.daemon import Daemon
+
+log = structlog.get_logger("pyvrrpd")
+
+#: keepalived's configure default (``--with-tmp-dir``); ``$TMPDIR`` overrides it.
+KA_TMP_DIR = "/tmp"
+DATA_FILE = "keepalived.data"
+PARENT_DATA_FILE = "keepalived_parent.data"
+STATS_FILE = "keepalived.stats"
+JSON_FILE = "keepalived.json"
+FILE_MODE = 0o600
+
+
+# ------------------------------------------------------------------- names
+
+
+def tmp_dir(environ: Mapping[str, str] | None = None) -> str:
+    """keepalived's ``set_tmp_dir()``: ``$TMPDIR`` if absolute, else KA_TMP_DIR."""
+    env = os.environ if environ is None else environ
+    value = env.get("TMPDIR", "")
+    return value if value.startswith("/") else KA_TMP_DIR
+
+
+def data_file_name(
+    name: str, *, use_instance: bool, instance: str | None, namespace: str | None
+) -> str:
+    """``open_dump_file()``: ``keepalived.data`` -> ``keepalived.NS_INSTANCE.data``.
+
+    Only with ``data_use_instance`` and at least one of the instance name
+    (top-level ``instance``) and the namespace (``-s``/``net_namespace``).
+    """
+    if not use_instance or not (instance or namespace):
+        return name
+    stem, dot, ext = name.rpartition(".")
+    middle = (namespace or "") + ("_" if instance and namespace else "") + (instance or "")
+    return f"{stem}.{middle}{dot}{ext}"
+
+
+@dataclass(frozen=True, slots=True)
+class DumpPaths:
+    """Where each dump goes."""
+
+    data: str
+    parent_data: str
+    stats: str
+    json: str
+
+    @classmethod
+    def for_daemon(
+        cls,
+        *,
+        use_instance: bool = False,
+        instance: str | None = None,
+        namespace: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> DumpPaths:
+        base = tmp_dir(environ)
+
+        def named(n: str) -> str:
+            return os.path.join(
+                base,
+                data_file_name(
+                    n, use_instance=use_instance, instance=instance, namespace=namespace
+                ),
+            )
+
+        return cls(
+            data=named(DATA_FILE),
+            parent_data=named(PARENT_DATA_FILE),
+            stats=os.path.join(base, STATS_FILE),
+            json=os.path.join(base, JSON_FILE),
+        )
+
+
+# ------------------------------------------------- taking it from the daemon
+
+
+def _vip_views(
+    vips: Iterable[Any], default_dev: str, present: Callable[[Any], bool]
+) -> tuple[VipView, ...]:
+    out = []
+    for v in vips:
+        brd = v.broadcast if v.broadcast not in (None, "-", "+") else None
+        out.append(
+            VipView(
+                address=str(v.address) if v.prefixlen == 32 else f"{v.address}/{v.prefixlen}",
+                dev=v.dev or default_dev,
+                scope=v.scope,
+                label=v.label,
+                broadcast=brd,
+                installed=present(v),
+            )
+        )
+    return tuple(out)
+
+
+def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = None) -> Snapshot:
+    """Take the dump's data from a running daemon (call on its event loop).
+
+    `started_at` (epoch) stands in for "last transition" before the first one,
+    as keepalived uses the time the instance was created.
+    """
+    loop = asyncio.get_running_loop()
+    mono_now, wall_now = loop.time(), time.time()
+
+    def epoch(mono: float) -> float:
+        return wall_now - (mono_now - mono)
+
+    status = {d["name"]: d for d in daemon.status().get("instances", [])}
+    gd = daemon.config.global_defs
+    uid, gid = _script_ids(gd.script_user, gd.script_group)
+    g = GlobalView(
+        router_id=gd.router_id or os.uname().nodename,
+        namespace=namespace,
+        garp_delay=gd.vrrp_garp_master_delay,
+        garp_repeat=gd.vrrp_garp_master_repeat,
+        garp_refresh=gd.vrrp_garp_master_refresh,
+        garp_refresh_repeat=gd.vrrp_garp_master_refresh_repeat,
+        garp_lower_prio_delay=_or(gd.vrrp_garp_lower_prio_delay, gd.vrrp_garp_master_delay),
+        garp_lower_prio_repeat=int(_or(gd.vrrp_garp_lower_prio_repeat, gd.vrrp_garp_master_repeat)),
+        garp_interval=gd.vrrp_garp_interval,
+        gna_interval=gd.vrrp_gna_interval,
+        skip_check_adv_addr=gd.vrrp_skip_check_adv_addr,
+        script_security=gd.enable_script_security,
+        script_uid=uid,
+        script_gid=gid,
+        smtp_alert=gd.smtp_alert or None,
+    )
+    instances = []
+    tracking: dict[str, list[TrackedScript]] = {}
+    for inst in daemon.instances:
+        st = status.get(inst.name, {})
+        router = inst.router
+        rc = router.config
+        state = str(st.get("state", router.state.name))
+        present = _present_test(st)
+
+        master_ip, master_prio = _master_of(st)
+        deadline = router.next_deadline()
+        link = inst.iface.link
+        last = st.get("last_transition")
+        tracked = tuple(TrackedScript(t.name, t.weight, t.reverse) for t in rc.trackers)
+        for t in tracked:
+            tracking.setdefault(t.name, []).append(TrackedScript(inst.name, t.weight, t.reverse))
+        cfg = inst.cfg
+        instances.append(
+            InstanceView(
+                name=inst.name,
+                state=state,
+                wantstate=_wantstate(state, cfg.priority),
+                vrid=rc.vrid,
+                interface=cfg.interface,
+                priority=rc.priority,
+                effective_priority=int(st.get("effective_priority", rc.priority)),
+                advert_int=rc.advert_int,
+                stats=dict(st.get("stats", router.stats)),
+                master_ip=master_ip,
+                master_priority=master_prio,
+                faults=len(st.get("fault_reasons", ())),
+                last_transition=float(last) if last is not None else started_at,
+                read_timeout=epoch(deadline) if deadline is not None else None,
+                master_down_usecs=int(router.master_down_interval * 1_000_000),
+                src_ip=str(link.primary_ip) if link is not None and link.primary_ip else None,
+                garp_delay=rc.garp_master_delay,
+                garp_repeat=rc.garp_master_repeat,
+                garp_refresh=rc.garp_master_refresh,
+                garp_refresh_repeat=rc.garp_master_refresh_repeat,
+                garp_lower_prio_delay=rc.garp_lower_prio_delay,
+                garp_lower_prio_repeat=rc.garp_lower_prio_repeat,
+                lower_prio_no_advert=rc.lower_prio_no_advert,
+                preempt=rc.preempt,
+                preempt_delay=rc.preempt_delay,
+                skip_check_adv_addr=rc.skip_check_adv_addr,
+                auth_type=cfg.auth_type,
+                auth_pass=cfg.auth_pass,
+                vips=_vip_views(cfg.virtual_ipaddress, cfg.interface, present),
+                excluded_vips=_vip_views(cfg.virtual_ipaddress_excluded, cfg.interface, present),
+                tracked_scripts=tracked,
+                smtp_alert=bool(getattr(cfg, "smtp_alert", False)),
+            )
+        )
+    scripts = []
+    for script in daemon.config.scripts:
+        if script.name not in tracking and script.name not in daemon.disabled_scripts:
+            continue  # keepalived drops scripts no instance tracks
+        tracker = daemon.scripts.get(script.name)
+        s_uid, s_gid = _script_ids(script.user or gd.script_user, script.group or gd.script_group)
+        counter = tracker.counter if tracker is not None else None
+        ok = counter.ok if counter is not None else False
+        # RiseFall keeps keepalived's own counter; the dump shows it as keepalived does.
+        result = int(getattr(counter, "_result", 0)) if counter is not None else 0
+        task = getattr(tracker, "_task", None)
+        scripts.append(
+            ScriptView(
+                name=script.name,
+                argv=tuple(tracker.argv) if tracker is not None else script.argv,
+                interval=script.interval,
+                timeout=script.timeout or 0.0,
+                weight=script.weight,
+                reverse=script.weight_reverse,
+                rise=script.rise,
+                fall=script.fall,
+                result=result,
+                good=ok is True,
+                insecure=script.name in daemon.disabled_scripts,
+                init_state="INIT" if ok is None else "unknown",
+                uid=s_uid,
+                gid=s_gid,
+                running=task is not None and not task.done(),
+                tracking=tuple(tracking.get(script.name, ())),
+            )
+        )
+    interfaces = []
+    for name, iface in daemon.interfaces.items():
+        link = iface.link
+        interfaces.append(
+            InterfaceView(
+                name=name,
+                index=link.index if link is not None else None,
+                ipv4=str(link.primary_ip) if link is not None and link.primary_ip else None,
+                mac=":".join(f"{b:02x}" for b in link.mac) if link is not None else None,
+                up=link is not None and link.up,
+                instances=tuple(i.name for i in daemon.instances if i.cfg.interface == name),
+            )
+        )
+    return Snapshot(g, tuple(instances), tuple(scripts), tuple(interfaces))
+
+
+def _master_of(st: Mapping[str, Any]) -> tuple[str | None, int]:
+    """The master seen, from status(): {"address", "priority"} or the core's flat keys."""
+    master = st.get("master")
+    if isinstance(master, Mapping):
+        return master.get("address"), int(master.get("priority") or 0)
+    return (str(master) if master else None), int(st.get("master_priority") or 0)
+
+
+def _or(value: float | None, default: float) -> float:
+    """A global left unset follows its `master` sibling, as keepalived's does."""
+    return default if value is None else value
+
+
+def _present_test(st: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """Whether a VIP is in the kernel, from status(): per address when it says."""
+    listed = st.get("vips_present")
+    if listed is not None:
+        names = {str(x) for x in listed}
+        return lambda v: str(v) in names
+    installed = bool(st.get("vips_installed"))
+    return lambda v: installed
+
+
+def _wantstate(state: str, priority: int) -> str:
+    """keepalived: FAULT wants FAULT; INIT wants MASTER only as address owner."""
+    if state == "INIT":
+        return "MASTER" if priority == 255 else "BACKUP"
+    return state
+
+
+def _script_ids(user: str | None, group: str | None) -> tuple[int, int]:
+    """uid:gid scripts run as (the daemon's own when no user is set)."""
+    uid, gid = os.geteuid(), os.getegid()
+    if user:
+        with contextlib.suppress(KeyError):
+            pw = pwd.getpwnam(user)
+            uid, gid = pw.pw_uid, pw.pw_gid
+    if group:
+        with contextlib.suppress(KeyError, ValueError):
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    return uid, gid
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_atomic(path: str, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replace `path` with `data` so a reader sees the old or the new file, never half.
+
+    The temporary file is created fresh beside the target (O_EXCL|O_NOFOLLOW:
+    a symlink or file planted under that name makes the open fail, and the
+    random name makes planting pointless); rename() then replaces whatever is
+    at `path`, a symlink included, without following it. Raises OSError.
+    """
+    directory, base = os.path.split(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(8):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}")
+        try:
+            fd = os.open(tmp, flags, mode)
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise FileExistsError(f"no free temporary name beside {path}")
+    try:
+        try:
+            os.fchmod(fd, mode)  # not the umask's choice: the dump holds auth_pass
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+Done = Callable[[str, OSError | None], None]
+
+
+class DumpWriter:
+    """Writes files on one helper thread; results come back on the event loop.
+
+    A request for a file that is still waiting replaces its content (the
+    newest snapshot wins) and every waiter is told the outcome. The thread
+    is a daemon thread: a write stuck on a hung filesystem never holds up
+    the daemon's exit.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._cond = threading.Condition()
+        self._pending: dict[str, tuple[bytes, list[Done]]] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, path: str, data: bytes, done: Done) -> None:
+        with self._cond:
+            waiters = self._pending.pop(path, (b"", []))[1]
+            self._pending[path] = (data, [*waiters, done])
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pyvrrpd-dumps", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                path = next(iter(self._pending))
+                data, waiters = self._pending.pop(path)
+            error: OSError | None = None
+            try:
+                write_atomic(path, data)
+            except OSError as exc:
+                error = exc
+            for done in waiters:
+                try:
+                    self._loop.call_soon_threadsafe(done, path, error)
+                except RuntimeError:  # the loop is closed: the daemon is gone
+                    return
+
+
+def describe(error: OSError) -> str:
+    """One line for the log: ``Permission denied`` rather than a repr."""
+    return error.strerror or str(error)
+
+
+class Dumper:
+    """The daemon's three dumps: snapshot on the loop, render, hand to the writer, log."""
+
+    def __init__(self, daemon: Daemon, paths: DumpPaths, *, namespace: str | None = None) -> None:
+        self._daemon = daemon
+        self.paths = paths
+        self._namespace = namespace
+        self._writer = DumpWriter(asyncio.get_running_loop())
+        # keepalived shows the instance's creation time until its first transition.
+        self._started_at = time.time()
+
+    @classmethod
+    def for_daemon(cls, daemon: Daemon) -> Dumper:
+        """Paths from the daemon's config (`data_use_instance`, `instance`) and `-s`."""
+        gd = daemon.config.global_defs
+        namespace = getattr(daemon, "namespace", None)
+        paths = DumpPaths.for_daemon(
+            use_instance=bool(getattr(gd, "data_use_instance", False)),
+            instance=getattr(gd, "instance_name", None),
+            namespace=namespace,
+        )
+        return cls(daemon, paths, namespace=namespace)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def write_data(self, why: str) -> None:
+        """USR1: ``keepalived.data`` and ``keepalived_parent.data``."""
+        snap = self._snapshot("data", why)
+        if snap is not None:
+            self._submit("data", why, self.paths.data, render_data(snap))
+            self._submit("parent_data", why, self.paths.parent_data, render_parent_data(snap))
+
+    def write_stats(self, why: str, *, clear: bool = False) -> None:
+        """USR2 (and SIGRTMAX-1 with `clear`): ``keepalived.stats``."""
+        snap = self._snapshot("stats", why)
+        if snap is None:
+            return
+        after: Callable[[], None] | None = None
+        if clear:
+            baseline = snap.counters()
+
+            def after() -> None:
+                # Subtract what the file shows rather than zeroing: adverts
+                # counted while it was being written are not lost.
+                self._daemon.clear_stats(baseline)
+
+        self._submit("stats", why, self.paths.stats, render_stats(snap), after)
+
+    def write_json(self, why: str) -> None:
+        """SIGRTMIN+2: ``keepalived.json``."""
+        snap = self._snapshot("json", why)
+        if snap is not None:
+            self._submit("json", why, self.paths.json, render_json(snap))
+
+    def _snapshot(self, kind: str, why: str) -> Snapshot | None:
+        try:
+            return snapshot_of(self._daemon, started_at=self._started_at, namespace=self._namespace)
+        except Exception as exc:  # a dump must never take the daemon down
+            log.error("dump_failed", dump=kind, signal=why, error=repr(exc))
+            return None
+
+    def _submit(
+        self,
+        kind: str,
+        why: str,
+        path: str,
+        text: str,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        def done(written: str, error: OSError | None) -> None:
+            if error is not None:
+                log.error("dump_failed", dump=kind, file=written, signal=why, error=describe(error))
+                return
+            if after is not None:
+                after()
+            log.info(
+                "dump_written",
+                dump=kind,
+                file=written,
+                signal=why,
+                **({"cleared": True} if after is not None else {}),
+            )
+
+        self._writer.submit(path, text.encode(), done)
