@@ -352,9 +352,10 @@ def test_timers_run_on_time_under_a_flood() -> None:
             at = await asyncio.wait_for(fired, 2.0)
         finally:
             vs.detach()
-        # One wake-up is ~RECV_BUDGET cheap callbacks: the timer is late by
-        # far less than the 50 ms slack the flood test allows on the wire.
-        assert at - due < 0.05
+        # One wake-up is ~RECV_BUDGET cheap callbacks (well under 1 ms); the
+        # bound leaves room for a loaded machine. Without the budget the first
+        # wake-up reads the whole flood and the timer is ~0.4 s late.
+        assert at - due < 0.15
         assert handled >= RECV_BUDGET  # the flood was being read meanwhile
 
     try:
