@@ -31,6 +31,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pyvrrpd.io import children
+
 __all__ = [
     "ScriptCommand",
     "ScriptResult",
@@ -203,6 +205,8 @@ async def run_script(
         )
 
     timed_out = False
+    # asyncio's child watcher collects this one by PID: the orphan reaper must not.
+    children.OWNED.add(proc.pid)
     try:
         await asyncio.wait_for(proc.wait(), timeout)
     except TimeoutError:
@@ -215,6 +219,8 @@ async def run_script(
     except asyncio.CancelledError:
         _killpg(proc.pid, signal.SIGKILL)
         raise
+    finally:
+        children.OWNED.discard(proc.pid)
     duration = time.monotonic() - start
     rc = proc.returncode
     assert rc is not None  # wait() returned or _terminate_group waited

@@ -47,6 +47,7 @@ from pyvrrpd.shell.faults import FaultSocket
 from pyvrrpd.shell.faults import from_environment as faults_from_environment
 from pyvrrpd.shell.instance import Instance, Interface, router_config, without_trackers
 from pyvrrpd.shell.pidfile import PidFiles
+from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.vips import VipSet
@@ -87,6 +88,7 @@ class Daemon:
         self._netlink: Netlink | None = None
         self._monitor: LinkMonitor | None = None
         self._control: ControlServer | None = None
+        self._reaper: Reaper | None = None
         self._executor = Executor(self.garp_senders)
         # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
         self._faults: FaultSocket | None = faults_from_environment()
@@ -98,6 +100,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._timers = TimerHeap(loop)
+        # Orphans of scripts are reparented to us and reaped (shell/reaper.py).
+        self._reaper = Reaper(loop)
+        self._reaper.start()
         try:
             await self._setup()
         except HostError:
@@ -258,6 +263,8 @@ class Daemon:
             self._netlink.close()
         if self._timers is not None:
             self._timers.close()
+        if self._reaper is not None:
+            self._reaper.close()
         self.pid_files.release()
 
     # ---------------------------------------------------------------- events
