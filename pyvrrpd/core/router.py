@@ -277,6 +277,7 @@ class VirtualRouter:
             self._goto(State.INIT, now, out, "shutdown")
         self.started = False
         self._clear_timers()
+        self._host_fault, self._host_fault_deadline = None, None
 
     def _on_timer(self, _event: TimerFired, now: float, out: list[Action]) -> None:
         if self._down_deadline is not None and now >= self._down_deadline:

@@ -373,6 +373,9 @@ class Daemon:
         self._tell(iface, LinkChanged(link.up, primary, present=True, reset=reset))
         if mac_changed:
             self._tell(iface, MacChanged())
+        if link.primary_ip is None and iface.sock is not None:
+            iface.sock.close()
+            iface.sock = None
 
     def _reopen_vrrp(self, iface: Interface, link: LinkInfo) -> bool:
         """Make the VRRP sockets match the link; True if working ones were replaced."""
@@ -384,12 +387,15 @@ class Daemon:
         have = (sock.ifindex, sock.primary_ip) if sock is not None else None
         if want == have:
             return False
+        if want is None:
+            # Keep the old socket until the instances have been told: a
+            # MASTER's priority-0 advert goes out through it if the kernel
+            # still allows (see _relink, which closes it afterwards).
+            log.error("no_ipv4_address", interface=iface.name)
+            return False
         if sock is not None:
             sock.close()
             iface.sock = None
-        if want is None:
-            log.error("no_ipv4_address", interface=iface.name)
-            return False
         try:
             new = VrrpSocket.open(iface.name, link.index, want[1])
         except HostError as exc:

@@ -97,7 +97,7 @@ class FaultInjector:
             self.rules.clear()
             return {"ok": True}
         mode = spec.get("mode", "error")
-        if op not in _OPS or mode not in _MODES:
+        if op not in _OPS or mode not in _MODES or int(spec.get("count", 1)) == 0:
             return {"error": f"bad rule {spec!r}"}
         self.rules.append(
             Rule(

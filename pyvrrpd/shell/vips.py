@@ -195,6 +195,12 @@ class VipSet:
                 # Keep going: one bad address must not cost the others.
                 first_error = first_error or str(exc)
                 continue
+            except Exception as exc:
+                # A bug below must not kill this task silently: a VIP left
+                # behind (or never installed) is the split brain we prevent.
+                log.exception("vip_internal_error", instance=self.name, vip=str(vip))
+                first_error = first_error or f"internal error: {exc!r}"
+                continue
             if done:
                 changed.append(str(vip))
         if changed:

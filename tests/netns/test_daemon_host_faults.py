@@ -315,3 +315,42 @@ def test_exception_in_one_instance_is_contained(pair: Pair) -> None:
     assert log.count("Traceback") == 1, "the traceback is logged once"
     inst = next(i for i in full_status(pair, "lb1")["instances"] if i["name"] == "VI_1")
     assert inst["internal_errors"] == 1
+
+
+def test_secondary_addresses_change_nothing(pair: Pair) -> None:
+    """DHCP or other software adding/removing secondary addresses: no transition, no flap."""
+    elect(pair)
+    ns = pair.ns("lb1")
+    for _ in range(3):
+        ip("-n", ns, "addr", "add", "192.0.2.99/24", "dev", "eth0")
+        ip("-n", ns, "addr", "add", "198.51.100.7/24", "dev", "eth0")
+        time.sleep(0.2)
+        ip("-n", ns, "addr", "del", "192.0.2.99/24", "dev", "eth0")
+        ip("-n", ns, "addr", "del", "198.51.100.7/24", "dev", "eth0")
+    time.sleep(1.2)
+    inst = full_status(pair, "lb1")["instances"][0]
+    assert inst["state"] == "MASTER" and inst["stats"]["become_master"] == 1
+    assert inst["stats"]["release_master"] == 0
+    assert pair.holders() == ["lb1"]
+    assert "vrrp_socket_opened" not in pair.log("lb1").split('"started"')[1]
+
+
+def test_primary_address_change_reopens_and_rejoins(pair: Pair) -> None:
+    """The master's primary address replaced: new sockets, resign, rejoin from BACKUP;
+    the backup then sees adverts from the new address."""
+    elect(pair)
+    ns = pair.ns("lb1")
+    # Without promote_secondaries the kernel deletes the secondaries with the
+    # primary (that case is "no IPv4 address": FAULT, tested above).
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"],
+        check=True,
+    )
+    ip("-n", ns, "addr", "add", "192.0.2.13/24", "dev", "eth0")
+    ip("-n", ns, "addr", "del", "192.0.2.11/24", "dev", "eth0")
+    # lb1 resigns (priority 0): lb2 holds within Skew_Time, then lb1 preempts back.
+    assert wait_for(lambda: pair.holders() == ["lb2"], timeout=1.0 + SLACK) is not None
+    one_holder_at_end(pair, "lb1", within=MDI_100 + 2 * SLACK)
+    master = full_status(pair, "lb2")["instances"][0]["master"]
+    assert master == {"address": "192.0.2.13", "priority": 100}
+    assert full_status(pair, "lb1")["instances"][0]["stats"]["release_master"] == 1
