@@ -47,7 +47,9 @@ HOSTILE: list[tuple[str, bytes]] = [
     ("packet_len_err", build_ipv4(INJ, VRRP_GROUP, good(254)[:-5])),
     # A CARP advert (ucarp/pfSense) shares protocol 112 and the group: 36 bytes.
     ("packet_len_err", build_ipv4(INJ, VRRP_GROUP, bytes([0x21, 51, 0, 7, 0, 1]) + bytes(30))),
-    ("version_err", build_ipv4(INJ, VRRP_GROUP, bytes([0x31]) + good(254)[1:])),
+    # A VRRPv3 advert (RFC 5798: 8 + 4n bytes, no auth field): a version error,
+    # as in keepalived; a v3 header with the v2 length is a length error.
+    ("version_err", build_ipv4(INJ, VRRP_GROUP, bytes([0x31]) + good(254)[1:-8])),
 ]
 
 
