@@ -37,8 +37,8 @@ in debug builds only)
 PIPE, XFSZ              ignored, not logged (Python's SIG_IGN:      ignored
                         our own writes raise them; the failing
                         call reports EPIPE/EFBIG)
-32, 33                  glibc's own (thread cancel, setxid): it     same
-                        discards them when sent by another process
+32, 33                  ignored, not logged (see below)             parent dies, VRRP child
+                                                                    stops cleanly
 ======================  ==========================================  ===========================
 
 Not touched: CHLD, CONT, URG, WINCH (default: ignore; CHLD reaping is the
@@ -50,6 +50,14 @@ or systemd's watchdog sending SIGABRT, means "end it", and ending it cleanly
 keeps one VIP holder; a real ``abort()`` still ends the process (glibc
 re-raises with the default action). Signals nobody sends to mean "stop"
 (timers, I/O, power, the rest) keep the daemon running, as keepalived does.
+
+32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): its sigaction() refuses
+them, and until glibc installs its handlers (33 when the first thread starts,
+32 on a pthread_cancel, which CPython never calls) their default action ends
+the process: keepalived's parent dies of ``kill -32``. They are set to SIG_IGN
+with the raw rt_sigaction system call; glibc still installs its own handler
+over that when it needs one, and that handler discards signals from other
+processes.
 
 How: ordinary handlers through ``loop.add_signal_handler`` (reset to the
 default in scripts at exec, unlike SIG_IGN, which children would inherit).
@@ -69,6 +77,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import platform
 import signal
 import struct
 import time
@@ -130,7 +139,11 @@ IGNORED_LOG_INTERVAL = 10.0
 _SFD_NONBLOCK = os.O_NONBLOCK
 _SFD_CLOEXEC = os.O_CLOEXEC
 _SIGINFO_SIZE = 128  # struct signalfd_siginfo
-_SI_USER, _SI_QUEUE, _SI_TKILL = 0, -1, -6
+#: glibc's SIGCANCEL and SIGSETXID (see the module docstring).
+GLIBC_SIGNALS: tuple[int, ...] = (32, 33)
+# rt_sigaction's number; struct kernel_sigaction is {handler, flags, restorer,
+# mask} on both.
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
 
 
 def signal_name(signum: int) -> str:
@@ -155,6 +168,16 @@ def block_fault_signals() -> None:
     the whole process.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, FAULT_SIGNALS)
+
+
+def ignore_glibc_signals() -> bool:
+    """SIG_IGN for 32 and 33 through the raw system call; False where unsupported."""
+    nr = _SYS_RT_SIGACTION.get(platform.machine())
+    if nr is None:
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    sig_ign = (ctypes.c_ulong * 4)(1, 0, 0, 0)
+    return all(libc.syscall(nr, signum, sig_ign, None, 8) == 0 for signum in GLIBC_SIGNALS)
 
 
 class _FaultSignalFd:
@@ -219,6 +242,8 @@ class SignalHandlers:
         self._add(SIG_STATS_CLEAR, self._dump, self._stats_clear, SIG_STATS_CLEAR)
         for signum in IGNORED_SIGNALS:
             self._add(signum, self._ignored, signum)
+        if not ignore_glibc_signals():
+            log.warning("glibc_signals_default", detail="kill -32/-33 would end the daemon")
         try:
             block_fault_signals()
             self._faults = _FaultSignalFd(loop, self._fault)
