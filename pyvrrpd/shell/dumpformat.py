@@ -3,9 +3,10 @@
 Owns: the views a dump is made of (`Snapshot` and its parts) and rendering
 them exactly as keepalived 2.2.7 does (`dump_vrrp()` and `dump_vscript()` in
 vrrp_data.c, `vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared
-with its real output in the netns lab). Pure: no clock, no files, no daemon,
-so tests can hold the output to golden text. `pyvrrpd.shell.dumps` takes the
-snapshot from the daemon and writes the files.
+with its real output in the netns lab). Pure: no clock read (epochs are
+given and only formatted), no files, no daemon, so tests can hold the output
+to golden text. `pyvrrpd.shell.dumps` takes the snapshot from the daemon and
+writes the files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # keepalived's State numbering (vrrp.h; the JSON "state" field).
@@ -158,7 +159,7 @@ class Snapshot:
     globals: GlobalView
     instances: tuple[InstanceView, ...]
     scripts: tuple[ScriptView, ...] = ()
-    interfaces: tuple[InterfaceView, ...] = field(default=())
+    interfaces: tuple[InterfaceView, ...] = ()
 
     def counters(self) -> dict[str, dict[str, int]]:
         """The stats as written, per instance (the baseline STATS_CLEAR subtracts)."""
@@ -463,9 +464,9 @@ def _json_num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def render_json(snap: Snapshot, scripts_by_name: Mapping[str, ScriptView] | None = None) -> str:
+def render_json(snap: Snapshot) -> str:
     """The SIGRTMIN+2 dump (``keepalived.json``, json_version 1): one array."""
-    by_name = scripts_by_name if scripts_by_name is not None else {s.name: s for s in snap.scripts}
+    by_name = {s.name: s for s in snap.scripts}
     out = []
     for inst in snap.instances:
         commands = [by_name[t.name].command() for t in inst.tracked_scripts if t.name in by_name]

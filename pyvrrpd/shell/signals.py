@@ -6,7 +6,7 @@ default action leaves its VIPs in place and sends no priority 0, so the
 backup takes over and both boxes hold the VIP (issue 5). So every catchable
 signal whose default action ends the process either stops the daemon the way
 SIGTERM does (priority 0 advert, VIPs removed, exit 0) or is ignored, with a
-log line either way.
+log line either way (but for PIPE, XFSZ, 32 and 33: see the table).
 
 keepalived 2.2.7 (lib/signals.c ``signal_handler_parent_init()``, core/main.c
 ``signal_init()``, vrrp/vrrp_daemon.c ``vrrp_signal_init()``) sets every
@@ -57,7 +57,8 @@ them, and until glibc installs its handlers (33 when the first thread starts,
 the process: keepalived's parent dies of ``kill -32``. They are set to SIG_IGN
 with the raw rt_sigaction system call; glibc still installs its own handler
 over that when it needs one, and that handler discards signals from other
-processes.
+processes. Scripts inherit SIG_IGN for 32 (glibc programs take it back the
+same way when they cancel a thread).
 
 How: ordinary handlers through ``loop.add_signal_handler`` (reset to the
 default in scripts at exec, unlike SIG_IGN, which children would inherit).

@@ -61,6 +61,7 @@ asyncio.run(main([int(a) for a in sys.argv[1:]]))
 
 
 def run_child(nums: list[int], tmp: Path) -> list[dict[str, object]]:
+    """Run CHILD sending itself `nums`; dumps go to `tmp` (its TMPDIR)."""
     env = {**os.environ, "TMPDIR": str(tmp)}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, *map(str, nums)],
@@ -147,6 +148,16 @@ def test_every_signal_is_stop_dump_reload_or_ignored(tmp_path: Path) -> None:
 def test_ignored_signals_are_logged_at_most_once_per_interval(tmp_path: Path) -> None:
     seen = run_child([signal.SIGALRM] * 3, tmp_path)
     assert events(seen).count("signal_ignored") == 1
+
+
+def test_a_dump_that_cannot_be_written_is_one_error_line(tmp_path: Path) -> None:
+    seen = by_signal(run_child([signal.SIGUSR2], tmp_path / "missing"))  # no such TMPDIR
+    [rec] = seen[signal.SIGUSR2]
+    assert (rec["event"], rec["level"], rec["error"]) == (
+        "dump_failed",
+        "error",
+        "No such file or directory",
+    )
 
 
 def test_a_real_segfault_still_kills_the_daemon(tmp_path: Path) -> None:
