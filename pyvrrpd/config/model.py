@@ -39,14 +39,28 @@ class Diagnostic:
     source_line: str = ""
 
     def format(self) -> str:
-        """`file:line:col: error: message`, then the source line and a caret."""
+        """`file:line:col: error: message`, then the source line and a caret.
+
+        A long line is shown as a window around the column, so a listing
+        stays readable (and linear in size) for a 64 KiB line.
+        """
         head = f"{self.loc}: {self.severity.value}: {self.message}"
         if not self.source_line:
             return head
+        line, col = self.source_line, max(self.loc.col, 1)
+        if len(line) > _SHOWN:
+            start = max(0, min(col - 1 - _SHOWN // 2, len(line) - _SHOWN))
+            shown = line[start : start + _SHOWN]
+            prefix = "..." if start else ""
+            suffix = "..." if start + _SHOWN < len(line) else ""
+            line, col = prefix + shown + suffix, col - start + len(prefix)
         # Keep tabs so the caret lines up under the token however tabs render.
-        lead = self.source_line[: max(self.loc.col, 1) - 1]
+        lead = line[: col - 1]
         caret = "".join("\t" if c == "\t" else " " for c in lead) + "^"
-        return f"{head}\n    {self.source_line}\n    {caret}"
+        return f"{head}\n    {line}\n    {caret}"
+
+
+_SHOWN = 160  # characters of a long source line shown in a diagnostic
 
 
 class ConfigError(Exception):

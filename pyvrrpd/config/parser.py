@@ -27,6 +27,7 @@ from .lexer import Lexer, LexResult, Stmt, Token
 from .model import (
     Config,
     ConfigError,
+    Diagnostic,
     GlobalDefs,
     Severity,
     TrackScriptRef,
@@ -47,6 +48,7 @@ from .values import (
 )
 
 TIMER_MAX = 4294.0  # keepalived's range for second-valued timers
+MAX_DIAGNOSTICS = 200  # listed in full; the rest are counted in one line
 
 # What each block implements, for the "did you mean" hint of unknown keywords.
 TOP_KEYWORDS = frozenset({"global_defs", "vrrp_script", "vrrp_instance", "instance"})
@@ -110,6 +112,18 @@ def _build(lexed: LexResult) -> Config:
     diagnostics = tuple(
         sorted(rep.diagnostics, key=lambda d: (rank.get(d.loc.file, -1), d.loc.line, d.loc.col))
     )
+    if len(diagnostics) > MAX_DIAGNOSTICS:
+        # Like a compiler, stop listing: 65,000 stray '}' on one line would
+        # otherwise print (and hold) 65,000 copies of that line.
+        rest = diagnostics[MAX_DIAGNOSTICS:]
+        n_err = sum(1 for d in rest if d.severity is Severity.ERROR)
+        last = rest[-1]
+        summary = Diagnostic(
+            Severity.ERROR if n_err else Severity.WARNING,
+            last.loc,
+            f"{len(rest)} more diagnostics not shown ({n_err} errors)",
+        )
+        diagnostics = (*diagnostics[:MAX_DIAGNOSTICS], summary)
     if rep.has_errors:
         raise ConfigError(diagnostics)
     return replace(config, warnings=diagnostics, files=tuple(lexed.files))

@@ -179,3 +179,25 @@ def test_long_parameter_continuation_is_an_error() -> None:
         parse_text(text, "k.conf")
     (d,) = ei.value.errors
     assert (str(d.loc), d.message) == ("k.conf:1:1", "parameter $A is longer than 65536 characters")
+
+
+def test_a_line_of_closing_braces_is_listed_briefly_and_fast() -> None:
+    # 65,000 stray '}' on one line: one error each, and each would print the line.
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as ei:
+        parse_text("}" * 65_000 + "\n", "k.conf")
+    listing = str(ei.value)
+    assert time.monotonic() - t0 < 2.0
+    assert len(ei.value.diagnostics) == 201
+    assert ei.value.diagnostics[-1].message == "64800 more diagnostics not shown (64800 errors)"
+    assert len(listing) < 100_000
+
+
+def test_caret_in_a_long_line_points_into_a_window() -> None:
+    text = "global_defs {\n  router_id " + "a" * 5000 + " extra\n}\n"
+    cfg = parse_text(text, "k.conf")
+    (w,) = cfg.warnings
+    assert w.message == "unexpected extra word 'extra' after 'router_id'; ignored"
+    _, line, caret = w.format().splitlines()
+    assert len(line) < 200
+    assert line[caret.index("^") :].startswith("extra")
