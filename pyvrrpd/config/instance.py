@@ -231,6 +231,8 @@ def _vip_block(
     if inner is None:
         return
     block = stmt.keyword.text
+    # A set, not a scan of `out`: a 100,000-address list must stay linear.
+    seen = {(v.address, v.dev) for v in out}
     while (s := inner.next()) is not None:
         if s.keyword.is_open:
             rep.error(s.keyword, "unexpected '{'")
@@ -240,9 +242,10 @@ def _vip_block(
         vip = parse_vip(rep, s, block)
         if vip is None:
             continue
-        if any(v.address == vip.address and v.dev == vip.dev for v in out):
+        if (vip.address, vip.dev) in seen:
             rep.warn(s.keyword, f"{block}: duplicate address {vip.address}; ignored")
             continue
+        seen.add((vip.address, vip.dev))
         out.append(vip)
         if toks is not None:
             toks.append(s.keyword)

@@ -474,11 +474,8 @@ class _Parser:
             f"({name}) Number of VIPs ({len(d.vips)}) exceeds maximum/space available in"
             f" packet (max {MAX_ADVERT_VIPS} addresses) - excess moved to eVIPs",
         )
-        excess = [
-            v
-            for v in d.vips[MAX_ADVERT_VIPS:]
-            if not any(v.address == e.address and v.dev == e.dev for e in d.vips_excluded)
-        ]
+        excluded = {(e.address, e.dev) for e in d.vips_excluded}
+        excess = [v for v in d.vips[MAX_ADVERT_VIPS:] if (v.address, v.dev) not in excluded]
         return tuple(d.vips[:MAX_ADVERT_VIPS]), (*d.vips_excluded, *excess)
 
 

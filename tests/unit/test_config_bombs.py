@@ -201,3 +201,15 @@ def test_caret_in_a_long_line_points_into_a_window() -> None:
     _, line, caret = w.format().splitlines()
     assert len(line) < 200
     assert line[caret.index("^") :].startswith("extra")
+
+
+def test_a_long_vip_list_parses_in_linear_time() -> None:
+    # 20,000 addresses: the duplicate check once scanned the list for each one.
+    vips = "".join(f"    10.{i >> 16}.{(i >> 8) & 255}.{i & 255}\n" for i in range(20_000))
+    text = "vrrp_instance a {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n"
+    t0 = time.monotonic()
+    cfg = parse_text(text + vips + " }\n}\n")
+    assert time.monotonic() - t0 < 3.0
+    inst = cfg.instances[0]
+    assert len(inst.virtual_ipaddress) == 255
+    assert len(inst.virtual_ipaddress_excluded) == 20_000 - 255
