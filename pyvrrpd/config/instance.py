@@ -271,6 +271,7 @@ def _track_script(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> 
     inner = body.block(stmt)
     if inner is None:
         return
+    listed = {r.name.text for r in d.track}
     while (s := inner.next()) is not None:
         ref = TrackRefDraft(s.keyword)
         words = s.tokens
@@ -297,9 +298,10 @@ def _track_script(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> 
             else:
                 rep.warn(w, f"unexpected word '{w.text}' in track_script entry; ignored")
             i += 1
-        if any(r.name.text == ref.name.text for r in d.track):
+        if ref.name.text in listed:
             rep.warn(ref.name, f"track_script '{ref.name.text}' is listed twice; ignored")
             continue
+        listed.add(ref.name.text)
         d.track.append(ref)
 
 
