@@ -496,7 +496,7 @@ class VirtualRouter:
         after = self._lower_prio_garp_after
         if after is None or now >= after:
             self._lower_prio_garp_burst(now, out)
-            if self.config.garp_lower_prio_delay > 0:
+            if self.config.garp_lower_prio_delay > 0 and self.config.garp_lower_prio_repeat > 0:
                 # keepalived: a second burst garp_lower_prio_delay later.
                 self._lower_prio_garp_deadline = now + self.config.garp_lower_prio_delay
 
