@@ -288,6 +288,8 @@ def send_flood(
         t0 = time.monotonic()
         w0 = time.time()
         deadline = t0 + duration
+        # At a given rate, bursts of at most a millisecond's worth of frames.
+        burst = _BATCH if rate is None else max(1, min(_BATCH, int(rate / 1000)))
         i = 0
         while not _stop:
             now = time.monotonic()
@@ -298,7 +300,7 @@ def send_flood(
                 if ahead > 0:
                     time.sleep(min(ahead, deadline - now))
                     continue
-            r = sendmmsg(fd, batches[i % len(batches)], _BATCH, 0)
+            r = sendmmsg(fd, batches[i % len(batches)], burst, 0)
             i += 1
             if r < 0:
                 err = ctypes.get_errno()
@@ -310,7 +312,7 @@ def send_flood(
                 # sendmmsg(2): an error after the first message ends the call
                 # early and is not reported; that message was refused.
                 sent += r
-                refused += r < _BATCH
+                refused += r < burst
         seconds = time.monotonic() - t0
         return FloodResult(
             sent=sent,

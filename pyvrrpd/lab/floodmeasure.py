@@ -31,6 +31,8 @@ from pyvrrpd.lab.flood import Flood, FloodResult
 __all__ = [
     "AdvertCapture",
     "FloodFigures",
+    "RampStep",
+    "capacity_ramp",
     "ip_in_receives",
     "longest_gap",
     "measure_flood",
@@ -353,3 +355,57 @@ def measure_flood(
         bad_holder_samples=[(t, h) for t, h in samples if h != good],
         holders_after=holders(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RampStep:
+    """One rate-limited flood of a capacity ramp."""
+
+    offered_pps: float
+    arrived_pps: float
+    drop_ratio: float  # kernel drops at the daemon's sockets / arrived
+    counted_pps: float | None
+
+
+def capacity_ramp(
+    make_flood: Callable[[float], Flood],
+    netpid: int,
+    counted: Callable[[], int | None],
+    start: float = 2000.0,
+    factor: float = 1.5,
+    limit: float = 400_000.0,
+    max_drop: float = 0.01,
+    drain_timeout: float = 10.0,
+) -> list[RampStep]:
+    """Floods at rising rates until the kernel drops more than ``max_drop`` of what arrived.
+
+    The last step below ``max_drop`` is the rate the daemon classifies before
+    the kernel starts dropping (issue 5, item 2). ``make_flood(rate)`` builds a
+    short rate-limited :class:`Flood`; ``netpid`` is any process in the
+    daemon's namespace.
+    """
+    steps: list[RampStep] = []
+    rate = start
+    while rate <= limit:
+        c0 = counted()
+        raw0 = raw_socket_counters(netpid)
+        in0 = ip_in_receives(netpid)
+        result = make_flood(rate).run()
+        deadline = time.monotonic() + drain_timeout
+        while raw_socket_counters(netpid).rx_queue and time.monotonic() < deadline:
+            time.sleep(0.05)
+        arrived = ip_in_receives(netpid) - in0
+        drops = raw_socket_counters(netpid).drops - raw0.drops
+        c1 = counted()
+        secs = result.seconds
+        step = RampStep(
+            offered_pps=result.offered_pps,
+            arrived_pps=arrived / secs,
+            drop_ratio=drops / arrived if arrived else 0.0,
+            counted_pps=(c1 - c0) / secs if c0 is not None and c1 is not None else None,
+        )
+        steps.append(step)
+        if step.drop_ratio > max_drop:
+            break
+        rate *= factor
+    return steps
