@@ -103,14 +103,15 @@ class Daemon:
         # Orphans of scripts are reparented to us and reaped (shell/reaper.py).
         self._reaper = Reaper(loop)
         self._reaper.start()
+        # Every catchable signal: stop, reload, dump or ignore (shell/signals.py),
+        # from before setup, so a USR1 while we start cannot end the process.
+        signals.install(self, loop)
         try:
             await self._setup()
         except HostError:
             # The CLI prints the one-line reason; just release what was opened.
             await self._close_io()
             raise
-        # Every catchable signal: stop, reload, dump or ignore (shell/signals.py).
-        signals.install(self, loop)
         log.info(
             "started",
             version=__version__,
