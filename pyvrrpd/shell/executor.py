@@ -48,6 +48,8 @@ log = structlog.get_logger("pyvrrpd")
 DROP_WARN_EVERY = 10.0  # seconds between WARNING summaries of dropped packets
 PER_PACKET_EVERY = 5.0  # seconds between lines of one kind a peer can trigger per packet
 LOG_ONLY = (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)
+#: Warned reasons about the peers' configuration, logged as lines of their own.
+OWN_LINE_WARNINGS = frozenset({"owner_conflict"})
 
 
 class Executor:
@@ -159,6 +161,17 @@ class Executor:
                 (inst.name, "vip_removed"),
                 "vip_removed_externally",
                 instance=inst.name,
+                detail=action.detail,
+            )
+        elif isinstance(action, Warned) and action.reason in OWN_LINE_WARNINGS:
+            # A configuration problem on the LAN, not a bad packet: its own
+            # line (rate-limited: it repeats with every advert).
+            self._limited(
+                "warning",
+                (inst.name, action.reason),
+                action.reason,
+                instance=inst.name,
+                src=str(action.src) if action.src else None,
                 detail=action.detail,
             )
         elif isinstance(action, (Dropped, Warned)):
