@@ -10,6 +10,7 @@ netlink and subprocesses in `pyvrrpd.io`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import functools
 import os
@@ -573,6 +574,14 @@ class Daemon:
             "pid": os.getpid(),
             "instances": out,
             "interfaces": interfaces,
+            "daemon": {
+                "orphans_reaped": self._reaper.reaped if self._reaper is not None else 0,
+                "control": dataclasses.asdict(self._control.stats)
+                if self._control is not None
+                else None,
+                "log_lines_suppressed": self._executor.suppressed_lines,
+                "netlink_timeouts": self._netlink.timeouts if self._netlink is not None else 0,
+            },
         }
 
 
