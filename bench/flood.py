@@ -192,6 +192,8 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
         if not args.no_steer:
             steer_rx(pair.ns("sw"), "p2", {c for c in os.sched_getaffinity(0) if c != args.cpu})
         pid = pair.procs["lb1"].pid
+        pids: Callable[[], list[int]]
+        counted: Callable[[], int | None]
         if kind == "pyvrrpd":
             pids = lambda: [pid]  # noqa: E731
             counted = lambda: pyvrrpd_counted(pair, "lb1")  # noqa: E731
@@ -225,7 +227,7 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
                 return Flood(pair.ns("inj"), "192.0.2.66", mix=args.mix, rate=rate,
                              duration=args.ramp_step, cpu=args.cpu, wait_for_lab=True)  # fmt: skip
 
-            ramp = capacity_ramp(make, pid, counted, max_drop=RAMP_MAX_DROP)
+            ramp = capacity_ramp(make, pids(), counted, max_drop=RAMP_MAX_DROP)
         return Run(fig, ramp), ""
 
 

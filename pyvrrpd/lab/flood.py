@@ -163,7 +163,7 @@ def _one(kind: str, src: IPv4Address, t: Target, rng: random.Random) -> bytes:
         payload = good[:6] + bytes([good[6] ^ (1 + rng.randrange(255))]) + good[7:]
     elif kind == "truncated":
         good = encode_advert(t.vrid, 254, t.vips, t.advert_int, AuthType.PASS, t.auth_pass)
-        payload = good[: rng.randrange(1, len(good))]
+        payload = good[: rng.randrange(2, len(good))]  # the VRID byte stays
     elif kind == "version3":
         good = encode_advert(t.vrid, 254, t.vips, t.advert_int, AuthType.PASS, t.auth_pass)
         payload = bytes([0x31]) + good[1:]

@@ -39,6 +39,7 @@ __all__ = [
     "raw_socket_counters",
     "rss_of",
     "steer_rx",
+    "wait_idle",
     "with_children",
 ]
 
@@ -242,6 +243,36 @@ def rss_of(pids: Sequence[int]) -> int:
     return total
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of ``pids`` so far (gone processes count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
+            # Fields after the parenthesised command name; utime, stime are 14, 15.
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def wait_idle(
+    pids: Sequence[int], busy: float = 0.1, window: float = 0.5, timeout: float = 15.0
+) -> bool:
+    """Wait until ``pids`` use under ``busy`` of a core over ``window`` s; True if they did.
+
+    After a flood a daemon may still work off what it queued (keepalived sends
+    its GARPs for each lower-priority advert): the next measurement must not
+    start on a busy daemon.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c0 = cpu_seconds(pids)
+        time.sleep(window)
+        if cpu_seconds(pids) - c0 < busy * window:
+            return True
+    return False
+
+
 def with_children(pid: int) -> list[int]:
     """``pid`` and its descendants (keepalived's VRRP child, say)."""
     out, todo = [], [pid]
@@ -369,7 +400,7 @@ class RampStep:
 
 def capacity_ramp(
     make_flood: Callable[[float], Flood],
-    netpid: int,
+    pids: Sequence[int],
     counted: Callable[[], int | None],
     start: float = 2000.0,
     factor: float = 1.5,
@@ -381,12 +412,14 @@ def capacity_ramp(
 
     The last step below ``max_drop`` is the rate the daemon classifies before
     the kernel starts dropping (issue 5, item 2). ``make_flood(rate)`` builds a
-    short rate-limited :class:`Flood`; ``netpid`` is any process in the
-    daemon's namespace.
+    short rate-limited :class:`Flood`; ``pids`` are the daemon's processes
+    (the first one's namespace is read); each step starts on an idle daemon.
     """
+    netpid = pids[0]
     steps: list[RampStep] = []
     rate = start
     while rate <= limit:
+        wait_idle(pids)
         c0 = counted()
         raw0 = raw_socket_counters(netpid)
         in0 = ip_in_receives(netpid)
