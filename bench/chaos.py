@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faults", type=int, default=15, help="faults per pass (default 15)")
     ap.add_argument("--daemon", choices=("pyvrrpd", "keepalived"), default="pyvrrpd")
     ap.add_argument("--tree", type=Path, help="run the pyvrrpd daemon from this checkout")
+    ap.add_argument(
+        "--restart-sec",
+        type=float,
+        default=1.0,
+        help="supervisor's delay before restarting an exited daemon (systemd RestartSec)",
+    )
+    ap.add_argument("--keep-logs", type=Path, help="copy each pass's lab logs to DIR/seed-N")
     ap.add_argument("--quiet", action="store_true", help="print only the pass summaries")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -71,8 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             with Lab() as lab:
                 lab.build()
-                res = run_pass(lab, seed, args.faults, args.daemon, daemon,
-                               out=(lambda _s: None) if args.quiet else print)  # fmt: skip
+                try:
+                    res = run_pass(lab, seed, args.faults, args.daemon, daemon,
+                                   out=(lambda _s: None) if args.quiet else print,
+                                   restart_sec=args.restart_sec)  # fmt: skip
+                finally:
+                    if args.keep_logs:
+                        shutil.copytree(lab.root / "logs", args.keep_logs / f"seed-{seed}",
+                                        dirs_exist_ok=True)  # fmt: skip
             print(res.describe(), flush=True)
             results.append(res)
     bad = [r for r in results if not r.ok]

@@ -24,7 +24,7 @@ from typing import Any
 from pyvrrpd.lab.chaos_driver import Driver
 from pyvrrpd.lab.chaos_plan import faults
 from pyvrrpd.lab.chaos_rules import Judge, Stats, Violation
-from pyvrrpd.lab.chaos_runtime import ChaosServices, Checker, Ctx, Out, Supervisor
+from pyvrrpd.lab.chaos_runtime import RESTART_SEC, ChaosServices, Checker, Ctx, Out, Supervisor
 from pyvrrpd.lab.netns import LBS, VIP, Lab, LabError, wait_for
 from pyvrrpd.lab.services import DaemonKind
 
@@ -119,6 +119,7 @@ def run_pass(
     kind: DaemonKind = "pyvrrpd",
     argv: Sequence[str] | None = None,
     out: Out = print,
+    restart_sec: float = RESTART_SEC,
 ) -> PassResult:
     """One seeded pass on a built lab (backends are started if needed)."""
     svc = ChaosServices(lab, kind, argv)
@@ -127,7 +128,7 @@ def run_pass(
     _prepare(svc, out)
     ctx = Ctx(lab, svc, Judge(LBS), out)
     ctx.out(f"== seed {seed}: chaos with {count} faults ({kind}); VIP on lb1")
-    sup = Supervisor(ctx)
+    sup = Supervisor(ctx, restart_sec)
     checker = Checker(ctx)
     driver = Driver(ctx, sup, seed)
     try:

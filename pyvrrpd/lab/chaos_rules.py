@@ -80,6 +80,7 @@ class Violation:
     context: tuple[Event, ...]
     end: float | None = None
     detected: float | None = None
+    per_host: tuple[Event, ...] = ()  # the last fault on each box, when not ``fault``
 
     def describe(self) -> str:
         span = f"{self.end - self.start:.2f} s" if self.end is not None else "until the end"
@@ -87,6 +88,7 @@ class Violation:
         lines.append(
             f"  fault before it: {self.fault.describe().strip() if self.fault else 'none'}"
         )
+        lines += [f"  last fault on {e.host}: {e.describe().strip()}" for e in self.per_host]
         lines.append("  events before it:")
         lines += [f"    {e.describe()}" for e in self.context]
         return "\n".join(lines)
@@ -246,7 +248,13 @@ class Judge:
     def _open(self, rule: str, start: float, detail: str, detected: float) -> Violation:
         faults = [e for e in self.events if e.fault and e.t <= start]
         ctx = [e for e in self.events if start - _CONTEXT_BEFORE <= e.t <= detected]
-        v = Violation(rule, start, detail, faults[-1] if faults else None, tuple(ctx[-16:]))
+        last = faults[-1] if faults else None
+        per_host = []
+        for box in self.boxes:
+            mine = [e for e in faults if e.host == box]
+            if mine and mine[-1] is not last:
+                per_host.append(mine[-1])
+        v = Violation(rule, start, detail, last, tuple(ctx[-16:]), per_host=tuple(per_host))
         v.detected = detected
         self.violations.append(v)
         return v
