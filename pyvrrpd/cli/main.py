@@ -135,7 +135,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         _err(str(reply["error"]))
         return EXIT_FATAL
     if args.json:
-        print(json.dumps({"instances": reply.get("instances", [])}, indent=2))
+        # Everything the daemon reports: instances, interfaces, daemon counters.
+        print(json.dumps(reply, indent=2))
     else:
         print(render_status(reply))
     return EXIT_OK

@@ -43,7 +43,8 @@ def daemon_argv(kind: DaemonKind) -> list[str]:
     if kind == "pyvrrpd":
         return [str(bindir() / "keepalived"), "-n", "-l", "-f", CONF]
     if kind == "keepalived":
-        return [KEEPALIVED_BIN, "-n", "-l", "-D", "-f", CONF]
+        # -G: without a syslog daemon keepalived copies every line to the console.
+        return [KEEPALIVED_BIN, "-n", "-l", "-D", "-G", "-f", CONF]
     raise ValueError(f"unknown daemon {kind!r}")
 
 

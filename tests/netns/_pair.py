@@ -112,7 +112,7 @@ class Pair:
         """The real keepalived (Debian package) as a peer, pid files kept in our workdir."""
         conf = self.conf(host, prio, extra)
         log = open(self.workdir / f"{host}.log", "ab")  # noqa: SIM115
-        cmd = ["ip", "netns", "exec", self.ns(host), "/usr/sbin/keepalived", "-n", "-l", "-D"]
+        cmd = ["ip", "netns", "exec", self.ns(host), "/usr/sbin/keepalived", "-n", "-l", "-D", "-G"]
         cmd += ["-P", "-f", str(conf), "-p", str(self.workdir / f"{host}-ka.pid")]
         cmd += ["-r", str(self.workdir / f"{host}-ka-vrrp.pid")]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
