@@ -122,7 +122,7 @@ def run_pass(
     restart_sec: float = RESTART_SEC,
 ) -> PassResult:
     """One seeded pass on a built lab (backends are started if needed)."""
-    svc = ChaosServices(lab, kind, argv)
+    svc = ChaosServices(lab, kind, argv, tag=f"-s{seed}")
     if not any("backend.py" in c for c in lab.host_cmdlines("ecs1").values()):
         svc.start_backends()
     _prepare(svc, out)

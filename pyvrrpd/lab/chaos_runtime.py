@@ -45,20 +45,28 @@ Out = Callable[[str], None]
 class ChaosServices(Services):
     """:class:`Services` that can run another daemon command and remembers each log's name."""
 
-    def __init__(self, lab: Lab, kind: DaemonKind, argv: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, lab: Lab, kind: DaemonKind, argv: Sequence[str] | None = None, tag: str = ""
+    ) -> None:
         super().__init__(lab, kind)
         self.argv = list(argv) if argv else daemon_argv(kind)
+        self.tag = tag  # passes sharing a lab must not share log files
         self.log_names: dict[str, list[str]] = {lb: [] for lb in LBS}
 
     def start_daemon(self, host: str) -> subprocess.Popen[bytes]:
         if self.daemon_running(host):
             raise LabError(f"{host}: daemon already running")
         n = self._starts[host] = self._starts.get(host, 0) + 1
-        name = f"{host}-{self.kind}-{n}"
+        name = f"{host}-{self.kind}{self.tag}-{n}"
         proc = self.lab.spawn(host, self.argv, name)
         self.daemons[host] = proc
         self.log_names[host].append(name)
         return proc
+
+    def daemon_log(self, host: str) -> str:
+        names = self.log_names.get(host)
+        path = self.lab.log_path(names[-1]) if names else None
+        return path.read_text(errors="replace") if path and path.exists() else ""
 
 
 @dataclass(slots=True)
