@@ -46,6 +46,7 @@ class PassResult:
     seconds: float
     floods: list[str]
     excerpts: list[str]
+    errors: list[str]  # the daemons' error log lines, counted by event
 
     @property
     def ok(self) -> bool:
@@ -63,6 +64,7 @@ class PassResult:
         lines += [f"   fault {a.strip()}" for a in self.applied]
         lines += [f"   flood {x}" for x in self.floods]
         lines += [f"   NOTE {n.strip()}" for n in self.notes]
+        lines += [f"   daemon error {e}" for e in self.errors]
         for v, ex in zip(self.violations, self.excerpts, strict=True):
             lines.append(v.describe())
             lines.append(ex)
@@ -149,7 +151,7 @@ def run_pass(
     excerpts = [_excerpt(ctx, v) for v in ctx.judge.violations]
     return PassResult(
         seed, driver.applied, list(ctx.judge.violations), list(ctx.notes), ctx.judge.stats,
-        ctx.now(), driver.flood_results, excerpts,
+        ctx.now(), driver.flood_results, excerpts, _errors(ctx),
     )  # fmt: skip
 
 
@@ -167,6 +169,29 @@ def _records(path: str) -> Iterator[tuple[float, dict[str, Any]]]:
                     yield datetime.fromisoformat(rec["timestamp"]).timestamp(), rec
     except OSError:
         return
+
+
+def _errors(ctx: Ctx) -> list[str]:
+    """Error-level lines of every daemon run in the pass: count per event, first and last."""
+    seen: dict[str, list[str]] = {}
+    for lb in LBS:
+        for name in ctx.svc.log_names[lb]:
+            for ts, rec in _records(str(ctx.lab.log_path(name))):
+                if rec.get("level") in ("error", "critical"):
+                    rest = {k: x for k, x in rec.items() if k not in ("timestamp", "level")}
+                    text = f"{ts - ctx.w0:.2f}s {name}: " + " ".join(
+                        f"{k}={x}" for k, x in rest.items() if k != "event"
+                    )
+                    seen.setdefault(str(rec.get("event")), []).append(text[:200])
+            with contextlib.suppress(OSError):
+                raw = ctx.lab.log_path(name).read_bytes()
+                if b"Traceback (most recent call last)" in raw:
+                    last = raw.rstrip().rsplit(b"\n", 1)[-1].decode(errors="replace")
+                    seen.setdefault("traceback", []).append(f"{name}: {last[:160]}")
+    return [
+        f"{event} x{len(rows)}: first {rows[0]}" + (f"; last {rows[-1]}" if len(rows) > 1 else "")
+        for event, rows in sorted(seen.items())
+    ]
 
 
 def _excerpt(ctx: Ctx, v: Violation, before: float = 4.0, after: float = 0.5) -> str:
