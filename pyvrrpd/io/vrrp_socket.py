@@ -7,7 +7,14 @@ destination 224.0.0.18, source = the interface's primary address).
 Must not: parse or build VRRP payloads (that is ``pyvrrpd.wire``), validate
 received packets, or block the event loop (both sockets are non-blocking).
 
-Why two sockets: the receive socket must not be bound to an address (a raw
+Why two receive sockets: with ``fast_paths`` given, a kernel filter
+(``pyvrrpd.wire.bpf``) queues what looks like our own routers' adverts on one
+socket and everything else on a second, smaller one that is read at a bounded
+rate. A flood of junk then fills only the slow queue and the real adverts are
+never dropped behind it (issue 5: a backup missing adverts under a flood became
+a second master). Both queues are fully checked in userspace.
+
+Why a separate send socket: the receive socket must not be bound to an address (a raw
 socket bound to a unicast address only sees packets addressed to it, which
 filters the multicast adverts out), while the send socket is bound to the
 primary address so the kernel never picks a VIP as the source (RFC 3768 §5.2.4
@@ -22,10 +29,11 @@ import ctypes
 import errno
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
+from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
 
 __all__ = ["VRRP_GROUP", "VRRP_PROTO", "VrrpSocket"]
 
@@ -39,6 +47,15 @@ _MAX_DATAGRAM = 65535
 #: under a flood adverts still go out on time (issue 5: a drain-until-empty
 #: reader starved the timers for 6.4 s). 64 packets take ~1-2 ms to classify.
 RECV_BUDGET = 64
+#: The slow queue (junk, or anything the filter did not recognise) is read at
+#: most this many datagrams per SLOW_PAUSE: about 13k packets/s, a fifth of a
+#: core, so a flood cannot take the CPU the kernel and our timers need. What
+#: overflows its buffer is counted by the kernel (SO_MEMINFO drops).
+SLOW_BUDGET = 64
+SLOW_PAUSE = 0.005
+_SLOW_RCVBUF = 256 * 1024
+_SO_MEMINFO = 55  # <asm-generic/socket.h>
+_SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>
 
 # <linux/in.h>; not exported by every Python build's socket module.
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
@@ -51,11 +68,48 @@ def _mreqn(group: IPv4Address | None, ifindex: int) -> bytes:
     return struct.pack("=4s4si", g, b"\0\0\0\0", ifindex)
 
 
+def _attach_filter(sock: socket.socket, code: bytes) -> None:
+    """Attach a classic BPF program (an array of `struct sock_filter`)."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    prog = struct.pack("@HP", len(code) // 8, ctypes.addressof(insns))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, prog)
+
+
 def _attach_drop_all_filter(sock: socket.socket) -> None:
     """Attach the classic BPF program ``ret #0`` (accept nothing)."""
-    insn = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K
-    prog = struct.pack("@HP", 1, ctypes.addressof(insn))  # struct sock_fprog
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, prog)
+    _attach_filter(sock, struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K
+
+
+def kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped on `sock` (receive buffer full); -1 if unknown."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 4 * 16)
+    except OSError:
+        return -1
+    if len(raw) < 4 * (_SK_MEMINFO_DROPS + 1):
+        return -1
+    return int(struct.unpack_from("=I", raw, 4 * _SK_MEMINFO_DROPS)[0])
+
+
+def _open_rx(ifname: str, ifindex: int, rcvbuf: int, code: bytes | None) -> socket.socket:
+    dev = ifname.encode()
+    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
+    try:
+        # The filter first: nothing may be queued before it is in place.
+        if code is not None:
+            _attach_filter(rx, code)
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
+        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(VRRP_GROUP, ifindex))
+        # Only deliver groups joined on THIS socket (Linux default is all
+        # groups joined by any socket in the namespace).
+        rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        # A burst of adverts must not be dropped while the loop is busy.
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        rx.setblocking(False)
+    except OSError:
+        rx.close()
+        raise
+    return rx
 
 
 def _host_error(exc: OSError, ifname: str, doing: str) -> HostError:
@@ -81,40 +135,53 @@ class VrrpSocket:
         primary_ip: IPv4Address,
         rx: socket.socket,
         tx: socket.socket,
+        rx_slow: socket.socket | None = None,
     ) -> None:
         self.ifname = ifname
         self.ifindex = ifindex
         self.primary_ip = primary_ip
         self._rx = rx
+        self._rx_slow = rx_slow
         self._tx = tx
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slow_paused: asyncio.TimerHandle | None = None
         self._dest = (str(VRRP_GROUP), 0)
         #: Counters for the stats/debug output.
         self.sent = 0
         self.received = 0
+        self.received_slow = 0
         self.send_errors = 0
 
     @classmethod
-    def open(cls, ifname: str, ifindex: int, primary_ip: IPv4Address) -> VrrpSocket:
-        """Open both sockets; HostError (one line) on any failure."""
+    def open(
+        cls,
+        ifname: str,
+        ifindex: int,
+        primary_ip: IPv4Address,
+        fast_paths: Sequence[FastPath] | None = None,
+    ) -> VrrpSocket:
+        """Open the sockets; HostError (one line) on any failure.
+
+        With `fast_paths` (our routers on this interface) received traffic is
+        split into a fast and a throttled slow queue (module docstring).
+        """
         dev = ifname.encode()
         rx: socket.socket | None = None
+        rx_slow: socket.socket | None = None
         tx: socket.socket | None = None
-        step = "socket()"
+        codes: tuple[bytes, bytes] | None = None
+        if fast_paths:
+            try:
+                fast, slow = split_filter(fast_paths)
+                codes = (assemble(fast), assemble(slow))
+            except ValueError:
+                codes = None  # too many routers for one program: one queue
+        step = "receive socket"
         try:
-            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
-            step = "SO_BINDTODEVICE"
-            rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            step = "IP_ADD_MEMBERSHIP"
-            rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(VRRP_GROUP, ifindex))
-            # Only deliver groups joined on THIS socket (Linux default is all
-            # groups joined by any socket in the namespace).
-            step = "IP_MULTICAST_ALL"
-            rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
-            step = "SO_RCVBUF"
-            # A burst of adverts must not be dropped while the loop is busy.
-            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            rx.setblocking(False)
+            rx = _open_rx(ifname, ifindex, _RCVBUF, codes[0] if codes else None)
+            if codes is not None:
+                step = "slow receive socket"
+                rx_slow = _open_rx(ifname, ifindex, _SLOW_RCVBUF, codes[1])
 
             step = "socket()"
             tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
@@ -138,7 +205,7 @@ class VrrpSocket:
             _attach_drop_all_filter(tx)
             tx.setblocking(False)
         except OSError as exc:
-            for s in (rx, tx):
+            for s in (rx, rx_slow, tx):
                 if s is not None:
                     s.close()
             if step.startswith("bind") and errno_of(exc) == errno.EADDRNOTAVAIL:
@@ -147,7 +214,7 @@ class VrrpSocket:
                     errno_code=errno.EADDRNOTAVAIL,
                 ) from exc
             raise _host_error(exc, ifname, step) from exc
-        return cls(ifname, ifindex, primary_ip, rx, tx)
+        return cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
 
     def send(self, payload: bytes) -> None:
         """Send one VRRP payload (no IP header) to 224.0.0.18.
@@ -193,19 +260,57 @@ class VrrpSocket:
 
         loop.add_reader(rx.fileno(), _readable)
         self._loop = loop
+        slow = self._rx_slow
+        if slow is None:
+            return
+
+        def _resume() -> None:
+            self._slow_paused = None
+            if self._loop is not None and slow.fileno() >= 0:
+                self._loop.add_reader(slow.fileno(), _slow_readable)
+
+        def _slow_readable() -> None:
+            for _ in range(SLOW_BUDGET):
+                try:
+                    data = slow.recv(_MAX_DATAGRAM)
+                except OSError:
+                    return  # empty (or a transient error): wait for the next wake-up
+                self.received += 1
+                self.received_slow += 1
+                on_datagram(data)
+            # Budget used up: more is waiting. Pause the slow queue so a flood
+            # gets at most SLOW_BUDGET per SLOW_PAUSE of our CPU.
+            loop.remove_reader(slow.fileno())
+            self._slow_paused = loop.call_later(SLOW_PAUSE, _resume)
+
+        loop.add_reader(slow.fileno(), _slow_readable)
 
     def detach(self) -> None:
         """Stop delivering datagrams. Idempotent."""
+        if self._slow_paused is not None:
+            self._slow_paused.cancel()
+            self._slow_paused = None
         if self._loop is not None:
             if not self._loop.is_closed():
                 self._loop.remove_reader(self._rx.fileno())
+                if self._rx_slow is not None and self._rx_slow.fileno() >= 0:
+                    self._loop.remove_reader(self._rx_slow.fileno())
             self._loop = None
+
+    def kernel_drops(self) -> dict[str, int]:
+        """Datagrams the kernel dropped on the fast and slow receive queues."""
+        out = {"fast": kernel_drops(self._rx)}
+        if self._rx_slow is not None:
+            out["slow"] = kernel_drops(self._rx_slow)
+        return out
 
     def close(self) -> None:
         """Detach and close both sockets. Idempotent."""
         if self._rx.fileno() >= 0:
             self.detach()
         self._rx.close()
+        if self._rx_slow is not None:
+            self._rx_slow.close()
         self._tx.close()
 
     def fileno(self) -> int:

@@ -52,6 +52,7 @@ from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.check import peek_vrid
 
 log = structlog.get_logger("pyvrrpd")
@@ -399,7 +400,7 @@ class Daemon:
             sock.close()
             iface.sock = None
         try:
-            new = VrrpSocket.open(iface.name, link.index, want[1])
+            new = VrrpSocket.open(iface.name, link.index, want[1], self._fast_paths(iface))
         except HostError as exc:
             log.error("vrrp_socket_open_failed", interface=iface.name, error=str(exc))
             return False
@@ -409,6 +410,19 @@ class Daemon:
             "vrrp_socket_opened", interface=iface.name, ifindex=link.index, address=str(want[1])
         )
         return have is not None
+
+    @staticmethod
+    def _fast_paths(iface: Interface) -> list[FastPath]:
+        """What our routers' adverts look like, for the kernel's queue split."""
+        return [
+            FastPath(
+                vrid=cfg.vrid,
+                auth_type=cfg.auth_type,
+                advert_int=round(cfg.advert_int),
+                auth_data=cfg.auth_data.ljust(8, b"\0")[:8],
+            )
+            for cfg in (inst.router.config for inst in iface.by_vrid.values())
+        ]
 
     def _reopen_garp(self, iface: Interface, link: LinkInfo, old: LinkInfo | None) -> bool:
         """Make the ARP sender match the link; True if only the MAC changed."""
@@ -566,6 +580,9 @@ class Daemon:
                 "ifindex": i.link.index if i.link is not None else None,
                 "primary_ip": str(i.link.primary_ip) if i.link and i.link.primary_ip else None,
                 "unknown_vrid_packets": i.unknown_vrid,
+                "received": i.sock.received if i.sock is not None else 0,
+                "received_slow_queue": i.sock.received_slow if i.sock is not None else 0,
+                "kernel_drops": i.sock.kernel_drops() if i.sock is not None else {},
             }
             for name, i in self.interfaces.items()
         }
