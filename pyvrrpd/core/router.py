@@ -54,8 +54,8 @@ LOWER_PRIO_ADVERT_GAP = 0.1
 # address owner waits for a second owner to back off (vrrp_state_master_tx()).
 ROGUE_OWNER_WAIT = 1.2
 
-# keepalived's stats keys (keepalived.md 4.2), plus the drops it only logs.
-STAT_KEYS: tuple[str, ...] = (
+# keepalived's stats keys, in its JSON dump's order (keepalived.md 4.2).
+KEEPALIVED_STAT_KEYS: tuple[str, ...] = (
     "advert_rcvd",
     "advert_sent",
     "become_master",
@@ -70,6 +70,10 @@ STAT_KEYS: tuple[str, ...] = (
     "auth_failure",
     "pri_zero_rcvd",
     "pri_zero_sent",
+)
+# ... plus the drops keepalived only logs.
+STAT_KEYS: tuple[str, ...] = (
+    *KEEPALIVED_STAT_KEYS,
     "version_err",
     "checksum_err",
     "vrid_mismatch",

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyvrrpd.core.router import KEEPALIVED_STAT_KEYS
+
 # keepalived's State numbering (vrrp.h; the JSON "state" field).
 STATE_NUMBERS = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}
 
@@ -477,19 +479,4 @@ def render_json(snap: Snapshot) -> str:
 
 
 # vrrp_json_stats_dump() order.
-_JSON_STATS: tuple[str, ...] = (
-    "advert_rcvd",
-    "advert_sent",
-    "become_master",
-    "release_master",
-    "packet_len_err",
-    "advert_interval_err",
-    "ip_ttl_err",
-    "invalid_type_rcvd",
-    "addr_list_err",
-    "invalid_authtype",
-    "authtype_mismatch",
-    "auth_failure",
-    "pri_zero_rcvd",
-    "pri_zero_sent",
-)
+_JSON_STATS: tuple[str, ...] = KEEPALIVED_STAT_KEYS
