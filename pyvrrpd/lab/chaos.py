@@ -173,7 +173,7 @@ def _records(path: str) -> Iterator[tuple[float, dict[str, Any]]]:
 
 def _errors(ctx: Ctx) -> list[str]:
     """Error-level lines of every daemon run in the pass: count per event, first and last."""
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, list[tuple[float, str]]] = {}
     for lb in LBS:
         for name in ctx.svc.log_names[lb]:
             for ts, rec in _records(str(ctx.lab.log_path(name))):
@@ -182,16 +182,18 @@ def _errors(ctx: Ctx) -> list[str]:
                     text = f"{ts - ctx.w0:.2f}s {name}: " + " ".join(
                         f"{k}={x}" for k, x in rest.items() if k != "event"
                     )
-                    seen.setdefault(str(rec.get("event")), []).append(text[:200])
+                    seen.setdefault(str(rec.get("event")), []).append((ts, text[:200]))
             with contextlib.suppress(OSError):
                 raw = ctx.lab.log_path(name).read_bytes()
                 if b"Traceback (most recent call last)" in raw:
                     last = raw.rstrip().rsplit(b"\n", 1)[-1].decode(errors="replace")
-                    seen.setdefault("traceback", []).append(f"{name}: {last[:160]}")
-    return [
-        f"{event} x{len(rows)}: first {rows[0]}" + (f"; last {rows[-1]}" if len(rows) > 1 else "")
-        for event, rows in sorted(seen.items())
-    ]
+                    seen.setdefault("traceback", []).append((0.0, f"{name}: {last[:160]}"))
+    out = []
+    for event, rows in sorted(seen.items()):
+        rows.sort()
+        last = f"; last {rows[-1][1]}" if len(rows) > 1 else ""
+        out.append(f"{event} x{len(rows)}: first {rows[0][1]}{last}")
+    return out
 
 
 def _excerpt(ctx: Ctx, v: Violation, before: float = 4.0, after: float = 0.5) -> str:
