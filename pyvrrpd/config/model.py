@@ -103,6 +103,16 @@ class GlobalDefs:
     # top-level `instance NAME` (and the -s namespace) in their names.
     data_use_instance: bool = False
     instance_name: str | None = None
+    # Scheduling of the daemon (keepalived's vrrp_* process keywords; applied
+    # at start by pyvrrpd.shell.priority). None: not configured, left alone.
+    vrrp_priority: int | None = None  # nice value, -20..19
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority, 1..99
+    vrrp_rlimit_rttime: int | None = None  # RLIMIT_RTTIME hard limit (µs); None: default
+    vrrp_no_swap: bool = False  # mlockall
+    # Raise to realtime when timers run late: 0 off, else the highest SCHED_RR
+    # priority to climb to (keepalived's max_auto_priority; -1 reads as 0).
+    max_auto_priority: int = 0
+    min_auto_priority_delay: int = 1_000_000  # µs late before a raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+from . import sched
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -73,6 +74,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_server",
         "smtp_connect_timeout",
         "smtp_alert",
+        *sched.KEYWORDS,
     }
 )
 SCRIPT_KEYWORDS = frozenset(
@@ -133,6 +135,7 @@ class _Parser:
     def __init__(self, rep: Reporter) -> None:
         self.rep = rep
         self.globals: dict[str, object] = {}
+        self.global_toks: dict[str, Token] = {}  # keyword token of some globals, for cross-checks
         self.scripts: list[VrrpScript] = []
         self.script_names: dict[str, Token] = {}
         self.drafts: list[InstanceDraft] = []
@@ -181,6 +184,7 @@ class _Parser:
             else:
                 rep.warn(kw, unknown_keyword(word, None, TOP_KEYWORDS | UNSUPPORTED_TOP))
                 top.skip_optional_block(stmt)
+        sched.check(self.rep, self.globals, self.global_toks)
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
         return Config(global_defs=gd, scripts=tuple(self.scripts), instances=instances)
@@ -234,6 +238,9 @@ class _Parser:
                 value = int_value(rep, stmt, 1, 3600)
             elif word == "smtp_alert":
                 value = bool_value(rep, stmt)
+            elif word in sched.KEYWORDS:
+                sched.read(rep, stmt, g, self.global_toks)
+                continue
             elif word in UNSUPPORTED_GLOBAL:
                 rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
                 body.skip_optional_block(stmt)

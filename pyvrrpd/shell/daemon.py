@@ -41,7 +41,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
-from pyvrrpd.shell import signals
+from pyvrrpd.shell import priority, signals
 from pyvrrpd.shell.control import ControlServer
 from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
@@ -108,6 +108,8 @@ class Daemon:
         # Every catchable signal: stop, reload, dump or ignore (shell/signals.py),
         # from before setup, so a USR1 while we start cannot end the process.
         signals.install(self, loop)
+        # global_defs vrrp_priority, vrrp_rt_priority, vrrp_no_swap, max_auto_priority.
+        priority.start(self.config.global_defs, self._timers, loop.time())
         try:
             await self._setup()
         except HostError:
