@@ -21,6 +21,9 @@ core. Printed per daemon (median [min-max] over rounds):
 - the longest gap between lb1's adverts (captured on lb1's eth0, kernel
   timestamps) and the adverts lb1 sent during the flood,
 - lb1 daemon RSS before / peak / after, VIP samples not on lb1 alone, lb2's state,
+- ``--global-defs "vrrp_rt_priority 50; vrrp_no_swap"``: a global_defs block
+  (statements split at ';') for both daemons, to compare scheduling settings;
+  lb1's scheduling policy and whether it survived are printed per round,
 - after the flood, a ramp of rate-limited floods (``--ramp-step`` s each,
   x1.5 per step): the highest rate that reached the daemon with under 1%
   kernel drops, i.e. what it classifies before the kernel starts dropping.
@@ -58,7 +61,7 @@ from pyvrrpd.lab.floodmeasure import (
     with_children,
 )
 from pyvrrpd.shell.control import query
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import PLAIN_CONF, VIP, Pair, pair_lan, wait_for
 
 KEEPALIVED = "/usr/sbin/keepalived"
 DAEMONS = ("pyvrrpd", "keepalived")
@@ -88,12 +91,39 @@ def pyvrrpd_counted(pair: Pair, host: str) -> int | None:
 # ------------------------------------------------------------------ keepalived
 
 
-def start_keepalived(pair: Pair, host: str, prio: int) -> subprocess.Popen[bytes]:
+def conf_text(prio: int, global_defs: str) -> str:
+    """The lab's instance, after a global_defs block of `global_defs` (';'-separated)."""
+    body = PLAIN_CONF.format(prio=prio, extra="", vip=VIP)
+    stmts = [s.strip() for s in global_defs.split(";") if s.strip()]
+    if not stmts:
+        return body
+    return "global_defs {\n" + "".join(f"  {s}\n" for s in stmts) + "}\n" + body
+
+
+def sched_of(pids: list[int]) -> str:
+    """Scheduling policy and priority (or nice) of each pid, as chrt/ps would show."""
+    names = {os.SCHED_OTHER: "OTHER", os.SCHED_RR: "RR", os.SCHED_FIFO: "FIFO"}
+    out = []
+    for pid in pids:
+        try:
+            policy = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK
+            prio = os.sched_getparam(pid).sched_priority
+            nice = os.getpriority(os.PRIO_PROCESS, pid)
+        except OSError:
+            continue
+        out.append(f"{pid}:{names.get(policy, policy)} {prio} nice {nice}")
+    return ", ".join(out)
+
+
+def start_keepalived(
+    pair: Pair, host: str, prio: int, global_defs: str = ""
+) -> subprocess.Popen[bytes]:
     """keepalived with a private /tmp (tmpfs in its own mount namespace) for its stats file.
 
     `ip netns exec`, `unshare` and `sh` all exec: the Popen pid is keepalived's parent.
     """
-    conf = pair.conf(host, prio)
+    conf = pair.workdir / f"{host}.conf"
+    conf.write_text(conf_text(prio, global_defs))
     wd = pair.workdir
     # -G: no syslog; with no syslog daemon glibc would copy every line to the
     # (serial) console, which costs far more than the flood itself.
@@ -174,18 +204,19 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=workroot))
     with pair_lan(workdir) as pair:
         state: Callable[[str], str | None]
+        gdefs = args.global_defs
         if kind == "pyvrrpd":
-            pair.start("lb1", 100)
+            pair.start("lb1", 100, conf_text=conf_text(100, gdefs))
             state = pair.state
         else:
-            start_keepalived(pair, "lb1", 100)
+            start_keepalived(pair, "lb1", 100, gdefs)
             state = lambda h: keepalived_state(pair, h)  # noqa: E731
         if wait_for(lambda: state("lb1") == "MASTER", timeout=15.0) is None:
             return None, f"lb1 did not become MASTER:\n{pair.log('lb1')[-1500:]}"
         if kind == "pyvrrpd":
-            pair.start("lb2", 90)
+            pair.start("lb2", 90, conf_text=conf_text(90, gdefs))
         else:
-            start_keepalived(pair, "lb2", 90)
+            start_keepalived(pair, "lb2", 90, gdefs)
         if wait_for(lambda: state("lb2") == "BACKUP", timeout=15.0) is None:
             return None, f"lb2 did not become BACKUP:\n{pair.log('lb2')[-1500:]}"
         time.sleep(1.0)  # a couple of adverts before the flood
@@ -220,6 +251,9 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
             holders=pair.holders,
             backup_state=lambda: state("lb2"),
         )
+        alive = pair.procs["lb1"].poll() is None
+        print(f"  lb1 scheduling: {sched_of(pids()) or '-'}; "
+              f"{'alive' if alive else 'EXITED'} after the flood", file=sys.stderr)  # fmt: skip
         ramp: list[RampStep] = []
         if args.ramp_step > 0:
 
@@ -267,6 +301,8 @@ def print_table(results: dict[str, list[Run]], args: argparse.Namespace) -> None
     kinds = [k for k in args.daemons if results.get(k)]
     print(f"\nflood {args.duration:g} s from CPU {args.cpu}, mix {args.mix}, "
           f"{args.rounds} round(s); median [min-max]")  # fmt: skip
+    if args.global_defs:
+        print(f"global_defs: {args.global_defs}")
     print(f"{'':38s}" + "".join(f"{k:>26s}" for k in kinds))
     for label, get, fmt in ROWS:
         print(f"{label:38s}" + "".join(f"{_cell(results[k], get, fmt):>26s}" for k in kinds))
@@ -294,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="sender sleeps while the lab's queues are full (default: never; refused counted)",
     )
+    ap.add_argument("--global-defs", default="", metavar="STMTS",
+                    help="global_defs statements for both daemons, ';'-separated "
+                         "(e.g. 'vrrp_rt_priority 50; vrrp_no_swap')")  # fmt: skip
     ap.add_argument("--no-steer", action="store_true",
                     help="leave the lab's receive work on the sender's core")  # fmt: skip
     args = ap.parse_args(argv)
