@@ -262,6 +262,11 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
                              duration=args.ramp_step, cpu=args.cpu, wait_for_lab=True)  # fmt: skip
 
             ramp = capacity_ramp(make, pids(), counted, max_drop=RAMP_MAX_DROP)
+        if args.keep_logs:
+            keep = Path(args.keep_logs) / workdir.name
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in workdir.glob("*.log"):
+                shutil.copy(log, keep / log.name)
         return Run(fig, ramp), ""
 
 
@@ -333,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--global-defs", default="", metavar="STMTS",
                     help="global_defs statements for both daemons, ';'-separated "
                          "(e.g. 'vrrp_rt_priority 50; vrrp_no_swap')")  # fmt: skip
+    ap.add_argument("--keep-logs", metavar="DIR", default=None,
+                    help="copy each run's daemon logs into DIR")  # fmt: skip
     ap.add_argument("--no-steer", action="store_true",
                     help="leave the lab's receive work on the sender's core")  # fmt: skip
     args = ap.parse_args(argv)
