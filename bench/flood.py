@@ -241,16 +241,24 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
             nice=args.nice,
             wait_for_lab=args.wait_for_lab,
         )
-        fig = measure_flood(
-            kind,
-            flood,
-            pair.ns("lb1"),
-            "192.0.2.11",
-            pids=pids,
-            counted=counted,
-            holders=pair.holders,
-            backup_state=lambda: state("lb2"),
-        )
+        try:
+            fig = measure_flood(
+                kind,
+                flood,
+                pair.ns("lb1"),
+                "192.0.2.11",
+                pids=pids,
+                counted=counted,
+                holders=pair.holders,
+                backup_state=lambda: state("lb2"),
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            # lb1's daemon died mid-flood (its /proc entries went away).
+            if pair.procs["lb1"].poll() is None:
+                raise
+            _keep_logs(args, workdir)
+            code = pair.procs["lb1"].returncode
+            return None, f"lb1's daemon exited during the flood ({code}):\n{pair.log('lb1')[-800:]}"
         alive = pair.procs["lb1"].poll() is None
         print(f"  lb1 scheduling: {sched_of(pids()) or '-'}; "
               f"{'alive' if alive else 'EXITED'} after the flood", file=sys.stderr)  # fmt: skip
@@ -262,12 +270,16 @@ def one_run(kind: str, args: argparse.Namespace, workroot: Path) -> tuple[Run | 
                              duration=args.ramp_step, cpu=args.cpu, wait_for_lab=True)  # fmt: skip
 
             ramp = capacity_ramp(make, pids(), counted, max_drop=RAMP_MAX_DROP)
-        if args.keep_logs:
-            keep = Path(args.keep_logs) / workdir.name
-            keep.mkdir(parents=True, exist_ok=True)
-            for log in workdir.glob("*.log"):
-                shutil.copy(log, keep / log.name)
+        _keep_logs(args, workdir)
         return Run(fig, ramp), ""
+
+
+def _keep_logs(args: argparse.Namespace, workdir: Path) -> None:
+    if args.keep_logs:
+        keep = Path(args.keep_logs) / workdir.name
+        keep.mkdir(parents=True, exist_ok=True)
+        for log in workdir.glob("*.log"):
+            shutil.copy(log, keep / log.name)
 
 
 # ------------------------------------------------------------------ table

@@ -95,6 +95,17 @@ def check(rep: Reporter, values: dict[str, object], where: dict[str, Token]) -> 
             "vrrp_rlimit_rttime applies only under realtime scheduling"
             " (vrrp_rt_priority or max_auto_priority); ignored",
         )
+    elif "vrrp_rlimit_rttime" in where:
+        # keepalived's parent restarts a VRRP child the kernel kills at this
+        # limit; pyvrrpd has no parent, and a killed master keeps its VIPs.
+        # Measured: 10000 (keepalived's default) killed it under a 250k
+        # packets/s flood. Unset, pyvrrpd sets no hard limit (shell/priority.py).
+        rep.warn(
+            where["vrrp_rlimit_rttime"],
+            "vrrp_rlimit_rttime is a hard limit: the kernel SIGKILLs the daemon"
+            " after that much realtime CPU without a pause (a flood can do it),"
+            " leaving its VIPs in place; leave it unset for no hard limit",
+        )
     if "min_auto_priority_delay" in where and not values.get("max_auto_priority"):
         rep.warn(
             where["min_auto_priority_delay"],

@@ -34,7 +34,7 @@ def test_defaults_leave_scheduling_alone() -> None:
     assert (gd.max_auto_priority, gd.min_auto_priority_delay) == (0, 1_000_000)
 
 
-def test_values_are_read_without_warnings() -> None:
+def test_values_are_read_and_a_hard_rttime_limit_warned_about() -> None:
     config = parse(
         "  vrrp_rt_priority 50\n  vrrp_rlimit_rttime 20000\n  vrrp_no_swap\n"
         "  max_auto_priority 60\n  min_auto_priority_delay 250000\n"
@@ -45,7 +45,11 @@ def test_values_are_read_without_warnings() -> None:
     assert gd.vrrp_no_swap is True
     assert gd.max_auto_priority == 60
     assert gd.min_auto_priority_delay == 250000
-    assert warnings(config) == []
+    assert warnings(config) == [
+        "keepalived.conf:3:3: vrrp_rlimit_rttime is a hard limit: the kernel SIGKILLs the"
+        " daemon after that much realtime CPU without a pause (a flood can do it), leaving"
+        " its VIPs in place; leave it unset for no hard limit"
+    ]
 
 
 def test_nice_alone() -> None:
@@ -102,9 +106,9 @@ def test_rlimit_rttime_one_becomes_two_as_in_keepalived() -> None:
 def test_deprecated_spelling_is_read_with_a_warning() -> None:
     config = parse("  vrrp_rt_priority 10\n  vrrp_rlimit_rtime 30000\n")
     assert config.global_defs.vrrp_rlimit_rttime == 30000
-    assert warnings(config) == [
+    assert warnings(config)[0] == (
         "keepalived.conf:3:3: keyword 'vrrp_rlimit_rtime' is deprecated; use 'vrrp_rlimit_rttime'"
-    ]
+    )
 
 
 def test_settings_without_effect_are_warned_about() -> None:
@@ -123,7 +127,9 @@ def test_settings_without_effect_are_warned_about() -> None:
     ]
     # max_auto_priority can go realtime later: its rlimit is not "ignored".
     config = parse("  vrrp_rlimit_rttime 5000\n  max_auto_priority 5\n")
-    assert warnings(config) == []
+    assert [w.split(": ")[1] for w in warnings(config)] == [
+        "vrrp_rlimit_rttime is a hard limit"
+    ]
 
 
 def test_vrrp_no_swap_takes_no_value() -> None:
