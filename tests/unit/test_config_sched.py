@@ -127,9 +127,7 @@ def test_settings_without_effect_are_warned_about() -> None:
     ]
     # max_auto_priority can go realtime later: its rlimit is not "ignored".
     config = parse("  vrrp_rlimit_rttime 5000\n  max_auto_priority 5\n")
-    assert [w.split(": ")[1] for w in warnings(config)] == [
-        "vrrp_rlimit_rttime is a hard limit"
-    ]
+    assert [w.split(": ")[1] for w in warnings(config)] == ["vrrp_rlimit_rttime is a hard limit"]
 
 
 def test_vrrp_no_swap_takes_no_value() -> None:
