@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pyvrrpd.lab.chaos_plan import FLOOD_MIXES, LASTING, SIGNALS, Fault
 from pyvrrpd.lab.chaos_rules import CONT_GRACE
@@ -287,6 +288,16 @@ class Driver:
 
         self._later(f.hold, lb, "address re-add", add)
 
+    def _raw_drops(self, lb: str) -> list[int]:
+        """Drop counters of the raw protocol-112 sockets on ``lb`` (its /proc/PID/net/raw)."""
+        path = f"/proc/{self.ctx.lab.hosts[lb].holder_pid}/net/raw"
+        try:
+            rows = [r.split() for r in Path(path).read_text().splitlines()[1:]]
+        except OSError:
+            return []
+        # sl local_address(hex ip:proto) ... drops is the last column
+        return [int(r[-1]) for r in rows if r[1].endswith(":0070")]
+
     def _flood(self, f: Fault) -> bool:
         ctx = self.ctx
         try:
@@ -304,6 +315,7 @@ class Driver:
             if valid:
                 ctx.judge.hold_absence(ctx.now())
         ctx.log(None, "flood", f.describe(), fault=True)
+        before = {lb: self._raw_drops(lb) for lb in LBS}
         try:
             flood.start()
         except Exception as exc:
@@ -317,6 +329,10 @@ class Driver:
             except Exception as exc:
                 flood.kill()
                 detail = f"failed: {exc}"
+            for lb in LBS:  # per VRRP socket: where the kernel dropped the flood
+                after = self._raw_drops(lb)
+                grew = [b - a for a, b in zip(before[lb], after, strict=False)]
+                detail += f"; {lb} socket drops +{'/+'.join(map(str, grew)) or '?'}"
             with ctx.lock:
                 if valid:
                     ctx.judge.release_absence(ctx.now())
