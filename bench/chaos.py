@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from pyvrrpd.lab.chaos import PassResult, run_pass
+from pyvrrpd.lab.chaos_plan import KINDS
 from pyvrrpd.lab.netns import Lab, cleanup_stale
 from pyvrrpd.lab.services import CONF, daemon_missing
 
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="supervisor's delay before restarting an exited daemon (systemd RestartSec)",
     )
+    ap.add_argument("--without", default="", help=f"leave out fault kinds, e.g. flood,recreate "
+                    f"(kinds: {','.join(KINDS)})")  # fmt: skip
     ap.add_argument("--keep-logs", type=Path, help="copy each pass's lab logs to DIR/seed-N")
     ap.add_argument("--quiet", action="store_true", help="print only the pass summaries")
     args = ap.parse_args(argv)
@@ -70,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     reason = daemon_missing(args.daemon)
     if reason and not args.tree:
         print(f"bench.chaos: {reason}", file=sys.stderr)
+        return 2
+    without = [k for k in args.without.split(",") if k]
+    unknown = set(without) - set(KINDS)
+    if unknown:
+        print(f"bench.chaos: unknown fault kinds {sorted(unknown)} (kinds: {', '.join(KINDS)})",
+              file=sys.stderr)  # fmt: skip
         return 2
     cleanup_stale()
     results: list[PassResult] = []
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     res = run_pass(lab, seed, args.faults, args.daemon, daemon,
                                    out=(lambda _s: None) if args.quiet else print,
-                                   restart_sec=args.restart_sec)  # fmt: skip
+                                   restart_sec=args.restart_sec, without=without)  # fmt: skip
                 finally:
                     if args.keep_logs:
                         shutil.copytree(lab.root / "logs", args.keep_logs / f"seed-{seed}",

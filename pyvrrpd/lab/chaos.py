@@ -122,6 +122,7 @@ def run_pass(
     argv: Sequence[str] | None = None,
     out: Out = print,
     restart_sec: float = RESTART_SEC,
+    without: Sequence[str] = (),
 ) -> PassResult:
     """One seeded pass on a built lab (backends are started if needed)."""
     svc = ChaosServices(lab, kind, argv, tag=f"-s{seed}")
@@ -136,7 +137,7 @@ def run_pass(
     try:
         sup.start()
         checker.start()
-        driver.run(faults(seed), count)
+        driver.run(faults(seed, without), count)
         driver.finish()
         ctx.log(None, "all_recovered")
         _settle(ctx, sup)

@@ -15,7 +15,7 @@ USR1 / USR2 / HUP to the daemon; 0.2-4 s between faults.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 #: kind -> relative weight once every kind has been drawn once.
@@ -92,13 +92,20 @@ def _one(rng: random.Random, index: int, kind: str) -> Fault:
     return Fault(index, kind, target, hold, u(GAP), variant)
 
 
-def faults(seed: int) -> Iterator[Fault]:
-    """An endless seeded sequence: every kind once (shuffled), then weighted draws."""
+def faults(seed: int, without: Collection[str] = ()) -> Iterator[Fault]:
+    """An endless seeded sequence: every kind once (shuffled), then weighted draws.
+
+    ``without`` leaves kinds out (bench runs that look for one class of bug).
+    """
     rng = random.Random(seed)
-    first = list(KINDS)
+    kinds = [k for k in KINDS if k not in without]
+    if not kinds:
+        raise ValueError("no fault kinds left")
+    weights = [WEIGHTS[k] for k in kinds]
+    first = list(kinds)
     rng.shuffle(first)
     index = 0
     while True:
-        kind = first[index] if index < len(first) else rng.choices(KINDS, list(WEIGHTS.values()))[0]
+        kind = first[index] if index < len(first) else rng.choices(kinds, weights)[0]
         index += 1
         yield _one(rng, index, kind)
