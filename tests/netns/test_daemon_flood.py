@@ -52,7 +52,7 @@ def describe(fig: FloodFigures) -> str:
     return (
         f"{fig.flood.describe()}\n"
         f"  offered {fig.flood.offered_pps:,.0f}/s, taken in by the lab {fig.flood.pps:,.0f}/s, "
-        f"arrived at lb1 {fig.arrived_pps:,.0f}/s, read by daemon {fig.read_pps:,.0f}/s, "
+        f"arrived at lb1 {fig.arrived_pps:,.0f}/s, "
         f"counted {counted}/s, kernel drops {fig.kernel_drops}\n"
         f"  longest advert gap {gap}, {fig.adverts_in_flood} adverts during the flood\n"
         f"  RSS {fig.rss_before / mib:.1f} -> peak {fig.rss_peak / mib:.1f} -> "
