@@ -12,6 +12,7 @@ per call and costs about 25 ms, which is why it is not used).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from collections.abc import Sequence
@@ -84,6 +85,12 @@ class GarpSender:
         says how many frames went out before the failure.
         """
         frames = [self._frame(ip) for ip in ips]
+        # The kernel leaves a pending ENETDOWN on a packet socket whose device
+        # went down (or was down when bound), and the next send returns it
+        # even though the device is up again: read it off first, or the first
+        # burst after a link flap is lost.
+        with contextlib.suppress(OSError):
+            self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         count = 0
         for _ in range(max(repeat, 0)):
             for frame in frames:

@@ -297,6 +297,24 @@ class VrrpSocket:
                     self._loop.remove_reader(self._rx_slow.fileno())
             self._loop = None
 
+    def set_fast_paths(self, fast_paths: Sequence[FastPath]) -> bool:
+        """Replace the queue split (the master a BACKUP follows changed).
+
+        The kernel swaps each filter atomically; between the two swaps a packet
+        may be queued on both sockets or on neither, which the protocol
+        tolerates (a duplicate advert changes nothing; a lost one is one of
+        three per Master_Down_Interval). False if there is no split.
+        """
+        if self._rx_slow is None:
+            return False
+        try:
+            fast, slow = split_filter(fast_paths)
+            _attach_filter(self._rx, assemble(fast))
+            _attach_filter(self._rx_slow, assemble(slow))
+        except (ValueError, OSError):
+            return False
+        return True
+
     def kernel_drops(self) -> dict[str, int]:
         """Datagrams the kernel dropped on the fast and slow receive queues."""
         out = {"fast": kernel_drops(self._rx)}

@@ -23,7 +23,7 @@ import structlog
 
 from pyvrrpd import __version__
 from pyvrrpd.config.model import Config
-from pyvrrpd.core.actions import Action, RemoveVips, SendAdvert
+from pyvrrpd.core.actions import Action, MasterSeen, RemoveVips, SendAdvert, StateChanged
 from pyvrrpd.core.events import (
     Event,
     HostFault,
@@ -37,6 +37,7 @@ from pyvrrpd.core.events import (
     VipRemoved,
 )
 from pyvrrpd.core.router import VirtualRouter
+from pyvrrpd.core.state import State
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
@@ -56,6 +57,8 @@ from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.check import peek_vrid
 
 log = structlog.get_logger("pyvrrpd")
+
+REFILTER_EVERY = 0.1  # seconds between rebuilds of an interface's receive filter
 
 
 class Daemon:
@@ -402,7 +405,9 @@ class Daemon:
             sock.close()
             iface.sock = None
         try:
-            new = VrrpSocket.open(iface.name, link.index, want[1], self._fast_paths(iface))
+            paths = self._fast_paths(iface)
+            new = VrrpSocket.open(iface.name, link.index, want[1], paths)
+            iface.fast_key = tuple((p.vrid, p.src) for p in paths)
         except HostError as exc:
             log.error("vrrp_socket_open_failed", interface=iface.name, error=str(exc))
             return False
@@ -415,16 +420,55 @@ class Daemon:
 
     @staticmethod
     def _fast_paths(iface: Interface) -> list[FastPath]:
-        """What our routers' adverts look like, for the kernel's queue split."""
-        return [
-            FastPath(
-                vrid=cfg.vrid,
-                auth_type=cfg.auth_type,
-                advert_int=round(cfg.advert_int),
-                auth_data=cfg.auth_data.ljust(8, b"\0")[:8],
+        """What our routers' adverts look like, for the kernel's queue split.
+
+        A BACKUP that follows a master fast-queues only that master's adverts:
+        they are what keeps it from becoming a second master, and under a
+        flood from anyone else they must not wait behind it.
+        """
+        paths = []
+        for inst in iface.by_vrid.values():
+            cfg, router = inst.router.config, inst.router
+            follows = router.master_ip if router.state is State.BACKUP else None
+            paths.append(
+                FastPath(
+                    vrid=cfg.vrid,
+                    auth_type=cfg.auth_type,
+                    advert_int=round(cfg.advert_int),
+                    auth_data=cfg.auth_data.ljust(8, b"\0")[:8],
+                    src=follows,
+                )
             )
-            for cfg in (inst.router.config for inst in iface.by_vrid.values())
-        ]
+        return paths
+
+    def _refilter(self, iface: Interface) -> None:
+        """Re-split the receive queues when a BACKUP starts following another master.
+
+        At most once per REFILTER_EVERY: two senders alternating as "master"
+        (a flood of forged adverts with the password) must not cost a filter
+        rebuild per packet; a filter a moment stale only changes which queue
+        an advert waits in.
+        """
+        assert self._loop is not None
+        if iface.sock is None or iface.refilter_pending:
+            return
+        wait = iface.refiltered_at + REFILTER_EVERY - self._loop.time()
+        if wait > 0:
+            iface.refilter_pending = True
+            self._loop.call_later(wait, self._refilter_now, iface)
+            return
+        self._refilter_now(iface)
+
+    def _refilter_now(self, iface: Interface) -> None:
+        assert self._loop is not None
+        iface.refilter_pending = False
+        iface.refiltered_at = self._loop.time()
+        if iface.sock is None:
+            return
+        paths = self._fast_paths(iface)
+        key = tuple((p.vrid, p.src) for p in paths)
+        if key != iface.fast_key and iface.sock.set_fast_paths(paths):
+            iface.fast_key = key
 
     def _reopen_garp(self, iface: Interface, link: LinkInfo, old: LinkInfo | None) -> bool:
         """Make the ARP sender match the link; True if only the MAC changed."""
@@ -486,6 +530,8 @@ class Daemon:
         self._timers.set(("vr", inst.name), inst.router.next_deadline())
         if actions:
             self._executor.run(inst, actions)
+            if any(isinstance(a, (MasterSeen, StateChanged)) for a in actions):
+                self._refilter(inst.iface)
 
     def _contain(self, inst: Instance, exc: Exception, now: float) -> None:
         inst.internal_errors += 1

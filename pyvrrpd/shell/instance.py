@@ -98,6 +98,10 @@ class Interface:
     garp: GarpSender | None = None
     by_vrid: dict[int, Instance] = field(default_factory=dict)
     unknown_vrid: int = 0
+    #: (vrid, followed master) per router, as last given to the kernel filter
+    fast_key: tuple[tuple[int, IPv4Address | None], ...] = ()
+    refiltered_at: float = float("-inf")
+    refilter_pending: bool = False
 
 
 @dataclass

@@ -27,7 +27,7 @@ Program layout (the packet starts at the IPv4 header on a raw socket)::
     X = 4 * IHL ; len >= X + 8 ?        else -> slow
     vrrp[0] == 0x21 ?                   else -> slow
     per served VRID v:
-      vrrp[1] == v ? -> type == t, interval == i [, password] -> fast
+      vrrp[1] == v ? -> [src == master,] type == t, interval == i [, password] -> fast
     -> slow
 
 Every load is preceded by a length check, so no load can run past the end of
@@ -40,6 +40,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 
 __all__ = ["BpfInsn", "FastPath", "assemble", "split_filter"]
 
@@ -54,6 +55,7 @@ _TAX, _TXA = 0x00, 0x80
 
 ACCEPT_ALL = 0xFFFFFFFF
 _TTL_OFFSET = 8
+_SRC_OFFSET = 12
 _VRRP_V2_ADVERT = 0x21  # version 2, type 1 (RFC 3768 5.3.1, 5.3.2)
 _AUTH_PASS = 1
 
@@ -74,6 +76,10 @@ class FastPath:
     auth_type: int
     advert_int: int
     auth_data: bytes = b""  # 8 bytes, for simple-password auth
+    #: The master a BACKUP currently follows: only its adverts take the fast
+    #: queue (a flood from anyone else, even with the password, waits in the
+    #: slow one). None: any sender (MASTER, or no master known yet).
+    src: IPv4Address | None = None
 
 
 def assemble(prog: Sequence[BpfInsn]) -> bytes:
@@ -138,6 +144,9 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
         nxt = f"next{n}"
         b.op(_LD | _B | _IND, 1)
         b.jump(_JMP | _JEQ | _K, path.vrid, 0, nxt)
+        if path.src is not None:
+            b.op(_LD | _W | _ABS, _SRC_OFFSET)
+            b.jump(_JMP | _JEQ | _K, int(path.src), 0, "slow")
         b.op(_LD | _B | _IND, 4)
         b.jump(_JMP | _JEQ | _K, path.auth_type, 0, nxt)
         b.op(_LD | _B | _IND, 5)

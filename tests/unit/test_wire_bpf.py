@@ -175,3 +175,17 @@ def test_too_many_routers_for_one_program_is_an_error() -> None:
     many = [FastPath(v, int(AuthType.PASS), 1, b"pw") for v in range(1, 256)]
     with pytest.raises(ValueError):
         split_filter(many)
+
+
+def test_a_backup_fast_queues_only_its_master() -> None:
+    fast, slow = split_filter([FastPath(51, int(AuthType.PASS), 1, b"1111", IPv4Address(SRC))])
+
+    def q(pkt: bytes) -> str:
+        f, s = run_bpf(fast, pkt), run_bpf(slow, pkt)
+        assert (f != 0) != (s != 0)
+        return "fast" if f else "slow"
+
+    assert q(advert()) == "fast"
+    other = advert()
+    other = other[:12] + IPv4Address("192.0.2.66").packed + other[16:]
+    assert q(other) == "slow"  # right password, wrong sender: waits behind nothing
