@@ -61,13 +61,18 @@ def guide_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         lab.close()
 
 
-def _dump_logs(lab: Lab) -> None:
+def _dump_logs(lab: Lab, most: int = 6) -> None:
+    """The newest few daemon logs (a chaos run writes dozens; its violations
+    carry their own log excerpts)."""
     logs = sorted((lab.root / "logs").glob("*.log")) if lab.root.exists() else []
-    for path in logs:
-        if path.name.startswith(("lb1-", "lb2-")):
-            text = path.read_text(errors="replace")
-            print(f"----- {path.name} (last 40 lines)")
-            print("\n".join(text.splitlines()[-40:]))
+    daemon_logs = [p for p in logs if p.name.startswith(("lb1-", "lb2-"))]
+    daemon_logs.sort(key=lambda p: p.stat().st_mtime)
+    if len(daemon_logs) > most:
+        print(f"----- {len(daemon_logs) - most} older daemon logs not shown")
+    for path in daemon_logs[-most:]:
+        text = path.read_text(errors="replace")
+        print(f"----- {path.name} (last 40 lines)")
+        print("\n".join(text.splitlines()[-40:]))
 
 
 @pytest.fixture
