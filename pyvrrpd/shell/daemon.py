@@ -435,7 +435,7 @@ class Daemon:
                     vrid=cfg.vrid,
                     auth_type=cfg.auth_type,
                     advert_int=round(cfg.advert_int),
-                    auth_data=cfg.auth_data.ljust(8, b"\0")[:8],
+                    auth_data=cfg.auth_data,  # wire.bpf pads it to 8 bytes
                     src=follows,
                 )
             )

@@ -97,13 +97,14 @@ class FaultInjector:
             self.rules.clear()
             return {"ok": True}
         mode = spec.get("mode", "error")
-        if op not in _OPS or mode not in _MODES or int(spec.get("count", 1)) == 0:
+        count = int(spec.get("count", 1))
+        if op not in _OPS or mode not in _MODES or count == 0:
             return {"error": f"bad rule {spec!r}"}
         self.rules.append(
             Rule(
                 op=str(op),
                 mode=str(mode),
-                count=int(spec.get("count", 1)),
+                count=count,
                 errno_code=int(spec.get("errno", errno.ENOBUFS)),
                 instance=spec.get("instance"),
                 event=spec.get("event"),
