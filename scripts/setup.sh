@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
-debs=(iproute2 haproxy psmisc procps util-linux curl ca-certificates)
+debs=(iproute2 haproxy psmisc procps util-linux curl ca-certificates nftables)
 if [ "$want_test" = 1 ]; then
     debs+=(keepalived tcpdump tshark)
 fi
