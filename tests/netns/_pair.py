@@ -23,6 +23,9 @@ from pathlib import Path
 
 HOSTS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12", "inj": "192.0.2.66"}
 VIP = "192.0.2.10"
+# The optional second LAN (`pair_lan(tmp, lans=2)`): `eth1` on bridge br1.
+HOSTS2 = {"lb1": "198.51.100.11", "lb2": "198.51.100.12", "inj": "198.51.100.66"}
+VIP2 = "198.51.100.10"
 
 PLAIN_CONF = """\
 vrrp_instance VI_1 {{
@@ -108,9 +111,18 @@ class Pair:
         self.procs[host] = proc
         return proc
 
-    def start_keepalived(self, host: str, prio: int, extra: str = "") -> subprocess.Popen[bytes]:
-        """The real keepalived (Debian package) as a peer, pid files kept in our workdir."""
-        conf = self.conf(host, prio, extra)
+    def start_keepalived(
+        self, host: str, prio: int, extra: str = "", *, conf_text: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """The real keepalived (Debian package) as a peer, pid files kept in our workdir.
+
+        `conf_text` (verbatim) replaces PLAIN_CONF, as in `start`.
+        """
+        if conf_text is None:
+            conf = self.conf(host, prio, extra)
+        else:
+            conf = self.workdir / f"{host}.conf"
+            conf.write_text(conf_text)
         log = open(self.workdir / f"{host}.log", "ab")  # noqa: SIM115
         cmd = ["ip", "netns", "exec", self.ns(host), "/usr/sbin/keepalived", "-n", "-l", "-D", "-G"]
         cmd += ["-P", "-f", str(conf), "-p", str(self.workdir / f"{host}-ka.pid")]
@@ -154,7 +166,9 @@ class Pair:
 
 
 @contextlib.contextmanager
-def pair_lan(tmp: Path) -> Iterator[Pair]:
+def pair_lan(tmp: Path, lans: int = 1) -> Iterator[Pair]:
+    """lb1, lb2 and inj on one bridged LAN (eth0); with `lans=2` also on a
+    second one (eth1, 198.51.100.0/24, bridge br1 in the switch namespace)."""
     pair = Pair(secrets.token_hex(2), tmp)
     sw = f"pvd{pair.tag}-sw"
     made: list[str] = []
@@ -185,6 +199,28 @@ def pair_lan(tmp: Path) -> Iterator[Pair]:
             ip("-n", ns, "link", "set", "lo", "up")
             ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
             ip("-n", ns, "link", "set", "eth0", "up")
+        if lans >= 2:
+            ip("-n", sw, "link", "add", "br1", "type", "bridge")
+            ip("-n", sw, "link", "set", "br1", "up")
+            for i, (host, addr) in enumerate(HOSTS2.items()):
+                ns = pair.ns(host)
+                ip(
+                    "-n",
+                    sw,
+                    "link",
+                    "add",
+                    f"q{i}",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth1",
+                    "netns",
+                    ns,
+                )
+                ip("-n", sw, "link", "set", f"q{i}", "master", "br1", "up")
+                ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth1")
+                ip("-n", ns, "link", "set", "eth1", "up")
         yield pair
     finally:
         for proc in pair.procs.values():
