@@ -105,6 +105,18 @@ class RouterConfig:
     garp_lower_prio_delay: float = 5.0  # second lower-priority GARP burst; 0: none
     lower_prio_no_advert: bool = False
     skip_check_adv_addr: bool = False  # no VIP-list check for adverts from the known master
+    # keepalived's higher_prio_send_advert: a master answers a higher-priority
+    # advert with one of its own before stepping down (PR #551).
+    higher_prio_send_advert: bool = False
+    # keepalived's down_timer_adverts (1..100): adverts missed before a backup
+    # takes over; Master_Down_Interval = N * Advertisement_Interval + Skew_Time.
+    down_timer_adverts: int = 3
+    # vrrp_startup_delay / vrrp_delay_after_boot, already resolved to seconds
+    # after `Started`: no backup timer runs out before it has passed.
+    startup_delay: float = 0.0
+    # dont_track_primary: the instance's own interface going down (IFF_UP or
+    # IFF_RUNNING cleared) is not a fault. A missing interface still is.
+    dont_track_primary: bool = False
 
 
 @dataclass(slots=True)
@@ -173,6 +185,8 @@ class VirtualRouter:
         # instance in FAULT until this deadline.
         self._host_fault: str | None = None
         self._host_fault_deadline: float | None = None
+        # vrrp_startup_delay: backup timers count from this time until it passes.
+        self._hold_until: float | None = None
         self._expect = self._make_expect()
 
     # ------------------------------------------------------------------ public
@@ -202,7 +216,11 @@ class VirtualRouter:
 
     @property
     def master_down_interval(self) -> float:
-        return master_down_interval(self.effective_priority, self.config.advert_int)
+        """RFC 3768 6.1, with keepalived's down_timer_adverts in place of the 3."""
+        adverts = self.config.down_timer_adverts
+        if adverts == 3:
+            return master_down_interval(self.effective_priority, self.config.advert_int)
+        return adverts * self.config.advert_int + self.skew_time
 
     @property
     def skew_time(self) -> float:
@@ -213,7 +231,7 @@ class VirtualRouter:
         reasons: list[str] = []
         if not self.link_present:
             reasons.append("interface missing")
-        elif not self.link_up:
+        elif not self.link_up and not self.config.dont_track_primary:
             reasons.append("interface down")
         elif self.primary_ip is None:
             reasons.append("no IPv4 address on interface")
@@ -236,6 +254,7 @@ class VirtualRouter:
         self.link_present, self.started = old.link_present, old.started
         self.state = old.state if isinstance(old.state, State) else State.INIT
         self.last_transition = old.last_transition
+        self._hold_until = old._hold_until
         self.effective_priority = self._compute_priority()
         self._expect = self._make_expect()
 
@@ -266,6 +285,11 @@ class VirtualRouter:
         self.link_up = event.link_up
         self.link_present = event.present
         self._expect = self._make_expect()
+        if self.config.startup_delay > 0:
+            # keepalived 2.2.7 (vrrp_init_instance_sands()): while the delay
+            # runs, every backup timer is armed from the delay's end; adverts
+            # are still received and followed.
+            self._hold_until = now + self.config.startup_delay
         # keepalived removes leftovers of an earlier run before electing
         # (keepalived.md 2.8 "Restart after a crash").
         out.append(RemoveVips())
@@ -385,7 +409,7 @@ class VirtualRouter:
             if self.state is State.BACKUP:
                 # Whatever we heard came through the old socket: listen afresh.
                 self.master_ip, self.master_priority = None, None
-                self._down_deadline = now + self.master_down_interval
+                self._arm_down(now, self.master_down_interval)
                 return
         self._settle(now, out, reason=reason)
 
@@ -436,7 +460,7 @@ class VirtualRouter:
             self._reprioritise(now, out)
         if advert.priority == 0:
             # RFC 3768 6.4.2: priority 0 -> Master_Down_Timer = Skew_Time.
-            self._down_deadline = now + self.skew_time
+            self._arm_down(now, self.skew_time)
             self.master_ip, self.master_priority = None, None
             return
         mine = self.effective_priority
@@ -449,7 +473,7 @@ class VirtualRouter:
             preempt = now >= self._preempt_until
         if not preempt or advert.priority >= mine:
             # RFC 3768 6.4.2: reset Master_Down_Timer to Master_Down_Interval.
-            self._down_deadline = now + self.master_down_interval
+            self._arm_down(now, self.master_down_interval)
             if self.master_ip != src or self.master_priority != advert.priority:
                 out.append(MasterSeen(src, advert.priority))
             self.master_ip, self.master_priority = src, advert.priority
@@ -474,6 +498,10 @@ class VirtualRouter:
             and int(src) > int(self.primary_ip)
         )
         if higher:
+            if self.config.higher_prio_send_advert:
+                # keepalived (vrrp_state_master_rx()): one last advert at our
+                # priority, so the winner hears us and re-announces itself.
+                self._send(mine, out)
             out.append(RemoveVips())
             self.stats["release_master"] += 1
             self._clear_timers()
@@ -583,6 +611,12 @@ class VirtualRouter:
                 # has reported once (keepalived.md 2.4, last point).
                 return
             elif self.config.priority == PRIO_OWNER and self.config.initial_master:
+                if self._hold_until is not None and now < self._hold_until:
+                    # keepalived: the owner's 1 us down timer, counted from
+                    # the end of vrrp_startup_delay.
+                    self._goto(State.BACKUP, now, out, reason)
+                    self._down_deadline = self._hold_until
+                    return
                 # RFC 3768 6.4.1: the address owner goes straight to Master.
                 self._become_master(now, out, reason)
             else:
@@ -595,7 +629,7 @@ class VirtualRouter:
     def _enter_backup(self, now: float, out: list[Action], reason: str) -> None:
         self._goto(State.BACKUP, now, out, reason)
         self._preempt_until = None
-        self._down_deadline = now + self.master_down_interval
+        self._arm_down(now, self.master_down_interval)
 
     def _enter_fault(self, now: float, out: list[Action], reason: str) -> None:
         if self.state is State.MASTER:
@@ -664,6 +698,16 @@ class VirtualRouter:
             self._down_deadline += skew_time(new, self.config.advert_int) - skew_time(
                 old, self.config.advert_int
             )
+
+    def _arm_down(self, now: float, interval: float) -> None:
+        """Master_Down_Timer = `interval`, from the end of a running startup delay."""
+        start = now
+        if self._hold_until is not None:
+            if now < self._hold_until:
+                start = self._hold_until
+            else:
+                self._hold_until = None
+        self._down_deadline = start + interval
 
     def _compute_priority(self) -> int:
         if self._owner_demoted:
