@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .keywords import UNSUPPORTED_INSTANCE, unknown_keyword
+from .model import NotifyConfig
+from .notify import INSTANCE_KEYWORDS as NOTIFY_KEYWORDS
+from .notify import read_instance_keyword as _notify
 from .lexer import Stmt, Token
 from .model import VirtualIP
 from .values import (
@@ -87,6 +90,7 @@ class InstanceDraft:
     garp_lower_prio_delay: float | None = None
     garp_lower_prio_repeat: int | None = None
     skip_check_adv_addr: bool = False
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # notify_* hooks (config/notify.py)
 
 
 def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
@@ -384,4 +388,5 @@ _HANDLERS = {
     "garp_lower_prio_repeat": _garp_lower_prio_repeat,
     "no_virtual_ipaddress": _no_vips,
     "skip_check_adv_addr": _skip_check,
+    **dict.fromkeys(NOTIFY_KEYWORDS, _notify),  # notify_*, smtp_alert (config/notify.py)
 }

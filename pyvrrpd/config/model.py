@@ -76,6 +76,46 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyScript:
+    """A notify hook: `"cmd args" [user [group]]` (keepalived.md 3.1).
+
+    argv is the command string split shell-like; nothing is appended for the
+    specific hooks, the generic `notify` gets TYPE NAME STATE PRIORITY.
+    """
+
+    argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notify hooks of one vrrp_instance (or vrrp_sync_group)."""
+
+    master: NotifyScript | None = None
+    backup: NotifyScript | None = None
+    fault: NotifyScript | None = None
+    stop: NotifyScript | None = None
+    deleted: NotifyScript | None = None
+    generic: NotifyScript | None = None  # `notify`
+    master_rx_lower_pri: NotifyScript | None = None
+    notify_deleted: bool = False
+    priority_changes: bool | None = None  # None: vrrp_notify_priority_changes
+    smtp_alert: bool | None = None  # None: smtp_alert_vrrp, then smtp_alert
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyFifo:
+    """`notify_fifo FIFO [user [group]]` with its `notify_fifo_script`."""
+
+    path: str | None = None
+    user: str | None = None  # the FIFO is chowned to them
+    group: str | None = None
+    script: NotifyScript | None = None  # run with the FIFO path appended
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalDefs:
     router_id: str | None = None
     script_user: str | None = None
@@ -113,6 +153,14 @@ class GlobalDefs:
     # priority to climb to (keepalived's max_auto_priority; -1 reads as 0).
     max_auto_priority: int = 0
     min_auto_priority_delay: int = 1_000_000  # µs late before a raise
+    # Notify FIFOs and mail (keepalived.md 3.2; pyvrrpd.config.notify):
+    # notify_fifo / notify_fifo_script, vrrp_notify_fifo / vrrp_notify_fifo_script,
+    # vrrp_notify_priority_changes, smtp_alert_vrrp (None: smtp_alert), no_email_faults.
+    notify_fifo: NotifyFifo = NotifyFifo()
+    vrrp_notify_fifo: NotifyFifo = NotifyFifo()
+    vrrp_notify_priority_changes: bool = False
+    smtp_alert_vrrp: bool | None = None
+    no_email_faults: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +237,9 @@ class VrrpInstance:
     # the second such burst (0: none); keepalived's garp_lower_prio_*.
     garp_lower_prio_delay: float = 5.0
     garp_lower_prio_repeat: int = 5
+    # notify_master/backup/fault/stop/deleted, notify, notify_master_rx_lower_pri,
+    # notify_priority_changes, smtp_alert (pyvrrpd.config.notify).
+    notify: NotifyConfig = NotifyConfig()
 
 
 @dataclass(frozen=True, slots=True)

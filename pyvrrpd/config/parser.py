@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from . import sched
+from . import notify, sched
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -75,6 +75,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_connect_timeout",
         "smtp_alert",
         *sched.KEYWORDS,
+        *notify.GLOBAL_KEYWORDS,
     }
 )
 SCRIPT_KEYWORDS = frozenset(
@@ -240,6 +241,9 @@ class _Parser:
                 value = bool_value(rep, stmt)
             elif word in sched.KEYWORDS:
                 sched.read(rep, stmt, g, self.global_toks)
+                continue
+            elif word in notify.GLOBAL_KEYWORDS:
+                notify.read_global_keyword(rep, stmt, g)
                 continue
             elif word in UNSUPPORTED_GLOBAL:
                 rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
@@ -449,6 +453,7 @@ class _Parser:
                 d.garp_master_refresh_repeat, gd.vrrp_garp_master_refresh_repeat
             ),
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
+            notify=d.notify,
             loc=d.name.loc,
             # keepalived: instance value, else the global lower_prio value, else
             # the *global* master value (not this instance's garp_master_*).

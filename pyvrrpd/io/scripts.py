@@ -116,7 +116,11 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 async def _spawn(
-    argv: Sequence[str], executable: str | None, user: str | None, group: str | None
+    argv: Sequence[str],
+    executable: str | None,
+    user: str | None,
+    group: str | None,
+    stderr_fd: int | None = None,
 ) -> asyncio.subprocess.Process:
     kwargs: dict[str, object] = {}
     if executable is not None:
@@ -139,7 +143,8 @@ async def _spawn(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        # Notify hooks log their stderr (a memfd the caller reads afterwards).
+        stderr=asyncio.subprocess.DEVNULL if stderr_fd is None else stderr_fd,
         # Own session => own process group (pgid == pid), so a timeout can
         # signal the script and everything it started.
         start_new_session=True,
@@ -170,12 +175,14 @@ async def run_script(
     group: str | None = None,
     *,
     executable: str | None = None,
+    stderr_fd: int | None = None,
 ) -> ScriptResult:
     """Run ``argv`` (no shell) with ``timeout`` seconds; never raises for failures.
 
     The file executed is ``executable`` when given (see :func:`script_command`),
     else ``argv[0]``, a bare name being looked up in PATH; either way the
-    process sees ``argv`` unchanged. A file that is not a binary and has no
+    process sees ``argv`` unchanged. ``stderr_fd`` (default: /dev/null)
+    receives the script's stderr. A file that is not a binary and has no
     ``#!`` line (ENOEXEC) is run by ``/bin/sh``, as ``execvp`` and keepalived's
     ``system()`` fallback would. Cancelling the coroutine SIGKILLs the script's
     process group before re-raising.
@@ -185,13 +192,13 @@ async def run_script(
         return ScriptResult(False, None, None, False, 0.0, "empty command")
     try:
         try:
-            proc = await _spawn(argv, executable, user, group)
+            proc = await _spawn(argv, executable, user, group, stderr_fd)
         except OSError as exc:
             if exc.errno != errno.ENOEXEC:
                 raise
             # execvp's fallback: /bin/sh FILE ARGS..., FILE being the path found.
             script = executable or find_script(argv[0]) or argv[0]
-            proc = await _spawn(["/bin/sh", script, *argv[1:]], None, user, group)
+            proc = await _spawn(["/bin/sh", script, *argv[1:]], None, user, group, stderr_fd)
     except (OSError, KeyError, ValueError, subprocess.SubprocessError) as exc:
         # KeyError: unknown user/group name; SubprocessError: failure in the
         # child before exec (e.g. setuid refused).

@@ -1,0 +1,213 @@
+"""`track_interface`, `dont_track_primary` and keepalived's advert/timer keywords.
+
+Owns: reading, per `vrrp_instance`, `track_interface { IF [weight W [reverse]] }`
+(keepalived vrrp_track.c `alloc_track_if()`), `dont_track_primary`,
+`lower_prio_no_advert [BOOL]`, `higher_prio_send_advert [BOOL]` and
+`down_timer_adverts 1..100`; in `global_defs` their `vrrp_*` defaults plus
+`vrrp_startup_delay SECS` and `vrrp_delay_after_boot SECS` (keepalived.md 1.3,
+1.8); and resolving an instance's values (its own, else the global one).
+Strict mode (config/strict.py) overrides the resolved values afterwards.
+Must not: look at the host (whether a tracked interface exists is decided at
+run time by pyvrrpd.trackers.interface) or read /proc/uptime (the shell
+turns `vrrp_delay_after_boot` into a delay when the daemon starts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict, TypeVar
+
+from .lexer import Stmt
+from .model import GlobalDefs, TrackInterface
+from .values import Cursor, Reporter, bool_value, decimal_value, extra_args, flag, int_value
+
+if TYPE_CHECKING:
+    from .instance import InstanceDraft
+
+# keepalived: weight -253..253; +-254 is coerced to +-253 with an error.
+WEIGHT_MAX = 253
+DOWN_TIMER_ADVERTS = 3  # keepalived's VRRP_DOWN_TIMER_ADVERTS (RFC 3768 6.1)
+DOWN_TIMER_ADVERTS_MAX = 100
+# keepalived's read_timer(TIMER_HZ / 1000, UINT_MAX): 1 ms .. about 71 minutes.
+DELAY_MIN = 0.001
+DELAY_MAX = 4294.0
+
+GLOBAL_KEYWORDS = frozenset(
+    {
+        "vrrp_lower_prio_no_advert",
+        "vrrp_higher_prio_send_advert",
+        "vrrp_down_timer_adverts",
+        "vrrp_startup_delay",
+        "vrrp_delay_after_boot",
+    }
+)
+
+
+@dataclass(slots=True)
+class TrackingDraft:
+    """What one vrrp_instance wrote; None: not written (use the global value)."""
+
+    interfaces: list[TrackInterface] = field(default_factory=list)
+    dont_track_primary: bool = False
+    lower_prio_no_advert: bool | None = None
+    higher_prio_send_advert: bool | None = None
+    down_timer_adverts: int | None = None
+
+
+class TrackingFields(TypedDict):
+    """The VrrpInstance fields this module resolves (`VrrpInstance(**fields)`)."""
+
+    track_interface: tuple[TrackInterface, ...]
+    dont_track_primary: bool
+    lower_prio_no_advert: bool
+    higher_prio_send_advert: bool
+    down_timer_adverts: int
+
+
+def instance_fields(d: TrackingDraft, gd: GlobalDefs) -> TrackingFields:
+    """An instance's values: its own, else the global `vrrp_*` default."""
+    return TrackingFields(
+        track_interface=tuple(d.interfaces),
+        dont_track_primary=d.dont_track_primary,
+        lower_prio_no_advert=_pick(d.lower_prio_no_advert, gd.vrrp_lower_prio_no_advert),
+        higher_prio_send_advert=_pick(d.higher_prio_send_advert, gd.vrrp_higher_prio_send_advert),
+        down_timer_adverts=_pick(d.down_timer_adverts, gd.vrrp_down_timer_adverts),
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _pick(own: _T | None, default: _T) -> _T:
+    return default if own is None else own
+
+
+# ---------------------------------------------------------------- vrrp_instance
+
+
+def _track_interface(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    extra_args(rep, stmt, 0)
+    inner = body.block(stmt)
+    if inner is None:
+        return
+    draft = d.tracking
+    while (s := inner.next()) is not None:
+        if s.keyword.is_open:
+            rep.error(s.keyword, "unexpected '{'")
+            inner.pos -= 1
+            inner.skip_optional_block(s)
+            continue
+        entry = _track_entry(rep, s)
+        if entry is None:
+            continue
+        if any(t.name == entry.name for t in draft.interfaces):
+            # keepalived: "duplicate track_interface IF - ignoring"
+            rep.warn(s.keyword, f"duplicate track_interface {entry.name}; ignored")
+            continue
+        draft.interfaces.append(entry)
+
+
+def _track_entry(rep: Reporter, s: Stmt) -> TrackInterface | None:
+    """One `IF [weight W [reverse]]` line, keepalived's alloc_track_if() rules."""
+    name = s.keyword.text
+    words = s.tokens
+    if len(words) == 1:
+        return TrackInterface(name)
+    if words[1].text != "weight":
+        # keepalived drops the whole entry ("unknown track_interface option"),
+        # which silently untracks the interface: refuse instead.
+        rep.error(words[1], f"track_interface {name}: expected 'weight W', got '{words[1].text}'")
+        return None
+    if len(words) == 2:
+        rep.error(words[1], f"track_interface {name}: weight needs a value -253..253")
+        return None
+    weight = int_value(
+        rep, s, -WEIGHT_MAX - 1, WEIGHT_MAX + 1, index=2, what="track_interface weight"
+    )
+    if weight is None:
+        return None
+    if abs(weight) > WEIGHT_MAX:
+        coerced = WEIGHT_MAX if weight > 0 else -WEIGHT_MAX
+        rep.warn(words[2], f"track_interface weight {weight} is out of range; using {coerced}")
+        weight = coerced
+    reverse = False
+    if len(words) > 3:
+        if words[3].text == "reverse":
+            reverse = True
+        else:
+            rep.warn(words[3], f"expected 'reverse' after the weight, got '{words[3].text}'; ignored")
+        if len(words) > 4:
+            rep.warn(words[4], f"unexpected extra word '{words[4].text}'; ignored")
+    return TrackInterface(name, weight, reverse)
+
+
+def _dont_track_primary(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    d.tracking.dont_track_primary = flag(rep, stmt)
+
+
+def _lower_prio_no_advert(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = bool_value(rep, stmt)
+    if value is not None:
+        d.tracking.lower_prio_no_advert = value
+
+
+def _higher_prio_send_advert(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = bool_value(rep, stmt)
+    if value is not None:
+        d.tracking.higher_prio_send_advert = value
+
+
+def _down_timer_adverts(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
+    value = int_value(rep, stmt, 1, DOWN_TIMER_ADVERTS_MAX)
+    if value is not None:
+        d.tracking.down_timer_adverts = value
+
+
+INSTANCE_HANDLERS = {
+    "track_interface": _track_interface,
+    "dont_track_primary": _dont_track_primary,
+    "lower_prio_no_advert": _lower_prio_no_advert,
+    "higher_prio_send_advert": _higher_prio_send_advert,
+    "down_timer_adverts": _down_timer_adverts,
+}
+
+
+# ------------------------------------------------------------------ global_defs
+
+
+def read_global(rep: Reporter, stmt: Stmt, g: dict[str, object]) -> None:
+    """One of GLOBAL_KEYWORDS into the GlobalDefs field of the same name."""
+    word = stmt.keyword.text
+    value: object = None
+    if word in ("vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert"):
+        value = bool_value(rep, stmt)
+    elif word == "vrrp_down_timer_adverts":
+        value = int_value(rep, stmt, 1, DOWN_TIMER_ADVERTS_MAX)
+    elif word in ("vrrp_startup_delay", "vrrp_delay_after_boot"):
+        value = decimal_value(rep, stmt, DELAY_MIN, DELAY_MAX, " (seconds)")
+        if value is not None and word in g:
+            # keepalived keeps the largest of repeated delays.
+            value = max(value, float(g[word]))  # type: ignore[arg-type]
+    if value is not None:
+        g[word] = value
+
+
+def startup_delay(gd: GlobalDefs, uptime: float | None) -> float:
+    """Seconds to hold the instances after start: vrrp_startup_delay, or what is
+    left of vrrp_delay_after_boot at `uptime` (None: unknown; keepalived then
+    ignores the boot delay), whichever is longer (keepalived global_parser.c)."""
+    after_boot = 0.0
+    if gd.vrrp_delay_after_boot and uptime is not None:
+        after_boot = max(0.0, gd.vrrp_delay_after_boot - uptime)
+    return max(gd.vrrp_startup_delay, after_boot)
+
+
+__all__ = [
+    "GLOBAL_KEYWORDS",
+    "INSTANCE_HANDLERS",
+    "TrackingDraft",
+    "TrackingFields",
+    "instance_fields",
+    "read_global",
+    "startup_delay",
+]
