@@ -135,7 +135,8 @@ def _track_entry(rep: Reporter, s: Stmt) -> TrackInterface | None:
         if words[3].text == "reverse":
             reverse = True
         else:
-            rep.warn(words[3], f"expected 'reverse' after the weight, got '{words[3].text}'; ignored")
+            got = words[3].text
+            rep.warn(words[3], f"expected 'reverse' after the weight, got '{got}'; ignored")
         if len(words) > 4:
             rep.warn(words[4], f"unexpected extra word '{words[4].text}'; ignored")
     return TrackInterface(name, weight, reverse)

@@ -188,6 +188,12 @@ class VirtualRouter:
         # vrrp_startup_delay: backup timers count from this time until it passes.
         self._hold_until: float | None = None
         self._expect = self._make_expect()
+        # vrrp_sync_group (core/syncgroup.py sets these; None/False outside a group):
+        # asked before a BACKUP becomes MASTER, False holds it in BACKUP; whether
+        # it wants MASTER (keepalived's wantstate); why its group holds it in FAULT.
+        self.master_gate: Callable[[VirtualRouter], bool] | None = None
+        self.wants_master = False
+        self.group_fault: str | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -240,6 +246,8 @@ class VirtualRouter:
                 reasons.append(f"tracker {spec.name} failed")
         if self._host_fault is not None:
             reasons.append(self._host_fault)
+        if self.group_fault is not None:
+            reasons.append(self.group_fault)
         return tuple(reasons)
 
     def adopt(self, old: VirtualRouter) -> None:
@@ -277,6 +285,52 @@ class VirtualRouter:
             fault_reasons=self.fault_reasons(),
         )
 
+    # ------------------------------------------------------ sync group hooks
+
+    def group_promote(self, now: float) -> list[Action]:
+        """The sync group went MASTER: a BACKUP member follows at once
+        (keepalived's vrrp_sync_master())."""
+        out: list[Action] = []
+        if self.state is State.BACKUP:
+            self._become_master(now, out, "sync group MASTER")
+        return out
+
+    def group_demote(self, now: float) -> list[Action]:
+        """The sync group went BACKUP: a MASTER member steps down without a
+        priority-0 advert (keepalived's vrrp_sync_backup(), advF false)."""
+        out: list[Action] = []
+        if self.state is State.MASTER:
+            out.append(RemoveVips())
+            self.stats["release_master"] += 1
+            self._clear_timers()
+            self._enter_backup(now, out, "sync group BACKUP")
+        return out
+
+    def set_group_fault(self, reason: str | None, now: float) -> list[Action]:
+        """Hold the member in FAULT while its sync group is in FAULT (`reason`),
+        or release it (None); a MASTER resigns as on any fault."""
+        out: list[Action] = []
+        if reason != self.group_fault:
+            self.group_fault = reason
+            if self.started:
+                self._settle(now, out, reason=reason or "sync group left FAULT")
+        return out
+
+    def _try_master(self, now: float, out: list[Action], reason: str) -> None:
+        """Become MASTER unless the sync group holds us in BACKUP."""
+        self.wants_master = True
+        if self.master_gate is None or self.master_gate(self):
+            self._become_master(now, out, reason)
+            return
+        # keepalived's vrrp_sync_can_goto_master(): another member does not
+        # want MASTER yet ("prefer backup to avoid thrashing"); wait in BACKUP,
+        # still wanting MASTER, for another Master_Down_Interval.
+        if self.state is not State.BACKUP:
+            self._enter_backup(now, out, reason)
+            self.wants_master = True
+        else:
+            self._down_deadline = now + self.master_down_interval
+
     # ----------------------------------------------------------------- events
 
     def _on_started(self, event: Started, now: float, out: list[Action]) -> None:
@@ -312,7 +366,7 @@ class VirtualRouter:
             self._down_deadline = None
             if self.state is State.BACKUP:
                 # RFC 3768 6.4.2: Master_Down_Timer fired -> become Master.
-                self._become_master(now, out, "master_down_timer")
+                self._try_master(now, out, "master_down_timer")
         if self._advert_deadline is not None and now >= self._advert_deadline:
             self._advert_deadline = None
             if self.state is State.MASTER:
@@ -477,6 +531,7 @@ class VirtualRouter:
             if self.master_ip != src or self.master_priority != advert.priority:
                 out.append(MasterSeen(src, advert.priority))
             self.master_ip, self.master_priority = src, advert.priority
+            self.wants_master = False  # keepalived: following a master, wantstate BACKUP
         # else: preempting; discard the lower-priority advert and let the
         # master-down timer run out (RFC 3768 6.4.2 "Discard the ADVERTISEMENT").
 
@@ -618,7 +673,7 @@ class VirtualRouter:
                     self._down_deadline = self._hold_until
                     return
                 # RFC 3768 6.4.1: the address owner goes straight to Master.
-                self._become_master(now, out, reason)
+                self._try_master(now, out, reason)
             else:
                 self._enter_backup(now, out, reason)
         elif faults and self.state is not State.FAULT:
@@ -628,6 +683,7 @@ class VirtualRouter:
 
     def _enter_backup(self, now: float, out: list[Action], reason: str) -> None:
         self._goto(State.BACKUP, now, out, reason)
+        self.wants_master = False
         self._preempt_until = None
         self._arm_down(now, self.master_down_interval)
 
@@ -646,12 +702,14 @@ class VirtualRouter:
             self.stats["release_master"] += 1
         self._clear_timers()
         self.master_ip, self.master_priority = None, None
+        self.wants_master = False
         self._goto(State.FAULT, now, out, reason)
 
     def _become_master(self, now: float, out: list[Action], reason: str) -> None:
         # RFC 3768 6.4.2: send an ADVERTISEMENT, then gratuitous ARP; keepalived
         # adds the VIPs between the two (keepalived.md 2.7).
         self._send(self.effective_priority, out)
+        self.wants_master = True
         self._goto(State.MASTER, now, out, reason)
         self.stats["become_master"] += 1
         self.master_ip, self.master_priority = None, None
