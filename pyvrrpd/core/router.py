@@ -18,6 +18,7 @@ from pyvrrpd.core.actions import (
     Action,
     AddVips,
     Dropped,
+    LowerPriorityHeard,
     MasterSeen,
     PriorityChanged,
     RemoveVips,
@@ -41,8 +42,9 @@ from pyvrrpd.core.events import (
 from pyvrrpd.core.state import State, check_transition
 from pyvrrpd.core.timers import master_down_interval, skew_time
 from pyvrrpd.core.tracking import PRIO_OWNER, TrackerSpec, contribution, effective_priority, faulted
-from pyvrrpd.wire.check import Accepted, Expect, check_packet
-from pyvrrpd.wire.vrrp import Advert
+from pyvrrpd.wire.check import Accepted, Expect, Peer, check_packet
+from pyvrrpd.wire.ah import AhSequence
+from pyvrrpd.wire.vrrp import Advert, AuthType
 
 # A master answers a lower-priority advert at once (RFC 9568 6.4.3; keepalived
 # answers every such packet). One answer per this many seconds is enough: a
@@ -117,6 +119,14 @@ class RouterConfig:
     # dont_track_primary: the instance's own interface going down (IFF_UP or
     # IFF_RUNNING cleared) is not a fault. A missing interface still is.
     dont_track_primary: bool = False
+    # Unicast (config/unicast.py): adverts go to these peers, never the group;
+    # src_ip (unicast_src_ip / mcast_src_ip) is our advert source, so the
+    # equal-priority tie-break compares against it; config_fault holds the
+    # instance in FAULT (unicast_fault_no_peer without peers, no interface).
+    unicast_peers: tuple[Peer, ...] = ()
+    check_unicast_src: bool = False
+    src_ip: IPv4Address | None = None
+    config_fault: str | None = None
 
 
 @dataclass(slots=True)
@@ -155,6 +165,9 @@ class VirtualRouter:
 
     def __init__(self, config: RouterConfig) -> None:
         self.config = config
+        # auth_type AH: keepalived's anti-replay counter, shared by the received
+        # adverts' check and our own (the shell numbers adverts from it; wire.ah).
+        self.ah_seq = AhSequence() if config.auth_type == AuthType.AH else None
         self.state = State.INIT
         self.primary_ip: IPv4Address | None = None
         self.link_up = True
@@ -248,7 +261,14 @@ class VirtualRouter:
             reasons.append(self._host_fault)
         if self.group_fault is not None:
             reasons.append(self.group_fault)
+        if self.config.config_fault is not None:
+            reasons.append(self.config.config_fault)
         return tuple(reasons)
+
+    @property
+    def own_ip(self) -> IPv4Address | None:
+        """The source of our adverts: src_ip if configured (keepalived's saddr), else primary."""
+        return self.config.src_ip or self.primary_ip
 
     def adopt(self, old: VirtualRouter) -> None:
         """Carry over what survives an internal error in `old` (a fresh router
@@ -270,7 +290,7 @@ class VirtualRouter:
         master = self.master_ip
         master_prio = self.master_priority
         if self.state is State.MASTER:
-            master, master_prio = self.primary_ip, self.effective_priority
+            master, master_prio = self.own_ip, self.effective_priority
         return RouterStatus(
             name=self.config.name,
             state=self.state,
@@ -543,14 +563,15 @@ class VirtualRouter:
             self._advert_deadline = now + self.config.advert_int
             return
         counting = self._rogue_counter > 0  # a second owner was seen before this packet
-        if advert.priority == mine == PRIO_OWNER and src != self.primary_ip:
+        own = self.own_ip
+        if advert.priority == mine == PRIO_OWNER and src != own:
             self._second_owner(src, advert, now, out)
             mine = self.effective_priority  # 254 if we backed off
         higher = advert.priority > mine or (
             advert.priority == mine
-            and self.primary_ip is not None
+            and own is not None
             # RFC 3768 6.4.3 tie-break; RFC 9568 says unsigned compare in network order.
-            and int(src) > int(self.primary_ip)
+            and int(src) > int(own)
         )
         if higher:
             if self.config.higher_prio_send_advert:
@@ -586,6 +607,8 @@ class VirtualRouter:
             if self.config.garp_lower_prio_delay > 0 and self.config.garp_lower_prio_repeat > 0:
                 # keepalived: a second burst garp_lower_prio_delay later.
                 self._lower_prio_garp_deadline = now + self.config.garp_lower_prio_delay
+        # keepalived: notify_master_rx_lower_pri and FIFO MASTER_RX_LOWER_PRI.
+        out.append(LowerPriorityHeard(src, advert.priority))
 
     def _lower_prio_garp_burst(self, now: float, out: list[Action]) -> None:
         """GARPs after a lower-priority advert; no new cycle for one window after.
@@ -612,12 +635,13 @@ class VirtualRouter:
         1.2 advert intervals for the other to back off, then acts as 254 and
         yields itself, so there is never more than one master.
         """
-        assert self.primary_ip is not None
+        own = self.own_ip
+        assert own is not None
         conflict = (
             f"CONFIGURATION ERROR: local instance and {src} are both configured"
             " as address owner, please resolve"
         )
-        if int(src) > int(self.primary_ip):
+        if int(src) > int(own):
             out.append(Warned("owner_conflict", conflict, src))  # we yield below
             return
         if self._rogue_until is not None and now > self._rogue_until:
@@ -801,7 +825,13 @@ class VirtualRouter:
             auth_type=cfg.auth_type,
             auth_data=cfg.auth_data.ljust(8, b"\0")[:8] if cfg.auth_type else b"\0" * 8,
             vips=frozenset(cfg.vips),
-            local_ips=frozenset({self.primary_ip}) if self.primary_ip else frozenset(),
+            local_ips=frozenset(a for a in (self.primary_ip, cfg.src_ip) if a is not None),
+            ah_seq=self.ah_seq,
+            # keepalived.md 2.10 rows 3, 11, 13: no TTL-255 check on unicast.
+            check_ttl=not cfg.unicast_peers,
+            unicast=bool(cfg.unicast_peers),
+            peers=cfg.unicast_peers,
+            check_unicast_src=cfg.check_unicast_src,
         )
 
 
