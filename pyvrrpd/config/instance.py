@@ -17,6 +17,8 @@ from .notify import INSTANCE_KEYWORDS as NOTIFY_KEYWORDS
 from .notify import read_instance_keyword as _notify
 from .lexer import Stmt, Token
 from .model import VirtualIP
+from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
+from .tracking import TrackingDraft
 from .values import (
     Cursor,
     Reporter,
@@ -90,6 +92,7 @@ class InstanceDraft:
     garp_lower_prio_delay: float | None = None
     garp_lower_prio_repeat: int | None = None
     skip_check_adv_addr: bool = False
+    tracking: TrackingDraft = field(default_factory=TrackingDraft)  # config/tracking.py
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # notify_* hooks (config/notify.py)
 
 
@@ -388,5 +391,6 @@ _HANDLERS = {
     "garp_lower_prio_repeat": _garp_lower_prio_repeat,
     "no_virtual_ipaddress": _no_vips,
     "skip_check_adv_addr": _skip_check,
+    **TRACKING_HANDLERS,  # track_interface, dont_track_primary, *_advert(s) (config/tracking.py)
     **dict.fromkeys(NOTIFY_KEYWORDS, _notify),  # notify_*, smtp_alert (config/notify.py)
 }

@@ -153,6 +153,14 @@ class GlobalDefs:
     # priority to climb to (keepalived's max_auto_priority; -1 reads as 0).
     max_auto_priority: int = 0
     min_auto_priority_delay: int = 1_000_000  # µs late before a raise
+    # vrrp_lower_prio_no_advert, vrrp_higher_prio_send_advert, vrrp_down_timer_adverts
+    # (instance defaults), vrrp_startup_delay and vrrp_delay_after_boot (seconds;
+    # the latter counted from boot) (pyvrrpd.config.tracking).
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_down_timer_adverts: int = 3
+    vrrp_startup_delay: float = 0.0
+    vrrp_delay_after_boot: float = 0.0
     # Notify FIFOs and mail (keepalived.md 3.2; pyvrrpd.config.notify):
     # notify_fifo / notify_fifo_script, vrrp_notify_fifo / vrrp_notify_fifo_script,
     # vrrp_notify_priority_changes, smtp_alert_vrrp (None: smtp_alert), no_email_faults.
@@ -210,6 +218,15 @@ class TrackScriptRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackInterface:
+    """An entry of `track_interface { IF [weight W [reverse]] }` (keepalived.md 2.2)."""
+
+    name: str
+    weight: int = 0  # 0: FAULT while the link is down
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class VrrpInstance:
     """A `vrrp_instance NAME { }` block with defaults resolved."""
 
@@ -237,6 +254,14 @@ class VrrpInstance:
     # the second such burst (0: none); keepalived's garp_lower_prio_*.
     garp_lower_prio_delay: float = 5.0
     garp_lower_prio_repeat: int = 5
+    # track_interface, dont_track_primary, lower_prio_no_advert,
+    # higher_prio_send_advert, down_timer_adverts (own value, else the global
+    # vrrp_* one; pyvrrpd.config.tracking).
+    track_interface: tuple[TrackInterface, ...] = ()
+    dont_track_primary: bool = False
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    down_timer_adverts: int = 3
     # notify_master/backup/fault/stop/deleted, notify, notify_master_rx_lower_pri,
     # notify_priority_changes, smtp_alert (pyvrrpd.config.notify).
     notify: NotifyConfig = NotifyConfig()

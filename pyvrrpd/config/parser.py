@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from . import notify, sched
+from . import notify, sched, tracking
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -75,6 +75,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_connect_timeout",
         "smtp_alert",
         *sched.KEYWORDS,
+        *tracking.GLOBAL_KEYWORDS,
         *notify.GLOBAL_KEYWORDS,
     }
 )
@@ -241,6 +242,9 @@ class _Parser:
                 value = bool_value(rep, stmt)
             elif word in sched.KEYWORDS:
                 sched.read(rep, stmt, g, self.global_toks)
+                continue
+            elif word in tracking.GLOBAL_KEYWORDS:
+                tracking.read_global(rep, stmt, g)
                 continue
             elif word in notify.GLOBAL_KEYWORDS:
                 notify.read_global_keyword(rep, stmt, g)
@@ -453,6 +457,7 @@ class _Parser:
                 d.garp_master_refresh_repeat, gd.vrrp_garp_master_refresh_repeat
             ),
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
+            **tracking.instance_fields(d.tracking, gd),
             notify=d.notify,
             loc=d.name.loc,
             # keepalived: instance value, else the global lower_prio value, else
