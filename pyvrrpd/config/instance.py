@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .keywords import UNSUPPORTED_INSTANCE, unknown_keyword
+from . import keywords
+from .keywords import unknown_keyword
 from .model import NotifyConfig
 from .notify import INSTANCE_KEYWORDS as NOTIFY_KEYWORDS
 from .notify import read_instance_keyword as _notify
@@ -110,13 +111,11 @@ def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
         handler = _HANDLERS.get(word)
         if handler is not None:
             handler(rep, d, stmt, body)
-        elif word in UNSUPPORTED_INSTANCE:
-            rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd yet; ignored")
-            body.skip_optional_block(stmt)
+        elif word == "version":
+            keywords.vrrp_version(rep, stmt)
         else:
-            known = _HANDLERS.keys() | UNSUPPORTED_INSTANCE
-            rep.warn(kw, unknown_keyword(word, "vrrp_instance", known))
-            body.skip_optional_block(stmt)
+            # No handler: refused, no effect or unknown (config/keywords.py).
+            keywords.not_handled(rep, stmt, body, keywords.INSTANCE, _HANDLERS.keys())
     return d
 
 

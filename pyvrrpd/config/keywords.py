@@ -1,225 +1,425 @@
-"""keepalived keywords that pyvrrpd recognises but does not act on; typo hints.
+"""The three classes of keepalived keywords; what the reader does with unhandled ones.
 
-Owns: the lists (from keepalived.md 1.2, 1.3, 1.8, 1.9). A keyword listed here
-is consumed, with any `{ ... }` block after it, and draws a warning saying it
-is not supported, instead of the "unknown keyword" warning meant for typos.
-Also owns the wording of that warning, which names the closest keyword of
-the block (`virtual_ipadress` -> `virtual_ipaddress`): keepalived only warns
-about unknown keywords, so a typo would otherwise pass almost silently.
-Must not: contain keywords the parser implements.
+Owns: keepalived 2.2.7's keyword lists for the blocks the reader reads
+(`KEEPALIVED_227`, taken from its parsers' install lists), the REFUSED and
+NO_EFFECT tables with the reason shown to the user, and `not_handled()`, the
+one place the reader sends a keyword it has no handler for. A keyword is:
+
+- implemented: the reader has a handler for it (parser.py, instance.py,
+  vip.py, or a feature module registered there). Handlers are consulted
+  first, so a feature landing its handler wins over any entry here;
+- refused: it changes VRRP behaviour and pyvrrpd does not do it. The reader
+  reports an error at the keyword (file:line:col) with the reason, so neither
+  `check-config` nor `run` accepts the config;
+- no effect: keepalived's other half (LVS, checkers, BFD, SNMP, D-Bus,
+  process names, buffer sizes, ...). A warning says pyvrrpd does not provide
+  it. When keepalived 2.2.7 knows the keyword, the warning is marked
+  `keepalived_silent` so `keepalived -t` parity is kept (keepalived says
+  nothing about it there either).
+
+Also owns the "unknown keyword" wording, which names the closest keyword
+of the block (`virtual_ipadress` -> `virtual_ipaddress`): keepalived only
+warns about unknown keywords, so a typo would otherwise pass almost silently.
+`pyvrrpd.config.lint` turns these tables into the README's compatibility table.
+Must not: list a keyword the reader implements (tests/unit/test_keyword_classes.py).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-# Top level: blocks and single-line statements (keepalived.md 1.2), plus the
-# LVS/BFD halves that mixed configs carry.
-UNSUPPORTED_TOP = frozenset(
-    {
-        "vrrp_sync_group",
-        "vrrp_track_process",
-        "track_file",
-        "vrrp_track_file",
-        "garp_group",
-        "static_ipaddress",
-        "static_routes",
-        "static_rules",
-        "track_group",
-        "linkbeat_interfaces",
-        "interface_up_down_delays",
-        "virtual_server",
-        "virtual_server_group",
-        "bfd_instance",
-        "net_namespace",
-        "net_namespace_ipvs",
-        "namespace_with_ipsets",
-        "use_pid_dir",
-        "child_wait_time",
-        "linkbeat_use_polling",
-    }
-)
+from .lexer import Stmt, Token
+from .model import Diagnostic, Severity
+from .values import Cursor, Reporter, need_arg, parse_int
 
-# global_defs keywords we accept and ignore (keepalived.md 1.3 ◐/○ rows).
-UNSUPPORTED_GLOBAL = frozenset(
-    {
-        "smtp_alert_vrrp",
-        "smtp_alert_checker",
-        "no_email_faults",
-        "vrrp_min_garp",
-        "vrrp_garp_extra_if",
-        "vrrp_garp_extra_if_vmac",
-        "vrrp_strict",
-        "vrrp_version",
-        "vrrp_mcast_group4",
-        "vrrp_mcast_group6",
-        "vrrp_check_unicast_src",
-        "vrrp_iptables",
-        "vrrp_ipsets",
-        "nftables",
-        "nftables_priority",
-        "nftables_counters",
-        "nftables_ifindex",
-        "vrrp_startup_delay",
-        "vrrp_delay_after_boot",
-        "vrrp_lower_prio_no_advert",
-        "vrrp_higher_prio_send_advert",
-        "vrrp_down_timer_adverts",
-        "notify_fifo",
-        "notify_fifo_script",
-        "vrrp_notify_fifo",
-        "vrrp_notify_fifo_script",
-        "fifo_write_vrrp_states_on_reload",
-        "vrrp_notify_priority_changes",
-        "dynamic_interfaces",
-        "state_dump_file",
-        "stats_dump_file",
-        "json_dump_file",
-        "json_version",
-        "vrrp_cpu_affinity",
-        "checker_priority",
-        "checker_no_swap",
-        "checker_rt_priority",
-        "checker_cpu_affinity",
-        "checker_rlimit_rttime",
-        "checker_log_all_failures",
-        "bfd_priority",
-        "bfd_no_swap",
-        "bfd_rt_priority",
-        "bfd_cpu_affinity",
-        "bfd_rlimit_rttime",
-        "enable_snmp_vrrp",
-        "enable_snmp_keepalived",
-        "enable_snmp_checker",
-        "enable_snmp_rfc",
-        "enable_snmp_rfcv2",
-        "enable_snmp_rfcv3",
-        "snmp_socket",
-        "enable_traps",
-        "enable_dbus",
-        "dbus_service_name",
-        "lvs_id",
-        "lvs_flush",
-        "lvs_flush_on_stop",
-        "lvs_timeouts",
-        "lvs_sync_daemon",
-        "lvs_netlink_monitor_rcv_bufs",
-        "lvs_netlink_monitor_rcv_bufs_force",
-        "lvs_netlink_cmd_rcv_bufs",
-        "lvs_netlink_cmd_rcv_bufs_force",
-        "net_namespace",
-        "net_namespace_ipvs",
-        "namespace_with_ipsets",
-        "process_names",
-        "process_name",
-        "vrrp_process_name",
-        "checker_process_name",
-        "bfd_process_name",
-        "vmac_prefix",
-        "vmac_addr_prefix",
-        "log_unknown_vrids",
-        "vrrp_owner_ignore_adverts",
-        "vrrp_rx_bufs_policy",
-        "vrrp_rx_bufs_multiplier",
-        "vrrp_netlink_monitor_rcv_bufs",
-        "vrrp_netlink_monitor_rcv_bufs_force",
-        "vrrp_netlink_cmd_rcv_bufs",
-        "vrrp_netlink_cmd_rcv_bufs_force",
-        "startup_script",
-        "startup_script_timeout",
-        "shutdown_script",
-        "shutdown_script_timeout",
-        "reload_check_config",
-        "reload_time_file",
-        "reload_repeat",
-        "reload_file",
-        "include_check",
-        "config_save_dir",
-        "tmp_config_directory",
-        "umask",
-        "random_seed",
-        "default_interface",
-        "disable_local_igmp",
-        "v3_checksum_as_v2",
-        "script_security",  # not a real keepalived keyword, but a common slip
-        "linkbeat_use_polling",
-        "router_id_from_hostname",
-        "vrrp_skip_check_adv_addr_fix",
-        "vrrp_track_process_max_events",
-        "notify_fifo_user",
-    }
-)
 
-# vrrp_instance keywords we accept and ignore (keepalived.md 1.8 ◐/○ rows).
-UNSUPPORTED_INSTANCE = frozenset(
-    {
-        "unicast_src_ip",
-        "unicast_peer",
-        "unicast_ttl",
-        "unicast_fault_no_peer",
-        "check_unicast_src",
-        "track_src_ip",
-        "mcast_src_ip",
-        "mcast_dst_ip",
-        "track_interface",
-        "track_process",
-        "track_file",
-        "track_bfd",
-        "notify",
-        "notify_master",
-        "notify_backup",
-        "notify_fault",
-        "notify_stop",
-        "notify_deleted",
-        "notify_master_rx_lower_pri",
-        "notify_priority_changes",
-        "smtp_alert",
-        "use_vmac",
-        "use_vmac_addr",
-        "vmac_xmit_base",
-        "use_ipvlan",
-        "vrf",
-        "native_ipv6",
-        "old_unicast_checksum",
-        "v3_checksum_as_v2",
-        "linkbeat_use_polling",
-        "lvs_sync_daemon_interface",
-        "owner_ignore_adverts",
-        "debug",
-        "version",
-        "accept",
-        "no_accept",
-        "dont_track_primary",
-        "lower_prio_no_advert",
-        "higher_prio_send_advert",
-        "down_timer_adverts",
-        "timer_expired_backup",
-        "thread_timer_expired",
-        "strict_mode",
-        "promote_secondaries",
-        "kernel_rx_buf_size",
-        "auth_hmac",
-        "virtual_routes",
-        "virtual_rules",
-        "sync_group_tracking_weight",
-    }
-)
+def _w(text: str) -> list[str]:
+    """Whitespace-separated words (keeps the long keyword lists readable)."""
+    return text.split()
 
-# Per-address words of `virtual_ipaddress` (keepalived.md 1.9) that we skip;
-# the value says how many arguments follow the word.
-UNSUPPORTED_VIP_OPTIONS: dict[str, int] = {
-    "peer": 1,
-    "home": 0,
-    "-nodad": 0,
-    "mngtmpaddr": 0,
-    "noprefixroute": 0,
-    "autojoin": 0,
-    "no_track": 0,
-    "preferred_lft": 1,
-    "use_vmac": 0,
-    "track_group": 1,
+
+# Block names used in the tables (and in messages).
+TOP = "top level"
+GLOBAL = "global_defs"
+INSTANCE = "vrrp_instance"
+SCRIPT = "vrrp_script"
+VIP = "virtual_ipaddress"  # per-address options, also virtual_ipaddress_excluded
+
+# -- keepalived 2.2.7's own lists (install_keyword* in global_parser.c,
+# vrrp_parser.c, check_parser.c, bfd_parser.c; vrrp_ipaddress.c for VIP options) --
+
+KEEPALIVED_227: Mapping[str, frozenset[str]] = {
+    TOP: frozenset(
+        _w("""
+        global_defs vrrp_script vrrp_instance instance vrrp_sync_group vrrp_track_process
+        track_file vrrp_track_file garp_group static_ipaddress static_routes static_rules
+        track_group linkbeat_interfaces interface_up_down_delays net_namespace
+        net_namespace_ipvs namespace_with_ipsets use_pid_dir child_wait_time
+        linkbeat_use_polling virtual_server virtual_server_group bfd_instance SSL
+        """)
+    ),
+    GLOBAL: frozenset(
+        _w("""
+        process_names process_name vrrp_process_name checker_process_name lvs_process_name
+        bfd_process_name router_id notification_email_from smtp_server smtp_helo_name
+        smtp_connect_timeout notification_email smtp_alert startup_script
+        startup_script_timeout shutdown_script shutdown_script_timeout max_auto_priority
+        min_auto_priority_delay smtp_alert_vrrp smtp_alert_checker checker_log_all_failures
+        dynamic_interfaces no_email_faults default_interface disable_local_igmp lvs_timeouts
+        lvs_flush lvs_flush_on_stop lvs_flush_onstop lvs_sync_daemon vrrp_mcast_group4
+        vrrp_mcast_group6 vrrp_garp_master_delay vrrp_garp_master_repeat
+        vrrp_garp_master_refresh vrrp_garp_master_refresh_repeat vrrp_garp_lower_prio_delay
+        vrrp_garp_lower_prio_repeat vrrp_down_timer_adverts vrrp_garp_interval
+        vrrp_gna_interval vrrp_min_garp vrrp_garp_extra_if vrrp_vmac_garp_intvl
+        vrrp_lower_prio_no_advert vrrp_higher_prio_send_advert vrrp_version vrrp_iptables
+        vrrp_ipsets nftables nftables_priority nftables_ifindex nftables_ipvs
+        nftables_ipvs_priority nftables_ipvs_start_fwmark nftables_counters
+        vrrp_check_unicast_src vrrp_skip_check_adv_addr vrrp_strict vrrp_priority
+        vrrp_no_swap vrrp_rt_priority vrrp_cpu_affinity vrrp_rlimit_rttime vrrp_rlimit_rtime
+        notify_fifo notify_fifo_script vrrp_notify_fifo vrrp_notify_fifo_script
+        vrrp_notify_priority_changes fifo_write_vrrp_states_on_reload lvs_notify_fifo
+        lvs_notify_fifo_script checker_priority checker_no_swap checker_rt_priority
+        checker_cpu_affinity checker_rlimit_rttime checker_rlimit_rtime bfd_priority
+        bfd_no_swap bfd_rt_priority bfd_cpu_affinity bfd_rlimit_rttime bfd_rlimit_rtime
+        snmp_socket enable_traps enable_snmp_vrrp enable_snmp_keepalived enable_snmp_rfc
+        enable_snmp_rfcv2 enable_snmp_rfcv3 enable_snmp_checker enable_dbus
+        dbus_service_name script_user enable_script_security vrrp_netlink_cmd_rcv_bufs
+        vrrp_netlink_cmd_rcv_bufs_force vrrp_netlink_monitor_rcv_bufs
+        vrrp_netlink_monitor_rcv_bufs_force process_monitor_rcv_bufs
+        process_monitor_rcv_bufs_force lvs_netlink_cmd_rcv_bufs
+        lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
+        lvs_netlink_monitor_rcv_bufs_force rs_init_notifies no_checker_emails
+        vrrp_rx_bufs_policy vrrp_rx_bufs_multiplier vrrp_startup_delay log_unknown_vrids
+        vmac_prefix vmac_addr_prefix umask random_seed reload_check_config reload_time_file
+        reload_repeat reload_file include_check config_save_dir tmp_config_directory
+        data_use_instance
+        """)
+    ),
+    INSTANCE: frozenset(
+        _w("""
+        use_vmac use_vmac_addr vmac_xmit_base use_ipvlan unicast_peer unicast_fault_no_peer
+        check_unicast_src old_unicast_checksum native_ipv6 state interface vrf
+        dont_track_primary track_interface track_script track_file track_process track_bfd
+        mcast_src_ip unicast_src_ip mcast_dst_ip track_src_ip virtual_router_id unicast_ttl
+        version priority advert_int virtual_ipaddress virtual_ipaddress_excluded
+        promote_secondaries linkbeat_use_polling virtual_routes virtual_rules accept no_accept
+        skip_check_adv_addr strict_mode preempt nopreempt preempt_delay debug notify_backup
+        notify_master notify_fault notify_stop notify_deleted notify
+        notify_master_rx_lower_pri smtp_alert notify_priority_changes
+        lvs_sync_daemon_interface garp_master_delay garp_master_refresh garp_master_repeat
+        garp_master_refresh_repeat garp_lower_prio_delay garp_lower_prio_repeat
+        down_timer_adverts garp_extra_if vmac_garp_intvl lower_prio_no_advert
+        higher_prio_send_advert kernel_rx_buf_size authentication
+        """)
+    ),
+    SCRIPT: frozenset(_w("script interval timeout weight rise fall user init_fail")),
+    VIP: frozenset(
+        _w("""
+        dev scope broadcast brd label peer home -nodad mngtmpaddr noprefixroute autojoin
+        no_track preferred_lft use_vmac
+        """)
+    ),
 }
+
+# -- reasons ---------------------------------------------------------------
+
+_NOT_YET = "not implemented by pyvrrpd yet"
+_IPV6 = "IPv6/VRRPv3 is not supported by pyvrrpd yet (later issue)"
+_TRACKING = "not supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script"
+_LVS = "LVS (virtual servers) is keepalived's other half; pyvrrpd does not provide it"
+_CHECKER = "the health checker is keepalived's other half; pyvrrpd does not provide it"
+_BFD = "BFD is not provided by pyvrrpd"
+_SNMP = "SNMP is not provided by pyvrrpd (use `pyvrrpd status --json` or the JSON dump)"
+_DBUS = "D-Bus is not provided by pyvrrpd"
+_NETLINK = "pyvrrpd follows link state through netlink events only"
+_BUFS = "pyvrrpd sizes its own sockets and receive queues"
+_PROCNAME = "pyvrrpd runs as one process; the `keepalived` command names it keepalived"
+_FIREWALL = "pyvrrpd puts its no_accept/vrrp_strict rules in its own nftables table"
+
+
+def _since(version: str, what: str) -> str:
+    return f"keepalived {version}+ keyword (2.2.7 ignores it as unknown); {what}"
+
+
+# Keyword -> reason. Keywords a feature of issue 6 is implementing carry
+# _NOT_YET: once its handler is registered the handler wins (see module doc),
+# and the entry is then reported as stale by the keyword-class test.
+REFUSED: Mapping[str, Mapping[str, str]] = {
+    TOP: {
+        "vrrp_sync_group": f"sync groups are {_NOT_YET}",
+        "vrrp_track_process": f"process tracking is {_TRACKING}",
+        "track_file": f"file tracking is {_TRACKING}",
+        "vrrp_track_file": f"file tracking is {_TRACKING}",
+        "garp_group": "per-interface GARP groups are not implemented; use vrrp_garp_interval",
+        "static_ipaddress": f"static addresses are {_NOT_YET}",
+        "static_routes": f"static routes are {_NOT_YET}",
+        "static_rules": f"static rules are {_NOT_YET}",
+        "track_group": "track groups (of static addresses) are not implemented",
+        "interface_up_down_delays": "delayed reaction to link changes is not implemented",
+        "net_namespace": (
+            "pyvrrpd does not switch network namespace itself; start it inside the "
+            "namespace (ip netns exec NAME ...)"
+        ),
+    },
+    GLOBAL: {
+        "startup_script": "startup/shutdown scripts are not run by pyvrrpd",
+        "startup_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
+        "shutdown_script": "startup/shutdown scripts are not run by pyvrrpd",
+        "shutdown_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
+        "smtp_alert_vrrp": f"VRRP mail alerts are {_NOT_YET}",
+        "no_email_faults": f"VRRP mail alerts are {_NOT_YET}",
+        "notify_fifo": f"notify FIFOs are {_NOT_YET}",
+        "notify_fifo_script": f"notify FIFOs are {_NOT_YET}",
+        "vrrp_notify_fifo": f"notify FIFOs are {_NOT_YET}",
+        "vrrp_notify_fifo_script": f"notify FIFOs are {_NOT_YET}",
+        "vrrp_notify_priority_changes": f"notify hooks are {_NOT_YET}",
+        "fifo_write_vrrp_states_on_reload": f"notify FIFOs are {_NOT_YET}",
+        "dynamic_interfaces": f"interfaces missing at start are {_NOT_YET}",
+        "default_interface": "default_interface (for addresses without dev) is not implemented",
+        "disable_local_igmp": "pyvrrpd does not change the interfaces' IGMP reports",
+        "vrrp_mcast_group4": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
+        "vrrp_mcast_group6": _IPV6,
+        "vrrp_down_timer_adverts": _NOT_YET,
+        "vrrp_min_garp": (
+            "not implemented; write vrrp_garp_master_repeat 1, vrrp_garp_master_refresh 0 "
+            "and vrrp_garp_master_delay 0 instead"
+        ),
+        "vrrp_garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
+        "vrrp_vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
+        "vrrp_lower_prio_no_advert": _NOT_YET,
+        "vrrp_higher_prio_send_advert": _NOT_YET,
+        "vrrp_check_unicast_src": f"unicast VRRP is {_NOT_YET}",
+        "vrrp_strict": f"strict mode is {_NOT_YET}",
+        "vrrp_startup_delay": _NOT_YET,
+        "vmac_prefix": "virtual MAC interface naming is not implemented",
+        "vmac_addr_prefix": "virtual MAC interface naming is not implemented",
+        "reload_time_file": "scheduled reloads are not implemented",
+        "reload_repeat": "scheduled reloads are not implemented",
+        "reload_file": "scheduled reloads are not implemented",
+        "vrrp_delay_after_boot": _since("2.3", _NOT_YET),
+        "vrrp_owner_ignore_adverts": _since("2.3", "not implemented"),
+        "v3_checksum_as_v2": _since("2.3", _IPV6),
+        "set_supplementary_groups": _since("2.3", "not implemented"),
+    },
+    INSTANCE: {
+        "use_vmac": f"virtual MAC is {_NOT_YET}",
+        "use_vmac_addr": f"virtual MAC is {_NOT_YET}",
+        "vmac_xmit_base": f"virtual MAC is {_NOT_YET}",
+        "garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
+        "vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
+        "use_ipvlan": "ipvlan interfaces are not implemented",
+        "vrf": "VRF binding is not implemented",
+        "unicast_peer": f"unicast VRRP is {_NOT_YET}",
+        "unicast_src_ip": f"unicast VRRP is {_NOT_YET}",
+        "unicast_ttl": f"unicast VRRP is {_NOT_YET}",
+        "unicast_fault_no_peer": f"unicast VRRP is {_NOT_YET}",
+        "check_unicast_src": f"unicast VRRP is {_NOT_YET}",
+        "mcast_src_ip": f"choosing the advert source address is {_NOT_YET}",
+        "mcast_dst_ip": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
+        "old_unicast_checksum": "keepalived's pre-1.3.6 unicast checksum is not implemented",
+        "native_ipv6": _IPV6,
+        "track_interface": f"interface tracking is {_NOT_YET}",
+        "dont_track_primary": f"interface tracking is {_NOT_YET}",
+        "track_process": f"process tracking is {_TRACKING}",
+        "track_file": f"file tracking is {_TRACKING}",
+        "track_bfd": _BFD,
+        "track_src_ip": _NOT_YET,
+        "promote_secondaries": "promote_secondaries is not implemented",
+        "virtual_routes": f"virtual routes are {_NOT_YET}",
+        "virtual_rules": f"virtual rules are {_NOT_YET}",
+        "accept": f"accept/no_accept is {_NOT_YET}",
+        "no_accept": f"accept/no_accept is {_NOT_YET}",
+        "strict_mode": f"strict mode is {_NOT_YET}",
+        "notify": f"notify hooks are {_NOT_YET}",
+        "notify_master": f"notify hooks are {_NOT_YET}",
+        "notify_backup": f"notify hooks are {_NOT_YET}",
+        "notify_fault": f"notify hooks are {_NOT_YET}",
+        "notify_stop": f"notify hooks are {_NOT_YET}",
+        "notify_deleted": f"notify hooks are {_NOT_YET}",
+        "notify_master_rx_lower_pri": f"notify hooks are {_NOT_YET}",
+        "notify_priority_changes": f"notify hooks are {_NOT_YET}",
+        "smtp_alert": f"VRRP mail alerts are {_NOT_YET}",
+        "down_timer_adverts": _NOT_YET,
+        "lower_prio_no_advert": _NOT_YET,
+        "higher_prio_send_advert": _NOT_YET,
+        "timer_expired_backup": _since("2.3", "not implemented"),
+        "thread_timer_expired": _since("2.3", "not implemented"),
+        "owner_ignore_adverts": _since("2.3", "not implemented"),
+        "v3_checksum_as_v2": _since("2.3", _IPV6),
+        "auth_hmac": _since("2.4", "HMAC authentication is not implemented"),
+    },
+    VIP: {
+        "peer": "point-to-point (peer) addresses are not implemented",
+        "noprefixroute": "addresses without their prefix route are not implemented",
+        "autojoin": "multicast autojoin addresses are not implemented",
+        "preferred_lft": "address lifetimes are not implemented",
+        "use_vmac": f"virtual MAC is {_NOT_YET}",
+    },
+}
+
+NO_EFFECT: Mapping[str, Mapping[str, str]] = {
+    TOP: {
+        "virtual_server": _LVS,
+        "virtual_server_group": _LVS,
+        "net_namespace_ipvs": _LVS,
+        "SSL": _CHECKER,
+        "bfd_instance": _BFD,
+        "namespace_with_ipsets": "pyvrrpd does not use ipsets",
+        "use_pid_dir": "pid files are named by -p/-r (pyvrrpd run: --pid-file)",
+        "child_wait_time": "pyvrrpd runs as one process, with no children to wait for",
+        "linkbeat_use_polling": _NETLINK,
+        "linkbeat_interfaces": _NETLINK,
+    },
+    GLOBAL: {
+        **dict.fromkeys(
+            _w("""process_names process_name vrrp_process_name checker_process_name
+            lvs_process_name bfd_process_name"""),
+            _PROCNAME,
+        ),
+        **dict.fromkeys(
+            _w("""smtp_alert_checker checker_log_all_failures rs_init_notifies
+            no_checker_emails checker_priority checker_no_swap checker_rt_priority
+            checker_cpu_affinity checker_rlimit_rttime checker_rlimit_rtime"""),
+            _CHECKER,
+        ),
+        **dict.fromkeys(
+            _w("""lvs_timeouts lvs_flush lvs_flush_on_stop lvs_flush_onstop lvs_sync_daemon
+            lvs_notify_fifo lvs_notify_fifo_script lvs_netlink_cmd_rcv_bufs
+            lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
+            lvs_netlink_monitor_rcv_bufs_force nftables_ipvs nftables_ipvs_priority
+            nftables_ipvs_start_fwmark"""),
+            _LVS,
+        ),
+        **dict.fromkeys(
+            _w("""bfd_priority bfd_no_swap bfd_rt_priority bfd_cpu_affinity bfd_rlimit_rttime
+            bfd_rlimit_rtime"""),
+            _BFD,
+        ),
+        **dict.fromkeys(
+            _w("""snmp_socket enable_traps enable_snmp_vrrp enable_snmp_keepalived
+            enable_snmp_rfc enable_snmp_rfcv2 enable_snmp_rfcv3 enable_snmp_checker"""),
+            _SNMP,
+        ),
+        "enable_dbus": _DBUS,
+        "dbus_service_name": _DBUS,
+        **dict.fromkeys(
+            _w(
+                "vrrp_iptables vrrp_ipsets nftables nftables_priority nftables_ifindex "
+                "nftables_counters"
+            ),
+            _FIREWALL,
+        ),
+        **dict.fromkeys(
+            _w("""vrrp_netlink_cmd_rcv_bufs vrrp_netlink_cmd_rcv_bufs_force
+            vrrp_netlink_monitor_rcv_bufs vrrp_netlink_monitor_rcv_bufs_force
+            process_monitor_rcv_bufs process_monitor_rcv_bufs_force vrrp_rx_bufs_policy
+            vrrp_rx_bufs_multiplier"""),
+            _BUFS,
+        ),
+        "vrrp_cpu_affinity": "pyvrrpd does not pin itself to CPUs",
+        "log_unknown_vrids": "a logging option; pyvrrpd counts such adverts in its stats",
+        "umask": "pyvrrpd creates its files with fixed modes",
+        "random_seed": "pyvrrpd has no use for a fixed random seed",
+        "reload_check_config": "pyvrrpd checks every config it reloads",
+        "include_check": "pyvrrpd's include checks are keepalived's defaults",
+        "config_save_dir": "pyvrrpd does not save configs",
+        "tmp_config_directory": "pyvrrpd does not copy configs",
+        "json_version": _since("2.3", "the JSON dump keeps the 2.2.7 format"),
+        "state_dump_file": _since("2.3", "dump files keep their 2.2.7 names"),
+        "stats_dump_file": _since("2.3", "dump files keep their 2.2.7 names"),
+        "json_dump_file": _since("2.3", "dump files keep their 2.2.7 names"),
+        "use_symlink_paths": _since("2.3", "script paths are used as written"),
+        "dbus_no_interface_name": _since("2.3", _DBUS),
+        "iproute_etc_dir": _since("2.3", "not used"),
+        "iproute_usr_dir": _since("2.3", "not used"),
+        "snmp_rs_stats_update_interval": _since("2.3", _SNMP),
+        "snmp_vs_stats_update_interval": _since("2.3", _SNMP),
+    },
+    INSTANCE: {
+        "linkbeat_use_polling": _NETLINK,
+        "debug": "keepalived's per-instance debug level; use --log-level",
+        "lvs_sync_daemon_interface": _LVS,
+        "kernel_rx_buf_size": _BUFS,
+    },
+    VIP: {
+        "home": "an IPv6 (Mobile IPv6) flag: no effect on IPv4 addresses",
+        "-nodad": "an IPv6 flag (duplicate address detection): no effect on IPv4 addresses",
+        "mngtmpaddr": "an IPv6 flag (temporary addresses): no effect on IPv4 addresses",
+        "no_track": "pyvrrpd re-adds a VIP removed behind its back, with or without no_track",
+    },
+}
+
+# How many words follow each per-address option we do not implement.
+VIP_OPTION_ARGS: Mapping[str, int] = {"peer": 1, "preferred_lft": 1}
+
+
+def refused_message(block: str, word: str) -> str:
+    return f"'{word}' is not supported by pyvrrpd: {REFUSED[block][word]}"
+
+
+def no_effect_message(block: str, word: str) -> str:
+    where = "" if block == TOP else f" in {block}"
+    return f"'{word}'{where} has no effect in pyvrrpd ({NO_EFFECT[block][word]}); ignored"
+
+
+def classify_unhandled(
+    rep: Reporter, at: Token, block: str, known: Iterable[str] = ()
+) -> str | None:
+    """Report a word the reader has no handler for; its class, or None if unknown.
+
+    Returns "refused" (an error was reported), "no effect" (a warning) or
+    None (an "unknown keyword" warning; `known` feeds the did-you-mean hint).
+    """
+    word = at.text
+    if word in REFUSED.get(block, {}):
+        rep.error(at, refused_message(block, word))
+        return "refused"
+    if word in NO_EFFECT.get(block, {}):
+        # keepalived says nothing about a keyword it knows: keep `-t` quiet.
+        silent = word in KEEPALIVED_227.get(block, frozenset())
+        rep.diagnostics.append(
+            Diagnostic(
+                Severity.WARNING,
+                at.loc,
+                no_effect_message(block, word),
+                at.source_line,
+                keepalived_silent=silent,
+            )
+        )
+        return "no effect"
+    if block == VIP:
+        return None  # vip.py words its own "unknown option" warning
+    hint_from = {*known, *REFUSED.get(block, {}), *NO_EFFECT.get(block, {})}
+    rep.warn(at, unknown_keyword(word, None if block == TOP else block, hint_from))
+    return None
+
+
+def not_handled(
+    rep: Reporter, stmt: Stmt, body: Cursor, block: str, known: Iterable[str] = ()
+) -> None:
+    """A statement no handler took: report it by class and skip its `{ }` block."""
+    classify_unhandled(rep, stmt.keyword, block, known)
+    body.skip_optional_block(stmt)
+
+
+def vrrp_version(rep: Reporter, stmt: Stmt) -> None:
+    """`vrrp_version 2|3` (global) / `version 2|3` (instance).
+
+    2 is what pyvrrpd speaks, so it is accepted; 3 (and IPv6, which forces
+    it) would change the wire format under a keepalived peer: refused.
+    """
+    tok = need_arg(rep, stmt, 1, "2 or 3")
+    if tok is None:
+        return
+    value = parse_int(tok.text)
+    if value == 2:
+        return
+    if value == 3:
+        rep.error(tok, f"'{stmt.keyword.text} 3' is not supported by pyvrrpd: {_IPV6}")
+    else:
+        # keepalived: "Unknown version" and the default (2) is kept.
+        rep.warn(tok, f"{stmt.keyword.text} must be 2 or 3, got '{tok.text}'; using 2")
 
 
 def unknown_keyword(word: str, block: str | None, known: Iterable[str]) -> str:

@@ -23,7 +23,8 @@ from .instance import (
     garp_repeat,
     read_instance,
 )
-from .keywords import UNSUPPORTED_GLOBAL, UNSUPPORTED_TOP, unknown_keyword
+from . import keywords
+from .keywords import unknown_keyword
 from .lexer import Lexer, LexResult, Stmt, Token
 from .model import (
     Config,
@@ -180,12 +181,9 @@ class _Parser:
                     rep.warn(kw, f"duplicate instance definition '{name.text}'; ignored")
                 elif name is not None:
                     self.globals["instance_name"] = name.text
-            elif word in UNSUPPORTED_TOP:
-                rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
-                top.skip_optional_block(stmt)
             else:
-                rep.warn(kw, unknown_keyword(word, None, TOP_KEYWORDS | UNSUPPORTED_TOP))
-                top.skip_optional_block(stmt)
+                # No handler: refused, no effect or unknown (config/keywords.py).
+                keywords.not_handled(rep, stmt, top, keywords.TOP, TOP_KEYWORDS)
         sched.check(self.rep, self.globals, self.global_toks)
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
@@ -249,14 +247,12 @@ class _Parser:
             elif word in notify.GLOBAL_KEYWORDS:
                 notify.read_global_keyword(rep, stmt, g)
                 continue
-            elif word in UNSUPPORTED_GLOBAL:
-                rep.warn(kw, f"keyword '{word}' is accepted but not supported by pyvrrpd; ignored")
-                body.skip_optional_block(stmt)
+            elif word == "vrrp_version":
+                keywords.vrrp_version(rep, stmt)
                 continue
             else:
-                known = GLOBAL_KEYWORDS | UNSUPPORTED_GLOBAL
-                rep.warn(kw, unknown_keyword(word, "global_defs", known))
-                body.skip_optional_block(stmt)
+                # No handler: refused, no effect or unknown (config/keywords.py).
+                keywords.not_handled(rep, stmt, body, keywords.GLOBAL, GLOBAL_KEYWORDS)
                 continue
             if value is not None:
                 g[word] = value

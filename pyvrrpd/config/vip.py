@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, ip_address
 
-from .keywords import UNSUPPORTED_VIP_OPTIONS
+from . import keywords
 from .lexer import Stmt
 from .model import VirtualIP
 from .values import Reporter
@@ -80,11 +80,9 @@ def parse_vip(rep: Reporter, stmt: Stmt, block: str) -> VirtualIP | None:
                         )
                         ok = False
             continue
-        if opt in UNSUPPORTED_VIP_OPTIONS:
-            rep.warn(
-                word, f"{block}: option '{opt}' is accepted but not supported by pyvrrpd; ignored"
-            )
-            i += 1 + UNSUPPORTED_VIP_OPTIONS[opt]
+        # Not implemented here: refused (error), no effect (warning) or unknown.
+        if keywords.classify_unhandled(rep, word, keywords.VIP) is not None:
+            i += 1 + keywords.VIP_OPTION_ARGS.get(opt, 0)
             continue
         rep.warn(word, f"{block}: unknown option '{opt}' for address {tok.text}; ignored")
         i += 1

@@ -71,23 +71,45 @@ def test_unknown_keyword_is_a_located_warning() -> None:
     assert cfg.instances[0].priority == 100
 
 
-def test_known_but_unsupported_keywords_warn_and_skip_their_blocks() -> None:
+def test_no_effect_keywords_warn_and_skip_their_blocks() -> None:
+    # keepalived's other half (LVS, SNMP): a warning naming what pyvrrpd lacks.
     text = (
-        "global_defs {\n  vrrp_strict\n  vrrp_iptables\n}\n"
+        "global_defs {\n  enable_snmp_vrrp\n  lvs_flush\n}\n"
         "virtual_server 192.0.2.1 80 {\n  real_server 192.0.2.2 80 {\n    weight 1\n  }\n}\n"
         + GOOD_HEAD
-        + '  unicast_peer {\n    192.0.2.3\n  }\n  notify_master "/bin/x y"\n}\n'
+        + "  virtual_ipaddress {\n    192.0.2.10\n  }\n  kernel_rx_buf_size 4096\n}\n"
     )
     cfg = parse_text(text, "k.conf")
-    assert [(w.loc.line, w.message) for w in cfg.warnings] == [
-        (2, "keyword 'vrrp_strict' is accepted but not supported by pyvrrpd; ignored"),
-        (3, "keyword 'vrrp_iptables' is accepted but not supported by pyvrrpd; ignored"),
-        (5, "keyword 'virtual_server' is accepted but not supported by pyvrrpd; ignored"),
-        (10, "(VI_1) No VIP specified; at least one is sensible"),
-        (13, "keyword 'unicast_peer' is accepted but not supported by pyvrrpd yet; ignored"),
-        (16, "keyword 'notify_master' is accepted but not supported by pyvrrpd yet; ignored"),
+    assert [(w.loc.line, w.message.split(" (")[0]) for w in cfg.warnings] == [
+        (2, "'enable_snmp_vrrp' in global_defs has no effect in pyvrrpd"),
+        (3, "'lvs_flush' in global_defs has no effect in pyvrrpd"),
+        (5, "'virtual_server' has no effect in pyvrrpd"),
+        (16, "'kernel_rx_buf_size' in vrrp_instance has no effect in pyvrrpd"),
     ]
+    assert all(w.message.endswith("; ignored") for w in cfg.warnings)
     assert len(cfg.instances) == 1
+
+
+def test_refused_keywords_are_located_errors_with_the_reason() -> None:
+    # Changes VRRP behaviour and pyvrrpd does not do it: the config is refused.
+    text = (
+        "vrrp_track_process haproxy {\n  process haproxy\n}\n"
+        + GOOD_HEAD
+        + "  track_process {\n    haproxy\n  }\n}\n"
+    )
+    err = errors_of(text)
+    assert [(str(d.loc), d.message) for d in err.errors] == [
+        (
+            "keepalived.conf:1:1",
+            "'vrrp_track_process' is not supported by pyvrrpd: process tracking is not "
+            "supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script",
+        ),
+        (
+            "keepalived.conf:7:3",
+            "'track_process' is not supported by pyvrrpd: process tracking is not "
+            "supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script",
+        ),
+    ]
 
 
 def test_missing_closing_brace_at_eof() -> None:

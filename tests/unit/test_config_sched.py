@@ -140,7 +140,7 @@ def test_vrrp_no_swap_takes_no_value() -> None:
 
 def test_checker_and_bfd_variants_stay_accepted_and_unsupported() -> None:
     config = parse("  checker_rt_priority 50\n  bfd_no_swap\n  vrrp_cpu_affinity 0\n")
-    assert all("not supported by pyvrrpd" in w for w in warnings(config))
+    assert all("has no effect in pyvrrpd" in w for w in warnings(config))
     assert config.global_defs == GlobalDefs()
 
 
