@@ -2,7 +2,13 @@
 
 Owns: opening, configuring, reading and writing the two raw sockets of one
 interface; the kernel builds the IP header (TTL 255, TOS 0xC0, protocol 112,
-destination 224.0.0.18, source = the interface's primary address).
+destination 224.0.0.18, source = the interface's primary address), unless a
+router's :class:`SendTarget` says otherwise: its own multicast group
+(`mcast_dst_ip`), its unicast peers instead of a group (`unicast_peer`, one
+datagram each, TTL `unicast_ttl`), or its own source address
+(`unicast_src_ip`/`mcast_src_ip`, set per datagram with IP_PKTINFO so the
+instances sharing the interface share the socket). The receive sockets join
+only the groups the routers send to: none when all of them are unicast.
 
 Must not: parse or build VRRP payloads (that is ``pyvrrpd.wire``), validate
 received packets, or block the event loop (both sockets are non-blocking).
@@ -29,13 +35,14 @@ import ctypes
 import errno
 import socket
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
 
-__all__ = ["VRRP_GROUP", "VRRP_PROTO", "VrrpSocket"]
+__all__ = ["VRRP_GROUP", "VRRP_PROTO", "SendTarget", "VrrpSocket"]
 
 VRRP_PROTO = 112
 VRRP_GROUP = IPv4Address("224.0.0.18")
@@ -60,6 +67,46 @@ _SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>
 # <linux/in.h>; not exported by every Python build's socket module.
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 _SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
+_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTarget:
+    """Where one virtual router's adverts go (keepalived's vrrp_send_adv()).
+
+    `dests`: the multicast group, or every unicast peer (never the group).
+    `src`: the configured source address (None: the interface's primary).
+    `ttl`: the IP TTL of unicast adverts (`unicast_ttl`); multicast ones are
+    always sent with 255 (RFC 3768 5.2.3). The kernel refuses a TTL of 0 on a
+    datagram (keepalived writes its own IP header and can send 0); 0 is sent
+    as 1, which a directly connected peer receives just the same.
+    """
+
+    dests: tuple[IPv4Address, ...] = (VRRP_GROUP,)
+    src: IPv4Address | None = None
+    ttl: int = _TTL
+
+    @property
+    def groups(self) -> tuple[IPv4Address, ...]:
+        return tuple(d for d in self.dests if d.is_multicast)
+
+
+_DEFAULT_TARGET = SendTarget()
+
+
+def _cmsgs(
+    target: SendTarget, dest: IPv4Address, ifindex: int, bound: IPv4Address
+) -> list[tuple[int, int, bytes]]:
+    """Ancillary data for one datagram: the source address and the unicast TTL."""
+    out: list[tuple[int, int, bytes]] = []
+    if target.src is not None and target.src != bound:
+        # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst, ipi_addr }:
+        # ipi_spec_dst becomes the source address of a raw datagram.
+        pktinfo = struct.pack("=i4s4s", ifindex, target.src.packed, b"\0\0\0\0")
+        out.append((socket.IPPROTO_IP, _IP_PKTINFO, pktinfo))
+    if not dest.is_multicast and target.ttl != _TTL:
+        out.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", max(1, target.ttl))))
+    return out
 
 
 def _mreqn(group: IPv4Address | None, ifindex: int) -> bytes:
@@ -91,7 +138,13 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(struct.unpack_from("=I", raw, 4 * _SK_MEMINFO_DROPS)[0])
 
 
-def _open_rx(ifname: str, ifindex: int, rcvbuf: int, code: bytes | None) -> socket.socket:
+def _open_rx(
+    ifname: str,
+    ifindex: int,
+    rcvbuf: int,
+    code: bytes | None,
+    groups: Sequence[IPv4Address] = (VRRP_GROUP,),
+) -> socket.socket:
     dev = ifname.encode()
     rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
     try:
@@ -99,7 +152,10 @@ def _open_rx(ifname: str, ifindex: int, rcvbuf: int, code: bytes | None) -> sock
         if code is not None:
             _attach_filter(rx, code)
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(VRRP_GROUP, ifindex))
+        # Unicast adverts arrive without any membership (a raw socket sees
+        # every protocol-112 datagram delivered locally on its device).
+        for group in groups:
+            rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(group, ifindex))
         # Only deliver groups joined on THIS socket (Linux default is all
         # groups joined by any socket in the namespace).
         rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
@@ -145,7 +201,8 @@ class VrrpSocket:
         self._tx = tx
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slow_paused: asyncio.TimerHandle | None = None
-        self._dest = (str(VRRP_GROUP), 0)
+        #: Per VRID: where that router's adverts go (default: 224.0.0.18).
+        self.targets: dict[int, SendTarget] = {}
         #: Counters for the stats/debug output.
         self.sent = 0
         self.received = 0
@@ -159,12 +216,18 @@ class VrrpSocket:
         ifindex: int,
         primary_ip: IPv4Address,
         fast_paths: Sequence[FastPath] | None = None,
+        targets: Mapping[int, SendTarget] | None = None,
     ) -> VrrpSocket:
         """Open the sockets; HostError (one line) on any failure.
 
         With `fast_paths` (our routers on this interface) received traffic is
         split into a fast and a throttled slow queue (module docstring).
+        `targets` (per VRID; default: 224.0.0.18 from the primary address)
+        also decide the groups joined: those of the multicast routers.
         """
+        groups: tuple[IPv4Address, ...] = (VRRP_GROUP,)
+        if targets is not None:
+            groups = tuple(dict.fromkeys(g for t in targets.values() for g in t.groups))
         dev = ifname.encode()
         rx: socket.socket | None = None
         rx_slow: socket.socket | None = None
@@ -178,10 +241,10 @@ class VrrpSocket:
                 codes = None  # too many routers for one program: one queue
         step = "receive socket"
         try:
-            rx = _open_rx(ifname, ifindex, _RCVBUF, codes[0] if codes else None)
+            rx = _open_rx(ifname, ifindex, _RCVBUF, codes[0] if codes else None, groups)
             if codes is not None:
                 step = "slow receive socket"
-                rx_slow = _open_rx(ifname, ifindex, _SLOW_RCVBUF, codes[1])
+                rx_slow = _open_rx(ifname, ifindex, _SLOW_RCVBUF, codes[1], groups)
 
             step = "socket()"
             tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
@@ -214,23 +277,40 @@ class VrrpSocket:
                     errno_code=errno.EADDRNOTAVAIL,
                 ) from exc
             raise _host_error(exc, ifname, step) from exc
-        return cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
+        sock = cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
+        if targets is not None:
+            sock.targets.update(targets)
+        return sock
 
     def send(self, payload: bytes) -> None:
-        """Send one VRRP payload (no IP header) to 224.0.0.18.
+        """Send one VRRP payload (no IP header) where its router's target says.
 
-        Never blocks; a full send queue or a down interface raises HostError
-        (the caller logs it and carries on: the next advert is one interval
-        away).
+        The router is the payload's VRID (RFC 3768 5.3.3, byte 1). A unicast
+        router's advert goes to every peer, even when one send fails
+        (keepalived logs each failure and carries on). Never blocks; a full
+        send queue or a down interface raises HostError after the other peers
+        were tried (the caller logs it and carries on: the next advert is one
+        interval away).
         """
-        try:
-            self._tx.sendto(payload, self._dest)
-        except OSError as exc:
-            self.send_errors += 1
-            raise HostError(
-                f"cannot send VRRP advert on {self.ifname!r}: {describe_oserror(exc)}",
-                errno_code=errno_of(exc),
-            ) from exc
+        target = self.targets.get(payload[1], _DEFAULT_TARGET) if len(payload) > 1 else None
+        target = target or _DEFAULT_TARGET
+        failure: HostError | None = None
+        for dest in target.dests:
+            try:
+                cmsgs = _cmsgs(target, dest, self.ifindex, self.primary_ip)
+                if cmsgs:
+                    self._tx.sendmsg([payload], cmsgs, 0, (str(dest), 0))
+                else:
+                    self._tx.sendto(payload, (str(dest), 0))
+            except OSError as exc:
+                self.send_errors += 1
+                failure = failure or HostError(
+                    f"cannot send VRRP advert on {self.ifname!r} to {dest}:"
+                    f" {describe_oserror(exc)}",
+                    errno_code=errno_of(exc),
+                )
+        if failure is not None:
+            raise failure
         self.sent += 1
 
     def attach(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[bytes], None]) -> None:

@@ -20,14 +20,23 @@ auth, its password. Everything else (checksum, lengths, address list) is
 still checked in userspace, so the filter decides only which queue a packet
 waits in, never whether it is accepted.
 
+Unicast routers (``unicast_peer``): keepalived does not require TTL 255 of
+unicast adverts (a peer may be routed hops away), so their block tests the
+TTL only when every router on the socket is multicast; and while no master
+is followed (a MASTER, or a BACKUP before its first advert) only the listed
+peers' adverts take the fast queue, a flood from anyone else the slow one.
+The destination is not tested: whether a unicast router got a multicast
+advert (or the reverse) is decided, and counted, in userspace.
+
 Program layout (the packet starts at the IPv4 header on a raw socket)::
 
     len >= 20 ?                         else -> slow
-    ttl == 255 ?                        else -> slow
+    ttl == 255 ?                        else -> slow   (only if no router is unicast)
     X = 4 * IHL ; len >= X + 8 ?        else -> slow
     vrrp[0] == 0x21 ?                   else -> slow
     per served VRID v:
-      vrrp[1] == v ? -> [src == master,] type == t, interval == i [, password] -> fast
+      vrrp[1] == v ? -> [ttl == 255,] [src == master | src in peers,]
+                        type == t, interval == i [, password] -> fast
     -> slow
 
 Every load is preceded by a length check, so no load can run past the end of
@@ -80,6 +89,10 @@ class FastPath:
     #: queue (a flood from anyone else, even with the password, waits in the
     #: slow one). None: any sender (MASTER, or no master known yet).
     src: IPv4Address | None = None
+    #: A unicast router: any TTL (keepalived checks TTL 255 on multicast only),
+    #: and with no master followed, only these senders (its unicast_peer list).
+    unicast: bool = False
+    peers: tuple[IPv4Address, ...] = ()
 
 
 def assemble(prog: Sequence[BpfInsn]) -> bytes:
@@ -129,8 +142,12 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
     b.op(_LD | _W | _LEN)
     b.op(_ST, 0)  # M[0] = packet length
     b.jump(_JMP | _JGE | _K, 20, 0, "slow")
-    b.op(_LD | _B | _ABS, _TTL_OFFSET)
-    b.jump(_JMP | _JEQ | _K, 255, 0, "slow")
+    # RFC 3768 7.1: TTL 255. One test for all when no router is unicast (the
+    # program then stays as short as before unicast existed); else per router.
+    ttl_per_path = any(p.unicast for p in paths)
+    if not ttl_per_path:
+        b.op(_LD | _B | _ABS, _TTL_OFFSET)
+        b.jump(_JMP | _JEQ | _K, 255, 0, "slow")
     # X = 4 * IHL; need X + 8 bytes (the VRRP fixed header) in the packet.
     b.op(_LDX | _B | _MSH, 0)
     b.op(_MISC | _TXA)
@@ -144,9 +161,19 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
         nxt = f"next{n}"
         b.op(_LD | _B | _IND, 1)
         b.jump(_JMP | _JEQ | _K, path.vrid, 0, nxt)
+        if ttl_per_path and not path.unicast:
+            b.op(_LD | _B | _ABS, _TTL_OFFSET)
+            b.jump(_JMP | _JEQ | _K, 255, 0, "slow")
         if path.src is not None:
             b.op(_LD | _W | _ABS, _SRC_OFFSET)
             b.jump(_JMP | _JEQ | _K, int(path.src), 0, "slow")
+        elif path.unicast and path.peers:
+            ok = f"peer{n}"
+            b.op(_LD | _W | _ABS, _SRC_OFFSET)
+            for peer in path.peers:
+                b.jump(_JMP | _JEQ | _K, int(peer), ok, 0)
+            b.jump(_JMP | _JEQ | _K, 0, "slow", "slow")
+            b.label(ok)
         b.op(_LD | _B | _IND, 4)
         b.jump(_JMP | _JEQ | _K, path.auth_type, 0, nxt)
         b.op(_LD | _B | _IND, 5)

@@ -8,8 +8,10 @@ incremented, matches keepalived. Drop reasons are named after keepalived's
 stats keys where one exists. Pure functions: no sockets, no clock, no logging
 (the caller logs ``Rejected.detail`` and counts ``Rejected.reason``).
 
-IPsec AH (auth type 2) is not implemented: an AH-protected advert arrives with
-IP protocol 51 and is reported as ``not_ipv4_vrrp``.
+keepalived's IPsec-AH-style auth (type 2, :mod:`pyvrrpd.wire.ah`): an
+AH-protected advert arrives with IP protocol 51 and the AH header before the
+VRRP message. The one side effect here is the AH anti-replay counter
+(``Expect.ah_seq``), raised when an advert's ICV verifies, as keepalived does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address
 
+from pyvrrpd.wire.ah import AH_HEADER_LEN, AH_PROTO, AhSequence, parse_ah, verify_icv
 from pyvrrpd.wire.checksum import inet_checksum
 from pyvrrpd.wire.ipv4 import IPv4Header, parse_ipv4
 from pyvrrpd.wire.vrrp import (
@@ -33,7 +36,7 @@ from pyvrrpd.wire.vrrp import (
     decode_advert,
 )
 
-__all__ = ["Accepted", "DropReason", "Expect", "Rejected", "check_packet", "peek_vrid"]
+__all__ = ["Accepted", "DropReason", "Expect", "Peer", "Rejected", "check_packet", "peek_vrid"]
 
 # RFC 3768 5.2.3 / 7.1: a VRRP router MUST discard a packet whose TTL is not 255.
 _REQUIRED_TTL = 255
@@ -55,6 +58,19 @@ class DropReason(StrEnum):
     INVALID_TYPE_RCVD = "invalid_type_rcvd"
     CHECKSUM_ERR = "checksum_err"
     VRID_MISMATCH = "vrid_mismatch"
+    # keepalived counts a unicast instance receiving multicast (or the reverse)
+    # as addr_list_err (vrrp.c check_packet, keepalived.md 2.10 row 11).
+    ADDR_LIST_ERR = "addr_list_err"
+    NOT_UNICAST_PEER = "not_unicast_peer"  # keepalived only logs it (2.10 row 13)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A `unicast_peer` and the TTL range its adverts must arrive with."""
+
+    address: IPv4Address
+    min_ttl: int = 0
+    max_ttl: int = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,12 @@ class Expect:
     the interface; a datagram from one of them is our own looped-back advert.
     ``check_ttl`` is False only for unicast peers, where keepalived skips the
     TTL check.
+
+    ``unicast``: the instance has unicast peers, so it expects unicast
+    destinations (multicast ones otherwise). ``check_unicast_src``: drop a
+    unicast advert whose source is not one of ``peers`` or whose TTL is outside
+    that peer's range (check_unicast_src, vrrp_check_unicast_src, or a
+    min_ttl/max_ttl on a peer).
     """
 
     vrid: int
@@ -75,6 +97,12 @@ class Expect:
     vips: frozenset[IPv4Address]
     local_ips: frozenset[IPv4Address] = field(default_factory=frozenset)
     check_ttl: bool = True
+    unicast: bool = False
+    peers: tuple[Peer, ...] = ()
+    check_unicast_src: bool = False
+    # auth_type AH: the instance's anti-replay counter (wire.ah), shared with
+    # the sender; None for other auth types.
+    ah_seq: AhSequence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +155,15 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
     if ip is None:
         return Rejected(DropReason.NOT_IPV4_VRRP, None, "unparsable IPv4 header")
     src = ip.src
-    if ip.proto != VRRP_PROTO:
+    if ip.proto not in (VRRP_PROTO, AH_PROTO):
         return Rejected(
             DropReason.NOT_IPV4_VRRP, src, f"IP protocol {ip.proto} from {src}, expect 112"
         )
     if src in expect.local_ips:
         return Rejected(DropReason.OWN_PACKET, src, f"own advert from {src} looped back")
+    mismatch = _ah_presence(ip, expect)
+    if mismatch is not None:
+        return mismatch
 
     # RFC 3768 7.1: the packet MUST contain the complete VRRP packet. Require the
     # exact length 8 + 4n + 8: CARP shares protocol 112 and its 36-byte adverts
@@ -145,6 +176,8 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
             f"ip_tot_len mismatch against received length from {src}:"
             f" tot_len {ip.total_length}, header {ip.ihl_bytes}, received {len(datagram)}",
         )
+    if ip.proto == AH_PROTO:
+        payload = payload[AH_HEADER_LEN:]  # the VRRP message follows the AH header
     if len(payload) < VRRP_FIXED_LEN:
         return Rejected(
             DropReason.PACKET_LEN_ERR,
@@ -201,6 +234,10 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
         advert.auth_data, _pad_auth(expect.auth_data)
     ):
         return Rejected(DropReason.AUTH_FAILURE, src, f"received an invalid passwd from {src}")
+    if advert.auth_type == AuthType.AH:
+        ah_failed = _check_ah(datagram, ip, expect)
+        if ah_failed is not None:
+            return ah_failed
     # RFC 3768 7.1: the Adver Interval MUST equal the locally configured one.
     if advert.advert_int != expect.advert_int:
         return Rejected(
@@ -226,6 +263,19 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
             src,
             f"VRID mismatch from {src}. Received {advert.vrid} and expect {expect.vrid}",
         )
+    # keepalived: a unicast instance takes only unicast adverts, a multicast
+    # one only multicast ones (keepalived.md 2.10 row 11).
+    if ip.dst.is_multicast == expect.unicast:
+        want, got = ("uni", "multi") if expect.unicast else ("multi", "uni")
+        return Rejected(
+            DropReason.ADDR_LIST_ERR,
+            src,
+            f"Expected {want}cast packet but received {got}cast packet from {src}",
+        )
+    if expect.unicast and expect.check_unicast_src:
+        rejected = _check_unicast_src(src, ip.ttl, expect.peers)
+        if rejected is not None:
+            return rejected
     # RFC 3768 7.1 (MAY): compare the address list. keepalived 2.3.3+ only warns,
     # so the mismatch is reported, not dropped. Count and membership both matter.
     addr_list_ok = len(advert.addresses) == len(expect.vips) and (
@@ -234,19 +284,87 @@ def check_packet(datagram: bytes, expect: Expect) -> Accepted | Rejected:
     return Accepted(src=src, ttl=ip.ttl, advert=advert, addr_list_ok=addr_list_ok)
 
 
+def _check_unicast_src(src: IPv4Address, ttl: int, peers: tuple[Peer, ...]) -> Rejected | None:
+    """keepalived.md 2.10 row 13: the source must be a peer, the TTL in its range.
+
+    keepalived 2.2.x ran this only when it also checked the VIP list; like
+    2.3.3+ it runs for every advert here.
+    """
+    peer = next((p for p in peers if p.address == src), None)
+    if peer is None:
+        return Rejected(
+            DropReason.NOT_UNICAST_PEER, src, f"unicast source address {src} not a unicast peer"
+        )
+    if not peer.min_ttl <= ttl <= peer.max_ttl:
+        return Rejected(
+            DropReason.IP_TTL_ERR,
+            src,
+            f"TTL {ttl} from {src} not in range {peer.min_ttl} - {peer.max_ttl}",
+        )
+    return None
+
+
 def peek_vrid(datagram: bytes) -> int | None:
     """Return the VRID byte of a VRRP datagram, for demultiplexing to an instance.
 
-    None when the IPv4 header is unparsable, the protocol is not 112, or the
-    datagram ends before the VRID byte. Nothing else is validated: the chosen
-    instance runs :func:`check_packet`. Never raises for a ``bytes`` input.
+    None when the IPv4 header is unparsable, the protocol is not 112 or 51
+    (AH, whose header is skipped as keepalived's vrrp_get_header() does), or
+    the datagram ends before the VRID byte. Nothing else is validated: the
+    chosen instance runs :func:`check_packet`. Never raises for a ``bytes`` input.
     """
     datagram = bytes(datagram)
     ip = parse_ipv4(datagram)
-    if ip is None or ip.proto != VRRP_PROTO:
+    if ip is None or ip.proto not in (VRRP_PROTO, AH_PROTO):
         return None
     # RFC 3768 5.1: Virtual Rtr ID is the second byte of the VRRP message.
-    offset = ip.ihl_bytes + 1
+    offset = ip.ihl_bytes + 1 + (AH_HEADER_LEN if ip.proto == AH_PROTO else 0)
     if offset >= min(len(datagram), ip.total_length):
         return None
     return datagram[offset]
+
+
+def _ah_presence(ip: IPv4Header, expect: Expect) -> Rejected | None:
+    """keepalived.md 2.10 row 1: an AH header must be present exactly when we use AH."""
+    has_ah = ip.proto == AH_PROTO
+    if has_ah == (expect.auth_type == AuthType.AH):
+        return None
+    detail = (
+        f"Received AH header but auth type not AH from {ip.src}"
+        if has_ah
+        else f"No AH header but auth type is AH from {ip.src}"
+    )
+    return Rejected(DropReason.AUTHTYPE_MISMATCH, ip.src, detail)
+
+
+def _check_ah(datagram: bytes, ip: IPv4Header, expect: Expect) -> Rejected | None:
+    """keepalived's vrrp_in_chk_ipsecah(): ICV, then SPI, then anti-replay.
+
+    The anti-replay counter is raised only by an advert whose ICV and SPI are
+    good, before the later checks run (keepalived's order).
+    """
+    src = ip.src
+    ah = parse_ah(datagram, ip.ihl_bytes)
+    if ah is None or ah.next_header != VRRP_PROTO:
+        # keepalived: "an AH header for some other protocol": ignored, not counted.
+        return Rejected(DropReason.NOT_IPV4_VRRP, src, f"AH from {src} does not carry VRRP")
+    # The TTL is in the MAC only for multicast (routers decrement it on the way).
+    if not verify_icv(datagram, ip.ihl_bytes, expect.auth_data, unicast=expect.unicast):
+        return Rejected(
+            DropReason.AUTH_FAILURE,
+            src,
+            f"IPSEC-AH: invalid IPSEC HMAC-MD5 value from {src}"
+            " (fields changed in transit or wrong auth_pass)",
+        )
+    # keepalived: the SPI is the sender's source address.
+    if ah.spi != src:
+        return Rejected(
+            DropReason.AUTH_FAILURE, src, f"IPSEC-AH: invalid SPI {ah.spi} from {src}, expect {src}"
+        )
+    if expect.ah_seq is not None and not expect.ah_seq.accept(ah.seq):
+        return Rejected(
+            DropReason.AUTH_FAILURE,
+            src,
+            f"IPSEC-AH: sequence number {ah.seq} from {src} already processed"
+            f" (local {expect.ah_seq.seq}), packet dropped",
+        )
+    return None
