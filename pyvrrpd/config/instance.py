@@ -200,9 +200,8 @@ def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -
             if tok.text == "PASS":
                 d.auth_type, d.auth_type_tok = tok.text, tok
             elif tok.text == "AH":
-                # Sending type 2 without the IPsec AH header would make
-                # keepalived peers drop our adverts: two masters. Refuse.
-                rep.error(tok, "auth_type AH is not supported by pyvrrpd; use PASS or none")
+                # keepalived's IPsec-AH-style HMAC-MD5-96 (pyvrrpd/wire/ah.py).
+                d.auth_type, d.auth_type_tok = tok.text, tok
             else:
                 rep.error(tok, f"auth_type must be PASS, got '{tok.text}'")
         elif kw.text == "auth_pass":

@@ -42,6 +42,7 @@ from pyvrrpd.core.events import (
 from pyvrrpd.core.state import State, check_transition
 from pyvrrpd.core.timers import master_down_interval, skew_time
 from pyvrrpd.core.tracking import PRIO_OWNER, TrackerSpec, contribution, effective_priority, faulted
+from pyvrrpd.wire.ah import AhSequence
 from pyvrrpd.wire.check import Accepted, Expect, Peer, check_packet
 from pyvrrpd.wire.ah import AhSequence
 from pyvrrpd.wire.vrrp import Advert, AuthType

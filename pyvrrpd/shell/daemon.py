@@ -43,6 +43,7 @@ from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell import priority, signals
+from pyvrrpd.shell.ahsend import close_ah_socket, sync_ah_socket
 from pyvrrpd.shell.control import ControlServer
 from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
@@ -263,6 +264,7 @@ class Daemon:
         if self._monitor is not None:
             self._monitor.close()
         for iface in self.interfaces.values():
+            close_ah_socket(iface)
             if iface.sock is not None:
                 iface.sock.close()
         for garp in self.garp_senders.values():
@@ -384,6 +386,7 @@ class Daemon:
         if link.primary_ip is None and iface.sock is not None:
             iface.sock.close()
             iface.sock = None
+            close_ah_socket(iface)
 
     def _reopen_vrrp(self, iface: Interface, link: LinkInfo) -> bool:
         """Make the VRRP sockets match the link; True if working ones were replaced."""
@@ -413,6 +416,7 @@ class Daemon:
             return False
         iface.sock = new
         new.attach(self._loop, functools.partial(self._on_datagram, iface))
+        sync_ah_socket(iface, self._loop, functools.partial(self._on_datagram, iface))
         log.info(
             "vrrp_socket_opened", interface=iface.name, ifindex=link.index, address=str(want[1])
         )
@@ -492,6 +496,7 @@ class Daemon:
         return False
 
     def _close_sockets(self, iface: Interface) -> None:
+        close_ah_socket(iface)
         if iface.sock is not None:
             iface.sock.close()
             iface.sock = None

@@ -39,6 +39,7 @@ from pyvrrpd.core.actions import (
 )
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
+from pyvrrpd.shell.ahsend import send_ah_advert
 from pyvrrpd.shell.instance import Instance
 from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.wire.vrrp import encode_advert
@@ -88,7 +89,10 @@ class Executor:
             sock = inst.iface.sock
             if sock is None:
                 raise HostError(f"no VRRP socket on {inst.cfg.interface!r} (interface missing)")
-            sock.send(self._advert(inst, action.priority))
+            if inst.router.ah_seq is not None:  # auth_type AH (shell/ahsend.py)
+                send_ah_advert(inst, action.priority)
+            else:
+                sock.send(self._advert(inst, action.priority))
             if action.priority == 0:
                 log.info("sent_priority_0", instance=inst.name)
         elif isinstance(action, AddVips):

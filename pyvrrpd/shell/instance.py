@@ -15,6 +15,7 @@ from pyvrrpd.config.instance import max_advert_vips
 from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.io.ah_socket import AhSocket
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.ifmtu import interface_mtu
 from pyvrrpd.io.netlink import LinkInfo
@@ -102,6 +103,8 @@ class Interface:
     fast_key: tuple[tuple[int, IPv4Address | None], ...] = ()
     refiltered_at: float = float("-inf")
     refilter_pending: bool = False
+    #: the protocol-51 socket for `auth_type AH` instances (shell/ahsend.py)
+    ah_sock: AhSocket | None = None
 
 
 @dataclass

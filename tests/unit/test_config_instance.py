@@ -201,15 +201,13 @@ def test_vrrp_script_values() -> None:
     ]
 
 
-def test_auth_type_ah_is_refused_with_location() -> None:
-    import pytest
-
-    from pyvrrpd.config import ConfigError, parse_text
+def test_auth_type_ah_is_read() -> None:
+    from pyvrrpd.config import parse_text
 
     text = (
         "vrrp_instance X {\n interface eth0\n virtual_router_id 1\n"
         " authentication {\n  auth_type AH\n  auth_pass secret\n }\n}\n"
     )
-    with pytest.raises(ConfigError) as exc:
-        parse_text(text, "k.conf")
-    assert "k.conf:5:13: error: auth_type AH is not supported" in str(exc.value)
+    inst = parse_text(text, "k.conf").instances[0]
+    # keepalived's HMAC key: auth_pass zero-padded to 8 bytes, as for PASS.
+    assert (inst.auth_type, inst.auth_pass) == ("AH", b"secret\0\0")
