@@ -76,6 +76,18 @@ class MasterSeen:
     priority: int
 
 
+@dataclass(frozen=True, slots=True)
+class LowerPriorityHeard:
+    """A MASTER heard (and stays master over) a lower-priority advert from `src`.
+
+    keepalived runs `notify_master_rx_lower_pri` and writes the FIFO line
+    MASTER_RX_LOWER_PRI for each one (vrrp.c vrrp_state_master_rx()).
+    """
+
+    src: IPv4Address
+    priority: int
+
+
 Action = (
     SendAdvert
     | AddVips
@@ -86,4 +98,5 @@ Action = (
     | Dropped
     | Warned
     | MasterSeen
+    | LowerPriorityHeard
 )

@@ -49,6 +49,7 @@ from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
 from pyvrrpd.shell.faults import from_environment as faults_from_environment
 from pyvrrpd.shell.instance import Instance, Interface, router_config, without_trackers
+from pyvrrpd.shell.notify import Notifier
 from pyvrrpd.shell.pidfile import PidFiles
 from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
@@ -96,6 +97,9 @@ class Daemon:
         self._control: ControlServer | None = None
         self._reaper: Reaper | None = None
         self._executor = Executor(self.garp_senders)
+        # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
+        self.notifier = Notifier(config.global_defs, {i.name: i.notify for i in config.instances})
+        self._executor.notifier = self.notifier
         # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
         self._faults: FaultSocket | None = faults_from_environment()
 
@@ -172,6 +176,7 @@ class Daemon:
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
         self._setup_scripts()
+        self.notifier.start()
         self._spawn(self._watch_links())
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status)
@@ -207,7 +212,7 @@ class Daemon:
         assert self._timers is not None
         gdefs = self.config.global_defs
         used = {ref.name for inst in self.config.instances for ref in inst.track_script}
-        if used and not gdefs.enable_script_security:
+        if (used or self.notifier.has_scripts) and not gdefs.enable_script_security:
             log.warning(
                 "script_security_disabled",
                 detail="scripts are being executed but enable_script_security is not set",
@@ -251,10 +256,13 @@ class Daemon:
             await asyncio.gather(*(i.vipset.wait_settled(1.5) for i in self.instances))
         for inst in self.instances:
             inst.vipset.cancel()
+        # STOP notifies once the VIPs are gone, STOP scripts given 1 s (keepalived.md 2.8).
+        await self.notifier.stop({i.name: i.router.effective_priority for i in self.instances})
         await self._close_io()
         log.info("stopped")
 
     async def _close_io(self) -> None:
+        self.notifier.close()
         for task in list(self._tasks):
             task.cancel()
         if self._control is not None:
@@ -651,6 +659,7 @@ class Daemon:
                 else None,
                 "log_lines_suppressed": self._executor.suppressed_lines,
                 "netlink_timeouts": self._netlink.timeouts if self._netlink is not None else 0,
+                "notify": self.notifier.status(),
             },
         }
 

@@ -29,6 +29,7 @@ from pyvrrpd.core.actions import (
     Action,
     AddVips,
     Dropped,
+    LowerPriorityHeard,
     MasterSeen,
     PriorityChanged,
     RemoveVips,
@@ -37,10 +38,12 @@ from pyvrrpd.core.actions import (
     StateChanged,
     Warned,
 )
+from pyvrrpd.core.state import State
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.shell.ahsend import send_ah_advert
 from pyvrrpd.shell.instance import Instance
+from pyvrrpd.shell.notify import Notifier
 from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.wire.vrrp import encode_advert
 
@@ -64,6 +67,8 @@ class Executor:
         self._garp = garp_senders
         self._limit = RateLimiter(PER_PACKET_EVERY, clock)
         self._drops = RateLimiter(DROP_WARN_EVERY, clock)
+        #: notify hooks, FIFO lines and mails (shell/notify.py); None: none configured
+        self.notifier: Notifier | None = None
 
     @property
     def suppressed_lines(self) -> int:
@@ -83,6 +88,24 @@ class Executor:
                     action=type(action).__name__,
                     error=str(exc),
                 )
+        if self.notifier is not None:
+            # After the batch, as keepalived notifies once the VIPs are asked for.
+            for action in actions:
+                self._notify(inst, action)
+
+    def _notify(self, inst: Instance, action: Action) -> None:
+        """keepalived's notifies: on entering a state (not INIT: STOP is sent
+        at shutdown), on priority changes and on lower-priority adverts."""
+        notifier = self.notifier
+        if notifier is None:
+            return
+        prio = inst.router.effective_priority
+        if isinstance(action, StateChanged) and action.new is not State.INIT:
+            notifier.instance_state(inst.name, action.new.name, prio)
+        elif isinstance(action, PriorityChanged):
+            notifier.priority_changed(inst.name, inst.router.state.name, action.new)
+        elif isinstance(action, LowerPriorityHeard):
+            notifier.master_rx_lower_pri(inst.name, prio)
 
     def _do(self, inst: Instance, action: Action) -> None:
         if isinstance(action, SendAdvert):

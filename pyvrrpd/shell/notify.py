@@ -262,6 +262,33 @@ class Notifier:
         for writer in self.fifos:
             writer.close()
 
+    def close(self) -> None:
+        """Kill what still runs and close the FIFOs (idempotent; start-up failures)."""
+        for task in (*self._tasks, *self._fifo_scripts):
+            task.cancel()
+        for writer in self.fifos:
+            writer.close()
+
+    @property
+    def has_scripts(self) -> bool:
+        """Any notify script configured (keepalived's script-security warning counts them)."""
+        g = self.gdefs
+        return any(
+            getattr(t.cfg, f) is not None
+            for t in self.targets.values()
+            for f in (
+                "master",
+                "backup",
+                "fault",
+                "stop",
+                "deleted",
+                "generic",
+                "master_rx_lower_pri",
+            )
+        ) or any(
+            f.script is not None and f.path is not None for f in (g.notify_fifo, g.vrrp_notify_fifo)
+        )
+
     # -------------------------------------------------------------- notifies
 
     def instance_state(self, name: str, state: str, priority: int) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from pyvrrpd.core.actions import (
     Action,
+    LowerPriorityHeard,
     PriorityChanged,
     RemoveVips,
     SendAdvert,
@@ -162,7 +163,7 @@ def test_lower_priority_advert_gets_garp_lower_prio_repeat_and_a_second_burst() 
         garp_master_delay=0.0, garp_lower_prio_repeat=3, garp_lower_prio_delay=5.0, priority=150
     )
     actions = vr.handle(advert(100), 10.0)
-    assert actions == [SendAdvert(150), SendGarp(3)]
+    assert actions == [SendAdvert(150), SendGarp(3), LowerPriorityHeard(PEER, 100)]
     later = run_until(vr, 16.0)
     assert [(t, a) for t, a in later if isinstance(a, SendGarp)] == [(15.0, SendGarp(3))]
 
