@@ -44,7 +44,6 @@ from pyvrrpd.core.timers import master_down_interval, skew_time
 from pyvrrpd.core.tracking import PRIO_OWNER, TrackerSpec, contribution, effective_priority, faulted
 from pyvrrpd.wire.ah import AhSequence
 from pyvrrpd.wire.check import Accepted, Expect, Peer, check_packet
-from pyvrrpd.wire.ah import AhSequence
 from pyvrrpd.wire.vrrp import Advert, AuthType
 
 # A master answers a lower-priority advert at once (RFC 9568 6.4.3; keepalived

@@ -97,9 +97,6 @@ class Expect:
     vips: frozenset[IPv4Address]
     local_ips: frozenset[IPv4Address] = field(default_factory=frozenset)
     check_ttl: bool = True
-    # auth_type AH: the instance's anti-replay counter (wire.ah), shared with
-    # the sender; None for other auth types.
-    ah_seq: AhSequence | None = None
     unicast: bool = False
     peers: tuple[Peer, ...] = ()
     check_unicast_src: bool = False
