@@ -279,9 +279,25 @@ class Config:
     instances: tuple[VrrpInstance, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     files: tuple[str, ...] = ()  # every file read, the main one first
+    # vrrp_sync_group blocks (pyvrrpd.config.syncgroup); their trackers are
+    # already copied onto the member instances.
+    sync_groups: tuple[SyncGroup, ...] = ()
 
     def script(self, name: str) -> VrrpScript | None:
         for s in self.scripts:
             if s.name == name:
                 return s
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroup:
+    """A `vrrp_sync_group NAME { }` block (keepalived.md 1.7; pyvrrpd.config.syncgroup)."""
+
+    name: str
+    members: tuple[str, ...]  # vrrp_instance names, each in one group only
+    track_script: tuple[TrackScriptRef, ...] = ()  # applied to every member
+    track_interface: tuple[TrackInterface, ...] = ()  # applied to every member
+    notify: NotifyConfig = NotifyConfig()  # notify_master|backup|fault|stop, notify, smtp_alert
+    tracking_weight: bool = False  # sync_group_tracking_weight (or global_tracking)
+    loc: SourceLoc | None = None

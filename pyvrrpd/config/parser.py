@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from . import notify, sched, tracking
+from . import notify, sched, syncgroup, tracking
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -53,7 +53,9 @@ TIMER_MAX = 4294.0  # keepalived's range for second-valued timers
 MAX_DIAGNOSTICS = 200  # listed in full; the rest are counted in one line
 
 # What each block implements, for the "did you mean" hint of unknown keywords.
-TOP_KEYWORDS = frozenset({"global_defs", "vrrp_script", "vrrp_instance", "instance"})
+TOP_KEYWORDS = frozenset(
+    {"global_defs", "vrrp_script", "vrrp_instance", "instance", "vrrp_sync_group"}
+)
 GLOBAL_KEYWORDS = frozenset(
     {
         "router_id",
@@ -142,6 +144,7 @@ class _Parser:
         self.scripts: list[VrrpScript] = []
         self.script_names: dict[str, Token] = {}
         self.drafts: list[InstanceDraft] = []
+        self.sync_drafts: list[syncgroup.SyncGroupDraft] = []  # vrrp_sync_group
 
     # -- top level ---------------------------------------------------------
 
@@ -172,6 +175,8 @@ class _Parser:
                     self._vrrp_script(name, body)
                 else:
                     self.drafts.append(read_instance(rep, name, body))
+            elif word == "vrrp_sync_group":
+                syncgroup.read_top(rep, stmt, top, self.sync_drafts)
             elif word == "instance":
                 # Names the USR1 dump with data_use_instance (keepalived.md 4.1);
                 # keepalived keeps the first and reports any other.
@@ -187,7 +192,13 @@ class _Parser:
         sched.check(self.rep, self.globals, self.global_toks)
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
-        return Config(global_defs=gd, scripts=tuple(self.scripts), instances=instances)
+        instances, sync_groups = syncgroup.resolve(rep, self.sync_drafts, instances, self.scripts)
+        return Config(
+            global_defs=gd,
+            scripts=tuple(self.scripts),
+            instances=instances,
+            sync_groups=sync_groups,
+        )
 
     # -- global_defs -------------------------------------------------------
 
