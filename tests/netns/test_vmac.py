@@ -1,0 +1,180 @@
+"""use_vmac in a real kernel: the VIP answers ARP with the RFC 3768 virtual MAC, and the MAC moves.
+
+Both boxes run `use_vmac` for VRID 51 (MAC 00:00:5e:00:01:33). From `inj` an
+ARP request for the VIP gets exactly one answer, from the virtual MAC; the
+adverts on the wire carry it as their source. After the master stops, the VIP
+answers from the other box with the same MAC, and the stopped box's vmac is
+gone with its base interface's ARP switches put back. A vmac left by a killed
+daemon is adopted and removed on the next stop; an interface of ours' name that
+is not a macvlan is left alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.netns._nshelp import in_netns
+from tests.netns._pair import VIP, Pair, ip, wait_for
+
+pytestmark = pytest.mark.netns
+
+VMAC = "00:00:5e:00:01:33"  # RFC 3768 7.3, VRID 51
+
+CONF = """\
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  use_vmac{name}
+  authentication {{
+    auth_type PASS
+    auth_pass 1111
+  }}
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+}}
+"""
+
+
+def start(pair: Pair, host: str, prio: int, name: str = "") -> None:
+    pair.start(
+        host, prio, conf_text=CONF.format(prio=prio, vip=VIP, name=f" {name}" if name else "")
+    )
+
+
+def link_mac(pair: Pair, host: str, ifname: str) -> str | None:
+    out = ip("-n", pair.ns(host), "-o", "link", "show", "dev", ifname, check=False)
+    if out.returncode != 0:
+        return None
+    words = out.stdout.split()
+    return words[words.index("link/ether") + 1]
+
+
+def vip_on(pair: Pair, host: str, ifname: str) -> bool:
+    out = ip("-n", pair.ns(host), "-4", "-o", "addr", "show", "dev", ifname, check=False).stdout
+    return f" {VIP}/" in out
+
+
+def sysctl(pair: Pair, host: str, key: str) -> str:
+    with in_netns(pair.ns(host)), open(f"/proc/sys/net/ipv4/conf/{key}") as f:
+        return f.read().strip()
+
+
+def arp_answers(pair: Pair, wait: float = 0.5) -> list[str]:
+    """Sender MACs of every ARP reply to one request for the VIP sent from inj."""
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    try:
+        s.bind(("eth0", 0x0806))
+        mine = s.getsockname()[4]
+        request = (
+            b"\xff" * 6
+            + mine
+            + b"\x08\x06"
+            + bytes.fromhex("0001080006040001")
+            + mine
+            + socket.inet_aton("192.0.2.66")
+            + b"\0" * 6
+            + socket.inet_aton(VIP)
+        )
+        s.send(request)
+        s.settimeout(0.05)
+        seen: list[str] = []
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            try:
+                frame = s.recv(2048)
+            except TimeoutError:
+                continue
+            # An ARP reply (op 2) whose sender protocol address is the VIP.
+            if frame[20:22] == b"\x00\x02" and frame[28:32] == socket.inet_aton(VIP):
+                seen.append(frame[22:28].hex(":"))
+        return seen
+    finally:
+        s.close()
+
+
+def advert_source(pair: Pair, timeout: float = 3.0) -> tuple[str, str] | None:
+    """(source MAC, source IP) of the next VRRP advert seen on inj's eth0."""
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    try:
+        s.bind(("eth0", 0x0800))
+        s.settimeout(0.2)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                frame = s.recv(2048)
+            except TimeoutError:
+                continue
+            if len(frame) >= 34 and frame[23] == 112:
+                src_ip = socket.inet_ntoa(frame[26:30])
+                return frame[6:12].hex(":"), src_ip
+        return None
+    finally:
+        s.close()
+
+
+def test_vip_answers_arp_with_virtual_mac_and_the_mac_moves(pair: Pair) -> None:
+    start(pair, "lb1", 150)
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
+    start(pair, "lb2", 100)
+    assert wait_for(lambda: link_mac(pair, "lb2", "vrrp.51") == VMAC, timeout=5.0) is not None
+    assert wait_for(lambda: pair.state("lb2") == "BACKUP", timeout=5.0) is not None
+    # The vmac is a private macvlan on eth0 on both boxes; VIP only on the master's.
+    for host in ("lb1", "lb2"):
+        detail = ip("-n", pair.ns(host), "-d", "-o", "link", "show", "dev", "vrrp.51").stdout
+        assert "vrrp.51@eth0" in detail and "macvlan mode private" in detail, detail
+        assert sysctl(pair, host, "vrrp.51/arp_ignore") == "1"
+        assert sysctl(pair, host, "eth0/arp_ignore") == "1"
+        assert sysctl(pair, host, "eth0/arp_filter") == "1"
+    assert not vip_on(pair, "lb1", "eth0") and not vip_on(pair, "lb2", "vrrp.51")
+
+    # Adverts carry the virtual MAC and the base interface's primary address.
+    assert advert_source(pair) == (VMAC, "192.0.2.11")
+    # Exactly one ARP answer for the VIP, from the virtual MAC (not lb1's eth0).
+    assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
+
+    pair.signal("lb1", signal.SIGTERM)
+    assert pair.procs["lb1"].wait(timeout=5.0) == 0
+    assert wait_for(lambda: vip_on(pair, "lb2", "vrrp.51"), timeout=3.0) is not None
+    assert pair.state("lb2") == "MASTER"
+    assert advert_source(pair) == (VMAC, "192.0.2.12")
+    assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
+    # The stopped box removed its vmac and put its ARP switches back.
+    assert link_mac(pair, "lb1", "vrrp.51") is None
+    assert sysctl(pair, "lb1", "eth0/arp_ignore") == "0"
+    assert sysctl(pair, "lb1", "eth0/arp_filter") == "0"
+
+
+def test_leftover_vmac_adopted_and_foreign_name_left_alone(pair: Pair) -> None:
+    # Someone else's interface holds the name we are told to use: not ours, not a
+    # macvlan. keepalived ignores the configured name and uses vrrp.51.
+    ip("-n", pair.ns("lb1"), "link", "add", "vmac51", "type", "veth", "peer", "name", "other")
+    start(pair, "lb1", 150, name="vmac51")
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
+    assert link_mac(pair, "lb1", "vmac51") is not None  # still there
+    assert "already exists as a non VMAC interface" in pair.log("lb1")
+
+    # A crash leaves the vmac (and its VIP) behind ...
+    pair.signal("lb1", signal.SIGKILL)
+    pair.procs["lb1"].wait(timeout=5.0)
+    assert link_mac(pair, "lb1", "vrrp.51") == VMAC
+    # ... the next start adopts it instead of making a second one ...
+    start(pair, "lb1", 150, name="vmac51")
+    assert wait_for(lambda: pair.state("lb1") == "MASTER", timeout=6.0) is not None
+    assert "Found matching interface vrrp.51" in pair.log("lb1")
+    names = ip("-n", pair.ns("lb1"), "-o", "link", "show").stdout
+    assert names.count("00:00:5e:00:01:33") == 1, names
+    # ... and a clean stop removes it; the foreign interface stays.
+    pair.signal("lb1", signal.SIGTERM)
+    assert pair.procs["lb1"].wait(timeout=5.0) == 0
+    assert link_mac(pair, "lb1", "vrrp.51") is None
+    assert link_mac(pair, "lb1", "vmac51") is not None
