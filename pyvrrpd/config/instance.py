@@ -18,6 +18,9 @@ from .notify import INSTANCE_KEYWORDS as NOTIFY_KEYWORDS
 from .notify import read_instance_keyword as _notify
 from .lexer import Stmt, Token
 from .model import VirtualIP
+from .routemodel import Route, Rule
+from .routes import INSTANCE_HANDLERS as ROUTE_HANDLERS
+from .strict import INSTANCE_HANDLERS as STRICT_HANDLERS
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .tracking import TrackingDraft
 from .values import (
@@ -95,6 +98,13 @@ class InstanceDraft:
     skip_check_adv_addr: bool = False
     tracking: TrackingDraft = field(default_factory=TrackingDraft)  # config/tracking.py
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # notify_* hooks (config/notify.py)
+    # accept/no_accept, strict_mode (config/strict.py); None: not written
+    accept: bool | None = None
+    accept_tok: Token | None = None
+    strict_mode: bool | None = None
+    # virtual_routes / virtual_rules (config/routes.py)
+    virtual_routes: list[Route] = field(default_factory=list)
+    virtual_rules: list[Rule] = field(default_factory=list)
 
 
 def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
@@ -391,4 +401,6 @@ _HANDLERS = {
     "skip_check_adv_addr": _skip_check,
     **TRACKING_HANDLERS,  # track_interface, dont_track_primary, *_advert(s) (config/tracking.py)
     **dict.fromkeys(NOTIFY_KEYWORDS, _notify),  # notify_*, smtp_alert (config/notify.py)
+    **STRICT_HANDLERS,  # accept, no_accept, strict_mode (config/strict.py)
+    **ROUTE_HANDLERS,  # virtual_routes, virtual_rules (config/routes.py)
 }

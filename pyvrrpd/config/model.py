@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv4Address
 
+from .routemodel import Route, Rule
+
 
 @dataclass(frozen=True, slots=True)
 class SourceLoc:
@@ -172,6 +174,14 @@ class GlobalDefs:
     vrrp_notify_priority_changes: bool = False
     smtp_alert_vrrp: bool | None = None
     no_email_faults: bool = False
+    # Accept mode's firewall and strict mode (pyvrrpd.config.strict): vrrp_strict,
+    # nftables [TABLE] (None: not configured; `keepalived` is used when needed),
+    # nftables_priority, nftables_counters, nftables_ifindex (IPv6 only: no effect).
+    vrrp_strict: bool = False
+    nftables_table: str | None = None
+    nftables_priority: int = -1
+    nftables_counters: bool = False
+    nftables_ifindex: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +267,13 @@ class VrrpInstance:
     # the second such burst (0: none); keepalived's garp_lower_prio_*.
     garp_lower_prio_delay: float = 5.0
     garp_lower_prio_repeat: int = 5
+    # strict_mode (resolved with the global vrrp_strict) and accept/no_accept
+    # (resolved: False = drop traffic to the VIPs as master; pyvrrpd.config.strict).
+    strict_mode: bool = False
+    accept: bool = True
+    # virtual_routes / virtual_rules: installed as master after the VIPs (config.routes).
+    virtual_routes: tuple[Route, ...] = ()
+    virtual_rules: tuple[Rule, ...] = ()
     # track_interface, dont_track_primary, lower_prio_no_advert,
     # higher_prio_send_advert, down_timer_adverts (own value, else the global
     # vrrp_* one; pyvrrpd.config.tracking).
@@ -279,6 +296,11 @@ class Config:
     instances: tuple[VrrpInstance, ...] = ()
     warnings: tuple[Diagnostic, ...] = ()
     files: tuple[str, ...] = ()  # every file read, the main one first
+    # Top-level static_ipaddress / static_routes / static_rules (config.routes):
+    # installed at start, removed at stop.
+    static_ipaddress: tuple[VirtualIP, ...] = ()
+    static_routes: tuple[Route, ...] = ()
+    static_rules: tuple[Rule, ...] = ()
     # vrrp_sync_group blocks (pyvrrpd.config.syncgroup); their trackers are
     # already copied onto the member instances.
     sync_groups: tuple[SyncGroup, ...] = ()

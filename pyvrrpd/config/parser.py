@@ -13,9 +13,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import notify, sched, syncgroup, tracking
+from . import routes as routecfg
+from . import strict
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -56,6 +58,7 @@ MAX_DIAGNOSTICS = 200  # listed in full; the rest are counted in one line
 TOP_KEYWORDS = frozenset(
     {"global_defs", "vrrp_script", "vrrp_instance", "instance", "vrrp_sync_group"}
 )
+TOP_KEYWORDS = TOP_KEYWORDS | routecfg.TOP_KEYWORDS  # static_* (config/routes.py)
 GLOBAL_KEYWORDS = frozenset(
     {
         "router_id",
@@ -78,6 +81,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_connect_timeout",
         "smtp_alert",
         *sched.KEYWORDS,
+        *strict.GLOBAL_KEYWORDS,
         *tracking.GLOBAL_KEYWORDS,
         *notify.GLOBAL_KEYWORDS,
     }
@@ -144,6 +148,7 @@ class _Parser:
         self.scripts: list[VrrpScript] = []
         self.script_names: dict[str, Token] = {}
         self.drafts: list[InstanceDraft] = []
+        self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
         self.sync_drafts: list[syncgroup.SyncGroupDraft] = []  # vrrp_sync_group
 
     # -- top level ---------------------------------------------------------
@@ -186,6 +191,9 @@ class _Parser:
                     rep.warn(kw, f"duplicate instance definition '{name.text}'; ignored")
                 elif name is not None:
                     self.globals["instance_name"] = name.text
+            elif word in routecfg.TOP_KEYWORDS:
+                extra_args(rep, stmt, 0)
+                routecfg.read_top(rep, stmt, top, self.statics)
             else:
                 # No handler: refused, no effect or unknown (config/keywords.py).
                 keywords.not_handled(rep, stmt, top, keywords.TOP, TOP_KEYWORDS)
@@ -197,6 +205,7 @@ class _Parser:
             global_defs=gd,
             scripts=tuple(self.scripts),
             instances=instances,
+            **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
             sync_groups=sync_groups,
         )
 
@@ -249,6 +258,9 @@ class _Parser:
                 value = int_value(rep, stmt, 1, 3600)
             elif word == "smtp_alert":
                 value = bool_value(rep, stmt)
+            elif word in strict.GLOBAL_KEYWORDS:
+                strict.read_global(rep, stmt, g)
+                continue
             elif word in sched.KEYWORDS:
                 sched.read(rep, stmt, g, self.global_toks)
                 continue
@@ -374,6 +386,8 @@ class _Parser:
         for d in self.drafts:
             name = d.name.text
             ok = True
+            # vrrp_strict / strict_mode and accept mode (config/strict.py)
+            ok = strict.before_finish(rep, d, bool(gd.vrrp_strict)) and ok
             if name in names:
                 rep.error(
                     d.name, f"duplicate vrrp_instance '{name}' (first defined at {names[name].loc})"
@@ -403,6 +417,8 @@ class _Parser:
                 rep.error(d.auth_type_tok, "auth_type is set but auth_pass is missing")
                 ok = False
             inst = self._finish(d, gd)
+            if inst is not None:
+                inst = strict.after_finish(rep, d.name, inst)
             if ok and inst is not None:
                 out.append(inst)
         return tuple(out)
@@ -466,6 +482,10 @@ class _Parser:
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
             **tracking.instance_fields(d.tracking, gd),
             notify=d.notify,
+            strict_mode=bool(d.strict_mode),
+            accept=d.accept is not False,
+            virtual_routes=tuple(d.virtual_routes),
+            virtual_rules=tuple(d.virtual_rules),
             loc=d.name.loc,
             # keepalived: instance value, else the global lower_prio value, else
             # the *global* master value (not this instance's garp_master_*).

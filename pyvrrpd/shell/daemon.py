@@ -53,6 +53,7 @@ from pyvrrpd.shell.notify import Notifier
 from pyvrrpd.shell.pidfile import PidFiles
 from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.wire.bpf import FastPath
@@ -96,6 +97,8 @@ class Daemon:
         self._monitor: LinkMonitor | None = None
         self._control: ControlServer | None = None
         self._reaper: Reaper | None = None
+        # static_*, virtual_routes/rules, no_accept firewall (shell/statics.py)
+        self._extras: HostExtras | None = None
         self._executor = Executor(self.garp_senders)
         # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
         self.notifier = Notifier(config.global_defs, {i.name: i.notify for i in config.instances})
@@ -160,11 +163,14 @@ class Daemon:
             self._netlink.inject = self._faults.injector.netlink
         # The monitor first: its snapshot is the kernel view status reports.
         self._monitor = await LinkMonitor.open()
+        self._extras = HostExtras(self.config, self._netlink)
+        await self._extras.start()  # HostError (nft missing) stops the start
         for inst_cfg in self.config.instances:
             iface = self._interface(inst_cfg.interface)
             router = VirtualRouter(router_config(inst_cfg, self.config))
             inst = Instance(inst_cfg, router, iface, self._vipset(inst_cfg.name))
             inst.vipset.addresses = inst.addresses
+            self._extras.attach(inst)
             iface.by_vrid[inst_cfg.virtual_router_id] = inst
             self.instances.append(inst)
             self.by_name[inst.name] = inst
@@ -254,6 +260,8 @@ class Daemon:
         # a second after SIGTERM; a hung netlink call must not hold us).
         if self.release_on_stop:
             await asyncio.gather(*(i.vipset.wait_settled(1.5) for i in self.instances))
+        if self._extras is not None:
+            await self._extras.stop()
         for inst in self.instances:
             inst.vipset.cancel()
         # STOP notifies once the VIPs are gone, STOP scripts given 1 s (keepalived.md 2.8).

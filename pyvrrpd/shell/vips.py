@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import errno
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -40,6 +41,14 @@ GIVE_UP_ATTEMPTS = 4  # ~0.7 s of failing adds (0.1 + 0.2 + 0.4 between them)
 # stop after this long, even in the middle of a pass, so the peer still takes
 # over well inside Master_Down_Interval + 0.5 s.
 GIVE_UP_AFTER = 1.5
+
+
+class Companion(Protocol):
+    """Something installed and removed with an instance's addresses."""
+
+    first: bool
+
+    async def apply(self, want: bool) -> str | None: ...
 
 
 class VipSet:
@@ -69,6 +78,10 @@ class VipSet:
         self.retries = 0
         self.gave_up = 0
         self.last_error: str | None = None
+        #: Work done with the addresses (shell/firewall.py DropRules,
+        #: shell/statics.py VirtualRoutes): `first` ones go in before the
+        #: addresses and come out after them, the others the other way round.
+        self.companions: list[Companion] = []
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -171,6 +184,11 @@ class VipSet:
         loop = asyncio.get_running_loop()
         first_error: str | None = None
         changed: list[str] = []
+        for comp in self.companions:
+            if comp.first == want and (err := await comp.apply(want)):
+                if want:
+                    return err  # no VIP without its drop rule (accept mode off)
+                first_error = first_error or err
         for vip in self.addresses:
             if self.want != want:
                 return None  # superseded; the loop starts over
@@ -203,6 +221,9 @@ class VipSet:
                 continue
             if done:
                 changed.append(str(vip))
+        for comp in self.companions:
+            if comp.first != want and self.want == want and (err := await comp.apply(want)):
+                first_error = first_error or err
         if changed:
             log.info(
                 "vips_set" if want else "vips_removed",

@@ -1,0 +1,158 @@
+"""Host state beside the VIPs: static_*, virtual_routes/rules and the firewall.
+
+Owns:
+- `static_ipaddress`, `static_routes`, `static_rules` (top level): installed
+  once at start, before any instance runs, and removed at stop, as keepalived
+  does (vrrp_daemon.c start_vrrp / stop_vrrp). A failure is logged as an
+  error and the daemon carries on, like keepalived.
+- Each instance's `virtual_routes` / `virtual_rules`: a VipSet companion
+  (shell/vips.py) that adds them after the VIPs when the instance becomes
+  MASTER and removes them (rules first, then routes) before the VIPs when it
+  leaves, in keepalived's order (vrrp.c `vrrp_state_become_master()`,
+  `vrrp_restore_interface()`). keepalived logs a route it cannot add and
+  keeps the instance MASTER; so does this.
+- The accept-mode firewall (shell/firewall.py): started here, attached to
+  the instances that need it, its table deleted at stop.
+
+Not done: keepalived's route/rule tracking (an instance goes FAULT when a
+tracked route or rule is deleted behind its back); `no_track` is accepted
+and changes nothing else. Must not decide protocol state.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from pyvrrpd.config.model import Config, VirtualIP
+from pyvrrpd.config.routemodel import Route, Rule
+from pyvrrpd.config.strict import needs_firewall
+from pyvrrpd.io.errors import HostError
+from pyvrrpd.io.netlink import Netlink
+from pyvrrpd.io.routes import Routes
+from pyvrrpd.shell.firewall import Firewall
+from pyvrrpd.shell.instance import Instance
+
+log = structlog.get_logger("pyvrrpd")
+
+
+class VirtualRoutes:
+    """One instance's virtual_routes and virtual_rules, run by its VipSet."""
+
+    #: In after the VIPs (a route via a gateway on the VIP's subnet needs it), out before.
+    first = False
+
+    def __init__(
+        self, name: str, routes: tuple[Route, ...], rules: tuple[Rule, ...], kernel: Routes
+    ) -> None:
+        self.name = name
+        self.routes = routes
+        self.rules = rules
+        self.kernel = kernel
+        self.errors = 0
+
+    async def apply(self, want: bool) -> str | None:
+        """Add (want) or remove everything; failures are logged, never fail the VIPs."""
+        changed: list[str] = []
+        # keepalived: routes then rules going in, rules then routes coming out.
+        order: list[Route | Rule] = [*self.routes, *self.rules]
+        for item in order if want else reversed(order):
+            try:
+                if isinstance(item, Route):
+                    done = await self.kernel.route(want, item)
+                else:
+                    done = await self.kernel.rule(want, item)
+            except HostError as exc:
+                self.errors += 1
+                log.error("virtual_route_failed", instance=self.name, error=str(exc))
+                continue
+            if done:
+                changed.append(str(item))
+        if changed:
+            log.info(
+                "virtual_routes_set" if want else "virtual_routes_removed",
+                instance=self.name,
+                changed=changed,
+            )
+        return None
+
+
+class HostExtras:
+    """What the daemon installs on the host besides the VIPs."""
+
+    def __init__(self, config: Config, netlink: Netlink) -> None:
+        self.config = config
+        self.kernel = Routes(netlink)
+        self._netlink = netlink
+        self.firewall = Firewall(config) if Firewall.needed(config) else None
+        self.errors = 0
+
+    async def start(self) -> None:
+        """Check and clean the firewall (HostError: nft missing), then install static_*."""
+        if self.firewall is not None:
+            await self.firewall.start()
+        await self._statics(True)
+
+    def attach(self, inst: Instance) -> None:
+        """Give `inst`'s VipSet its drop rules and virtual routes/rules."""
+        cfg = inst.cfg
+        if self.firewall is not None and needs_firewall(cfg):
+            addresses = tuple(v.address for v in inst.addresses)
+            inst.vipset.companions.append(self.firewall.companion(inst.name, addresses))
+        if cfg.virtual_routes or cfg.virtual_rules:
+            inst.vipset.companions.append(
+                VirtualRoutes(inst.name, cfg.virtual_routes, cfg.virtual_rules, self.kernel)
+            )
+
+    async def stop(self) -> None:
+        """Remove static_* and delete the firewall table (after the VIPs are gone)."""
+        await self._statics(False)
+        if self.firewall is not None:
+            await self.firewall.stop()
+
+    async def _statics(self, add: bool) -> None:
+        cfg = self.config
+        done: list[str] = []
+        try:
+            # Addresses first in, last out: static routes may go via them.
+            if add:
+                for vip in cfg.static_ipaddress:
+                    await self._address(add, vip.dev or "", vip)
+            order: list[Route | Rule] = [*cfg.static_routes, *cfg.static_rules]
+            for item in order if add else reversed(order):
+                try:
+                    if isinstance(item, Route):
+                        changed = await self.kernel.route(add, item)
+                    else:
+                        changed = await self.kernel.rule(add, item)
+                except HostError as exc:
+                    self.errors += 1
+                    log.error("static_route_failed", error=str(exc))
+                    continue
+                if changed:
+                    done.append(str(item))
+            if not add:
+                for vip in cfg.static_ipaddress:
+                    await self._address(add, vip.dev or "", vip)
+        finally:
+            if done:
+                log.info("static_routes_set" if add else "static_routes_removed", changed=done)
+
+    async def _address(self, add: bool, dev: str, vip: VirtualIP) -> None:
+        try:
+            if add:
+                changed = await self._netlink.add_address(
+                    dev,
+                    vip.address,
+                    vip.prefixlen,
+                    broadcast=vip.broadcast,
+                    scope=vip.scope,
+                    label=vip.label,
+                )
+            else:
+                changed = await self._netlink.remove_address(dev, vip.address, vip.prefixlen)
+        except HostError as exc:
+            self.errors += 1
+            log.error("static_address_failed", address=str(vip), error=str(exc))
+            return
+        if changed:
+            log.info("static_address_set" if add else "static_address_removed", address=str(vip))
