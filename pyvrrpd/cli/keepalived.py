@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyvrrpd import __version__
-from pyvrrpd.cli.main import CHK_ERRORS, CHK_FATAL, CHK_SECURITY, EXIT_OK, preflight, run_daemon
-from pyvrrpd.config import ConfigError, load_config
+from pyvrrpd.cli.common import check_config
+from pyvrrpd.cli.main import EXIT_OK, preflight, run_daemon
 from pyvrrpd.shell.control import DEFAULT_SOCKET
 
 
@@ -91,29 +91,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def config_test(path: str, out_path: str, config_id: str | None = None) -> int:
-    """`keepalived -t`: diagnostics to stderr (or a file) and keepalived's codes."""
+    """`keepalived -t`: diagnostics to stderr (or a file) and keepalived's exit code."""
+    result = check_config(path, config_id)
     out = sys.stderr if out_path == "-" else open(out_path, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        try:
-            cfg = load_config(path, config_id=config_id)
-        except ConfigError as exc:
-            for d in exc.diagnostics:
-                print(d.format(), file=out)
-            missing = any("cannot read config" in d.message for d in exc.errors)
-            return CHK_FATAL if missing else CHK_ERRORS
-        for w in cfg.warnings:
-            print(w.format(), file=out)
-        used_scripts = any(i.track_script for i in cfg.instances)
-        if used_scripts and not cfg.global_defs.enable_script_security:
-            print(
-                "SECURITY VIOLATION - scripts are being executed but script_security not enabled.",
-                file=out,
-            )
-            return CHK_SECURITY
-        return CHK_ERRORS if cfg.warnings else EXIT_OK
+        for d in result.diagnostics:
+            print(d.format(), file=out)
     finally:
         if out is not sys.stderr:
             out.close()
+    return result.code
 
 
 def _daemonise() -> None:

@@ -23,14 +23,11 @@ from pyvrrpd.shell.control import DEFAULT_SOCKET, query
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
-# keepalived's exit codes (keepalived.md 4.3): normal run and `-t` config test.
+# keepalived's exit codes for a normal run (keepalived.md 4.3); `-t`'s are in cli/common.py.
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
 EXIT_NO_PERMISSION = 4
-CHK_FATAL = 4
-CHK_ERRORS = 5
-CHK_SECURITY = 6
 
 
 def _err(msg: str) -> None:
@@ -196,16 +193,29 @@ def render_status(reply: dict[str, Any]) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    cfg = _load(args.file)
+    """keepalived -t's decision and exit code (cli/common.py), pyvrrpd's summary line."""
+    from pyvrrpd.cli.common import check_config
+
+    result = check_config(args.file, host=not args.syntax_only)
+    for d in result.diagnostics:
+        print(d.format(), file=sys.stderr)
+    cfg = result.config
     if cfg is None:
-        return EXIT_CONFIG
+        n = result.errors
+        _err(f"{args.file}: {n} error{'s' if n != 1 else ''}; would not start")
+        return result.code
     n = len(cfg.instances)
-    print(
-        f"{args.file}: OK, {n} instance{'s' if n != 1 else ''}, "
+    w = result.warnings
+    summary = (
+        f"{n} instance{'s' if n != 1 else ''}, "
         f"{len(cfg.scripts)} script{'s' if len(cfg.scripts) != 1 else ''}, "
-        f"{len(cfg.warnings)} warning{'s' if len(cfg.warnings) != 1 else ''}"
+        f"{w} warning{'s' if w != 1 else ''}"
     )
-    return EXIT_OK
+    if result.code == 0:
+        print(f"{args.file}: OK, {summary}")
+    else:
+        print(f"{args.file}: runs, {summary} (exit {result.code}, as keepalived -t)")
+    return result.code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-config", help="parse a config and report problems")
     c.add_argument("-f", "--file", default=DEFAULT_CONFIG)
+    c.add_argument(
+        "--syntax-only",
+        action="store_true",
+        help="skip the host checks (interfaces present, scripts runnable and secure)",
+    )
     c.set_defaults(func=_cmd_check)
 
     sub.add_parser("demo", help="run the guide's two-load-balancer lab (root; see --help)")

@@ -213,7 +213,14 @@ def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -
                 # keepalived's IPsec-AH-style HMAC-MD5-96 (pyvrrpd/wire/ah.py).
                 d.auth_type, d.auth_type_tok = tok.text, tok
             else:
-                rep.error(tok, f"auth_type must be PASS, got '{tok.text}'")
+                # keepalived 2.2.7 reports an unknown type and runs the instance
+                # with no authentication; a mixed pair must agree, so we do too.
+                semi = " (keepalived.conf has no ';' separator)" if tok.text.endswith(";") else ""
+                rep.warn(
+                    tok,
+                    f"unknown authentication type '{tok.text}'{semi}: like keepalived 2.2.7, "
+                    "this instance runs WITHOUT authentication",
+                )
         elif kw.text == "auth_pass":
             tok = need_arg(rep, s, 1, "a password of up to 8 characters")
             if tok is None:

@@ -430,6 +430,12 @@ def unknown_keyword(word: str, block: str | None, known: Iterable[str]) -> str:
     hint shows the spelling it wants.
     """
     where = f" in {block}" if block else ""
+    if word.endswith(";") and word[:-1] in set(known):
+        # `nopreempt;`: keepalived ignores the whole line, so the option is NOT set.
+        return (
+            f"unknown keyword '{word}'{where}: keepalived.conf has no ';' separator, so this "
+            f"line is ignored and '{word[:-1]}' is NOT in effect (keepalived 2.2.7 does the same)"
+        )
     close = difflib.get_close_matches(word, sorted(set(known)), n=1, cutoff=0.75)
     if not close:
         lowered = {k.lower(): k for k in known}

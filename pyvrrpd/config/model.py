@@ -42,6 +42,9 @@ class Diagnostic:
     # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
     # accepts silently): not counted by `keepalived -t` (config/lint.py).
     keepalived_silent: bool = False
+    # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
+    # accepts silently): not counted by `keepalived -t` (config/lint.py).
+    keepalived_silent: bool = False
 
     def format(self) -> str:
         """`file:line:col: error: message`, then the source line and a caret.
@@ -71,8 +74,11 @@ _SHOWN = 160  # characters of a long source line shown in a diagnostic
 class ConfigError(Exception):
     """Raised with every error (and warning) found, never just the first."""
 
-    def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
+    def __init__(self, diagnostics: tuple[Diagnostic, ...], partial: Config | None = None) -> None:
         self.diagnostics = diagnostics
+        # What could be read despite the errors (scripts, instances): lets
+        # `keepalived -t` still report script security, as keepalived does.
+        self.partial = partial
         super().__init__("\n".join(d.format() for d in diagnostics))
 
     @property

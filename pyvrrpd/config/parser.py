@@ -136,7 +136,7 @@ def _build(lexed: LexResult) -> Config:
         )
         diagnostics = (*diagnostics[:MAX_DIAGNOSTICS], summary)
     if rep.has_errors:
-        raise ConfigError(diagnostics)
+        raise ConfigError(diagnostics, partial=config)
     return replace(config, warnings=diagnostics, files=tuple(lexed.files))
 
 
