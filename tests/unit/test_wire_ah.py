@@ -62,13 +62,13 @@ def test_golden_icv_verifies_with_the_padded_key_only() -> None:
         assert not verify_icv(pkt, 20, KEY, unicast=True)
 
 
-@pytest.mark.parametrize(("pkt", "prio", "seq", "ident"), [(KA_FIRST, 100, 1, 1), (KA_STOP, 0, 4, 4)])
+@pytest.mark.parametrize(
+    ("pkt", "prio", "seq", "ident"), [(KA_FIRST, 100, 1, 1), (KA_STOP, 0, 4, 4)]
+)
 def test_we_build_keepalived_bytes(pkt: bytes, prio: int, seq: int, ident: int) -> None:
     payload = encode_advert(51, prio, [VIP], 1, AuthType.AH, b"")
     assert payload == pkt[44:]
-    ours = build_ah_datagram(
-        KA_SRC, A("224.0.0.18"), payload, seq=seq, ident=ident, auth_pass=KEY
-    )
+    ours = build_ah_datagram(KA_SRC, A("224.0.0.18"), payload, seq=seq, ident=ident, auth_pass=KEY)
     assert ours == pkt
 
 
@@ -88,7 +88,7 @@ def test_scapy_decodes_our_datagram() -> None:
 
 
 def test_ident_zero_is_refused() -> None:
-    with pytest.raises(ValueError, match="1..65535"):
+    with pytest.raises(ValueError, match=r"1\.\.65535"):
         build_ah_datagram(KA_SRC, A("224.0.0.18"), b"", seq=1, ident=0, auth_pass=KEY)
 
 
