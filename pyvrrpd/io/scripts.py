@@ -28,7 +28,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pyvrrpd.io import children
@@ -176,13 +176,15 @@ async def run_script(
     *,
     executable: str | None = None,
     stderr_fd: int | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> ScriptResult:
     """Run ``argv`` (no shell) with ``timeout`` seconds; never raises for failures.
 
     The file executed is ``executable`` when given (see :func:`script_command`),
     else ``argv[0]``, a bare name being looked up in PATH; either way the
     process sees ``argv`` unchanged. ``stderr_fd`` (default: /dev/null)
-    receives the script's stderr. A file that is not a binary and has no
+    receives the script's stderr; ``on_spawn`` is told the process (group)
+    id once it runs. A file that is not a binary and has no
     ``#!`` line (ENOEXEC) is run by ``/bin/sh``, as ``execvp`` and keepalived's
     ``system()`` fallback would. Cancelling the coroutine SIGKILLs the script's
     process group before re-raising.
@@ -212,6 +214,8 @@ async def run_script(
         )
 
     timed_out = False
+    if on_spawn is not None:
+        on_spawn(proc.pid)
     # asyncio's child watcher collects this one by PID: the orphan reaper must not.
     children.OWNED.add(proc.pid)
     try:

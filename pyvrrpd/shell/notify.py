@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -66,6 +67,8 @@ log = structlog.get_logger("pyvrrpd.notify")
 NOTIFY_TIMEOUT = 60.0
 #: keepalived runs STOP scripts with a 1 s child timer, then SIGKILLs their group.
 STOP_WAIT = 1.0
+#: how long a SIGTERMed fifo script may take to exit before the STOP lines.
+FIFO_SCRIPT_GRACE = 0.5
 #: a fifo script runs until stop (keepalived: TIMER_NEVER).
 FIFO_SCRIPT_TIMEOUT = 10.0 * 365 * 86400
 LOG_EVERY = 60.0  # seconds between log lines of one kind per hook
@@ -159,6 +162,7 @@ class Notifier:
         self.disabled: dict[str, str] = {}  # hook label -> reason
         self.fifos: list[NotifyFifoWriter] = []
         self._fifo_scripts: list[asyncio.Task[ScriptResult]] = []
+        self._fifo_pgids: list[int] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_tasks: set[asyncio.Task[Any]] = set()
         self._limit = RateLimiter(LOG_EVERY, clock)
@@ -228,7 +232,9 @@ class Notifier:
                 hook.command = ScriptCommand(
                     (*hook.command.argv, fifo.path), hook.command.executable
                 )
-                task = self._spawn_script(hook, (), FIFO_SCRIPT_TIMEOUT, "fifo_script")
+                task = self._spawn_script(
+                    hook, (), FIFO_SCRIPT_TIMEOUT, "fifo_script", self._fifo_pgids.append
+                )
                 self._fifo_scripts.append(task)
         writer = NotifyFifoWriter(fifo.path, fifo.user, fifo.group)
         why = writer.open()
@@ -242,8 +248,15 @@ class Notifier:
         """keepalived's shutdown: fifo readers SIGTERMed, STOP for every instance
         then every group, STOP scripts and pending mails given STOP_WAIT, the
         rest killed, the FIFOs closed (and unlinked if we created them)."""
-        for task in self._fifo_scripts:
-            task.cancel()
+        for pgid in self._fifo_pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+        running = [t for t in self._fifo_scripts if not t.done()]
+        if running:
+            # Let them go before the STOP lines, so a reader that stops on
+            # SIGTERM does not also see them (keepalived: script_killall()
+            # comes first; the STOP lines then wait for any other reader).
+            await asyncio.wait(running, timeout=FIFO_SCRIPT_GRACE)
         self._stop_tasks.clear()
         for (kind, name), _target in list(self.targets.items()):
             if kind == "INSTANCE":
@@ -385,15 +398,28 @@ class Notifier:
     # -------------------------------------------------------------- scripts
 
     def _spawn_script(
-        self, hook: _Hook, extra: tuple[str, ...], timeout: float, kind: str
+        self,
+        hook: _Hook,
+        extra: tuple[str, ...],
+        timeout: float,
+        kind: str,
+        on_spawn: Callable[[int], None] | None = None,
     ) -> asyncio.Task[ScriptResult]:
         self.counters.scripts_started += 1
-        task = asyncio.get_running_loop().create_task(self._run(hook, extra, timeout), name=kind)
+        coro = self._run(hook, extra, timeout, kind, on_spawn)
+        task = asyncio.get_running_loop().create_task(coro, name=kind)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _run(self, hook: _Hook, extra: tuple[str, ...], timeout: float) -> ScriptResult:
+    async def _run(
+        self,
+        hook: _Hook,
+        extra: tuple[str, ...],
+        timeout: float,
+        kind: str,
+        on_spawn: Callable[[int], None] | None,
+    ) -> ScriptResult:
         argv = (*hook.command.argv, *extra)
         fd = _stderr_buffer()
         try:
@@ -404,12 +430,23 @@ class Notifier:
                 group=hook.identity.group,
                 executable=hook.command.executable,
                 stderr_fd=fd,
+                on_spawn=on_spawn,
             )
             stderr = _read_back(fd)
         finally:
             if fd is not None:
                 os.close(fd)
         log.debug("notify_script_done", hook=hook.label, argv=list(argv), ok=result.ok)
+        if kind == "fifo_script":
+            # keepalived: "vrrp notify fifo script terminated" (expected at stop).
+            log.info(
+                "notify_fifo_script_exited",
+                hook=hook.label,
+                status=result.exit_status,
+                signal=result.signal,
+                stderr=stderr or None,
+            )
+            return result
         if result.timed_out:
             self.counters.scripts_timed_out += 1
         if not result.ok:
