@@ -56,6 +56,7 @@ from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.trackers.interface import InterfaceTracker, tracker_kind
 from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.check import peek_vrid
 
@@ -97,6 +98,7 @@ class Daemon:
         self._monitor: LinkMonitor | None = None
         self._control: ControlServer | None = None
         self._reaper: Reaper | None = None
+        self._iftrack: InterfaceTracker | None = None  # track_interface (trackers/interface.py)
         # static_*, virtual_routes/rules, no_accept firewall (shell/statics.py)
         self._extras: HostExtras | None = None
         self._executor = Executor(self.garp_senders)
@@ -182,6 +184,9 @@ class Daemon:
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
         self._setup_scripts()
+        # track_interface: every tracked link read once, then followed by netlink events.
+        self._iftrack = InterfaceTracker(self.config.instances, self._on_tracker_change)
+        await self._iftrack.start(self._netlink, self.config.global_defs, self._untrack)
         self.notifier.start()
         self._spawn(self._watch_links())
         if self.control_path:
@@ -246,6 +251,10 @@ class Daemon:
         if any(t.name == name for t in cfg.trackers):
             kept = tuple(t for t in cfg.trackers if t.name != name)
             inst.router = VirtualRouter(without_trackers(cfg, kept))
+
+    def _untrack(self, name: str) -> None:
+        for inst in self.instances:
+            self._feed_untracked(inst, name)
 
     async def _shutdown(self) -> None:
         assert self._loop is not None
@@ -337,9 +346,13 @@ class Daemon:
                     continue
                 for name in list(self.interfaces):
                     await self._relink(name)
+                if self._iftrack is not None and self._netlink is not None:
+                    await self._iftrack.sync(self._netlink)
 
     async def _link_event(self, ev: LinkEvent) -> None:
         assert self._loop is not None
+        if ev.kind == "link" and ev.up is not None and self._iftrack is not None:
+            self._iftrack.observe(ev.ifname, ev.up)  # track_interface
         if ev.kind != "link" and ev.address in self._vip_addresses(ev.ifname):
             if ev.kind == "addr_del":
                 for inst in self.instances:
@@ -621,7 +634,7 @@ class Daemon:
             d["trackers"] = [
                 {
                     "name": spec.name,
-                    "kind": "script",
+                    "kind": tracker_kind(spec.name),
                     "weight": spec.weight,
                     "reverse": spec.reverse,
                     "status": _status_word(st.trackers.get(spec.name)),

@@ -13,14 +13,17 @@ import structlog
 
 from pyvrrpd.config.instance import max_advert_vips
 from pyvrrpd.config.model import Config, VirtualIP, VrrpInstance
+from pyvrrpd.config.tracking import startup_delay
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.ah_socket import AhSocket
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.ifmtu import interface_mtu
 from pyvrrpd.io.netlink import LinkInfo
+from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.trackers.interface import interface_specs
 from pyvrrpd.wire.vrrp import AuthType
 
 log = structlog.get_logger("pyvrrpd")
@@ -52,7 +55,7 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         initial_master=inst.state == "MASTER",
         auth_type=int(auth),
         auth_data=inst.auth_pass,
-        trackers=tuple(trackers),
+        trackers=(*trackers, *interface_specs(inst)),
         garp_master_delay=inst.garp_master_delay,
         garp_master_repeat=inst.garp_master_repeat,
         garp_master_refresh=inst.garp_master_refresh,
@@ -60,6 +63,12 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         garp_lower_prio_repeat=inst.garp_lower_prio_repeat,
         garp_lower_prio_delay=inst.garp_lower_prio_delay,
         skip_check_adv_addr=inst.skip_check_adv_addr,
+        # config/tracking.py: keepalived's advert/timer keywords, dont_track_primary.
+        lower_prio_no_advert=inst.lower_prio_no_advert,
+        higher_prio_send_advert=inst.higher_prio_send_advert,
+        down_timer_adverts=inst.down_timer_adverts,
+        dont_track_primary=inst.dont_track_primary,
+        startup_delay=startup_delay(config.global_defs, boot_uptime()),
     )
 
 

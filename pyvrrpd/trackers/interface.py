@@ -1,0 +1,132 @@
+"""`track_interface` and `dont_track_primary`: link state into tracker events.
+
+Owns: which interfaces the instances track, the last up/down state seen for
+each, the tracker names the core sees (``interface:IF``), the TrackerSpecs an
+instance's RouterConfig carries, and what a tracked interface missing at
+start means. "Up" is keepalived's FLAGS_UP test: IFF_UP and IFF_RUNNING both
+set (administratively up and carrier present), as `LinkInfo.up` reports it.
+A deleted interface is down; re-created, it is up again.
+
+Driven by the daemon's netlink link monitor (``LinkEvent``), never by polling;
+`sync` reads each tracked link once at start and after a monitor resync.
+Must not: decide states or priorities (pyvrrpd.core.tracking has keepalived's
+weight table, the same for interfaces as for scripts: keepalived.md 2.2).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from pyvrrpd.config.model import GlobalDefs, VrrpInstance
+from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.io.errors import HostError
+from pyvrrpd.io.netlink import Netlink
+
+log = structlog.get_logger("pyvrrpd.track")
+
+PREFIX = "interface:"
+
+
+def tracker_name(ifname: str) -> str:
+    """The tracker name an interface has in the core and in `pyvrrpd status`."""
+    return PREFIX + ifname
+
+
+def tracker_kind(name: str) -> str:
+    """`interface` for interface trackers, else `script` (vrrp_script names)."""
+    return "interface" if name.startswith(PREFIX) else "script"
+
+
+def interface_specs(inst: VrrpInstance) -> tuple[TrackerSpec, ...]:
+    """The instance's `track_interface` entries as core trackers."""
+    return tuple(
+        TrackerSpec(tracker_name(t.name), t.weight, t.reverse) for t in inst.track_interface
+    )
+
+
+def missing_is_down(gd: GlobalDefs) -> bool:
+    """Whether a tracked interface missing at start is tracked (as down).
+
+    keepalived (vrrp_track.c alloc_track_if()) reports "tracked interface X
+    doesn't exist" and drops the entry, unless `dynamic_interfaces` is set,
+    when it tracks a placeholder that stays down until the interface appears.
+    """
+    return bool(getattr(gd, "dynamic_interfaces", False))
+
+
+class InterfaceTracker:
+    """Up/down of every tracked interface; calls `on_change(name, up)` on changes."""
+
+    def __init__(
+        self,
+        instances: Iterable[VrrpInstance],
+        on_change: Callable[[str, bool | None], None],
+    ) -> None:
+        self._instances = tuple(instances)
+        names = {t.name for inst in self._instances for t in inst.track_interface}
+        self.state: dict[str, bool | None] = dict.fromkeys(sorted(names))
+        self._on_change = on_change
+
+    def __contains__(self, ifname: str) -> bool:
+        return ifname in self.state
+
+    def observe(self, ifname: str, up: bool) -> None:
+        """A link event (or a query) says `ifname` is `up`; tell the core if new."""
+        if ifname not in self.state or self.state[ifname] == up:
+            return
+        self.state[ifname] = up
+        log.info("tracked_interface", interface=ifname, state="up" if up else "down")
+        self._on_change(tracker_name(ifname), up)
+
+    async def start(self, netlink: Netlink, gd: GlobalDefs, untrack: Callable[[str], None]) -> None:
+        """Read every tracked link once, before the instances start.
+
+        A tracked interface that does not exist is handled as keepalived does
+        (see `missing_is_down`): logged as an error and `untrack(name)` is
+        called with its tracker name, or, with `dynamic_interfaces`, tracked
+        as down. Untracking comes first: it rebuilds routers.
+        """
+        links = await self._query(netlink)
+        for name, up in links.items():
+            if up is not None:
+                continue
+            if missing_is_down(gd):
+                links[name] = False
+                continue
+            users = sorted(
+                i.name for i in self._instances if any(t.name == name for t in i.track_interface)
+            )
+            log.error(
+                "tracked_interface_missing",
+                interface=name,
+                instances=users,
+                detail=f"tracked interface {name} doesn't exist; not tracked (as keepalived)",
+            )
+            self.state.pop(name, None)
+            untrack(tracker_name(name))
+        for name, up in links.items():
+            if up is not None:
+                self.observe(name, up)
+
+    async def sync(self, netlink: Netlink) -> None:
+        """Re-read every tracked link (after the link monitor was reopened);
+        one that vanished meanwhile is down."""
+        for name, up in (await self._query(netlink)).items():
+            self.observe(name, bool(up))
+
+    async def _query(self, netlink: Netlink) -> dict[str, bool | None]:
+        """Up/down of each tracked link; None: it does not exist. A link that
+        could not be asked about is left out (the next link event tells)."""
+        out: dict[str, bool | None] = {}
+        for name in list(self.state):
+            try:
+                out[name] = (await netlink.link(name)).up
+            except HostError as exc:
+                if exc.errno_code == errno.ENODEV:
+                    out[name] = None
+                else:
+                    log.error("tracked_interface_query_failed", interface=name, error=str(exc))
+        return out
