@@ -58,6 +58,7 @@ from pyvrrpd.shell.dumpformat import (
     render_parent_data,
     render_stats,
 )
+from pyvrrpd.trackers.interface import tracker_kind
 
 if TYPE_CHECKING:
     from pyvrrpd.shell.daemon import Daemon
@@ -201,7 +202,12 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
         deadline = router.next_deadline()
         link = inst.iface.link
         last = st.get("last_transition")
-        tracked = tuple(TrackedScript(t.name, t.weight, t.reverse) for t in rc.trackers)
+        # Scripts only: track_interface entries are not "Tracked scripts".
+        tracked = tuple(
+            TrackedScript(t.name, t.weight, t.reverse)
+            for t in rc.trackers
+            if tracker_kind(t.name) == "script"
+        )
         for t in tracked:
             tracking.setdefault(t.name, []).append(TrackedScript(inst.name, t.weight, t.reverse))
         cfg = inst.cfg
