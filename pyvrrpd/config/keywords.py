@@ -135,7 +135,6 @@ _DBUS = "D-Bus is not provided by pyvrrpd"
 _NETLINK = "pyvrrpd follows link state through netlink events only"
 _BUFS = "pyvrrpd sizes its own sockets and receive queues"
 _PROCNAME = "pyvrrpd runs as one process; the `keepalived` command names it keepalived"
-_FIREWALL = "pyvrrpd puts its no_accept/vrrp_strict rules in its own nftables table"
 
 
 def _since(version: str, what: str) -> str:
@@ -147,14 +146,10 @@ def _since(version: str, what: str) -> str:
 # and the entry is then reported as stale by the keyword-class test.
 REFUSED: Mapping[str, Mapping[str, str]] = {
     TOP: {
-        "vrrp_sync_group": f"sync groups are {_NOT_YET}",
         "vrrp_track_process": f"process tracking is {_TRACKING}",
         "track_file": f"file tracking is {_TRACKING}",
         "vrrp_track_file": f"file tracking is {_TRACKING}",
         "garp_group": "per-interface GARP groups are not implemented; use vrrp_garp_interval",
-        "static_ipaddress": f"static addresses are {_NOT_YET}",
-        "static_routes": f"static routes are {_NOT_YET}",
-        "static_rules": f"static rules are {_NOT_YET}",
         "track_group": "track groups (of static addresses) are not implemented",
         "interface_up_down_delays": "delayed reaction to link changes is not implemented",
         "net_namespace": (
@@ -167,82 +162,38 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "startup_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
-        "smtp_alert_vrrp": f"VRRP mail alerts are {_NOT_YET}",
-        "no_email_faults": f"VRRP mail alerts are {_NOT_YET}",
-        "notify_fifo": f"notify FIFOs are {_NOT_YET}",
-        "notify_fifo_script": f"notify FIFOs are {_NOT_YET}",
-        "vrrp_notify_fifo": f"notify FIFOs are {_NOT_YET}",
-        "vrrp_notify_fifo_script": f"notify FIFOs are {_NOT_YET}",
-        "vrrp_notify_priority_changes": f"notify hooks are {_NOT_YET}",
         "fifo_write_vrrp_states_on_reload": f"notify FIFOs are {_NOT_YET}",
         "dynamic_interfaces": f"interfaces missing at start are {_NOT_YET}",
         "default_interface": "default_interface (for addresses without dev) is not implemented",
         "disable_local_igmp": "pyvrrpd does not change the interfaces' IGMP reports",
-        "vrrp_mcast_group4": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
         "vrrp_mcast_group6": _IPV6,
-        "vrrp_down_timer_adverts": _NOT_YET,
         "vrrp_min_garp": (
             "not implemented; write vrrp_garp_master_repeat 1, vrrp_garp_master_refresh 0 "
             "and vrrp_garp_master_delay 0 instead"
         ),
         "vrrp_garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
         "vrrp_vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
-        "vrrp_lower_prio_no_advert": _NOT_YET,
-        "vrrp_higher_prio_send_advert": _NOT_YET,
-        "vrrp_check_unicast_src": f"unicast VRRP is {_NOT_YET}",
-        "vrrp_strict": f"strict mode is {_NOT_YET}",
-        "vrrp_startup_delay": _NOT_YET,
         "vmac_prefix": "virtual MAC interface naming is not implemented",
         "vmac_addr_prefix": "virtual MAC interface naming is not implemented",
         "reload_time_file": "scheduled reloads are not implemented",
         "reload_repeat": "scheduled reloads are not implemented",
         "reload_file": "scheduled reloads are not implemented",
-        "vrrp_delay_after_boot": _since("2.3", _NOT_YET),
         "vrrp_owner_ignore_adverts": _since("2.3", "not implemented"),
         "v3_checksum_as_v2": _since("2.3", _IPV6),
         "set_supplementary_groups": _since("2.3", "not implemented"),
     },
     INSTANCE: {
-        "use_vmac": f"virtual MAC is {_NOT_YET}",
-        "use_vmac_addr": f"virtual MAC is {_NOT_YET}",
-        "vmac_xmit_base": f"virtual MAC is {_NOT_YET}",
         "garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
         "vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
         "use_ipvlan": "ipvlan interfaces are not implemented",
         "vrf": "VRF binding is not implemented",
-        "unicast_peer": f"unicast VRRP is {_NOT_YET}",
-        "unicast_src_ip": f"unicast VRRP is {_NOT_YET}",
-        "unicast_ttl": f"unicast VRRP is {_NOT_YET}",
-        "unicast_fault_no_peer": f"unicast VRRP is {_NOT_YET}",
-        "check_unicast_src": f"unicast VRRP is {_NOT_YET}",
-        "mcast_src_ip": f"choosing the advert source address is {_NOT_YET}",
-        "mcast_dst_ip": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
         "old_unicast_checksum": "keepalived's pre-1.3.6 unicast checksum is not implemented",
         "native_ipv6": _IPV6,
-        "track_interface": f"interface tracking is {_NOT_YET}",
-        "dont_track_primary": f"interface tracking is {_NOT_YET}",
         "track_process": f"process tracking is {_TRACKING}",
         "track_file": f"file tracking is {_TRACKING}",
         "track_bfd": _BFD,
         "track_src_ip": _NOT_YET,
         "promote_secondaries": "promote_secondaries is not implemented",
-        "virtual_routes": f"virtual routes are {_NOT_YET}",
-        "virtual_rules": f"virtual rules are {_NOT_YET}",
-        "accept": f"accept/no_accept is {_NOT_YET}",
-        "no_accept": f"accept/no_accept is {_NOT_YET}",
-        "strict_mode": f"strict mode is {_NOT_YET}",
-        "notify": f"notify hooks are {_NOT_YET}",
-        "notify_master": f"notify hooks are {_NOT_YET}",
-        "notify_backup": f"notify hooks are {_NOT_YET}",
-        "notify_fault": f"notify hooks are {_NOT_YET}",
-        "notify_stop": f"notify hooks are {_NOT_YET}",
-        "notify_deleted": f"notify hooks are {_NOT_YET}",
-        "notify_master_rx_lower_pri": f"notify hooks are {_NOT_YET}",
-        "notify_priority_changes": f"notify hooks are {_NOT_YET}",
-        "smtp_alert": f"VRRP mail alerts are {_NOT_YET}",
-        "down_timer_adverts": _NOT_YET,
-        "lower_prio_no_advert": _NOT_YET,
-        "higher_prio_send_advert": _NOT_YET,
         "timer_expired_backup": _since("2.3", "not implemented"),
         "thread_timer_expired": _since("2.3", "not implemented"),
         "owner_ignore_adverts": _since("2.3", "not implemented"),
@@ -254,7 +205,6 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "noprefixroute": "addresses without their prefix route are not implemented",
         "autojoin": "multicast autojoin addresses are not implemented",
         "preferred_lft": "address lifetimes are not implemented",
-        "use_vmac": f"virtual MAC is {_NOT_YET}",
     },
 }
 
@@ -303,13 +253,6 @@ NO_EFFECT: Mapping[str, Mapping[str, str]] = {
         ),
         "enable_dbus": _DBUS,
         "dbus_service_name": _DBUS,
-        **dict.fromkeys(
-            _w(
-                "vrrp_iptables vrrp_ipsets nftables nftables_priority nftables_ifindex "
-                "nftables_counters"
-            ),
-            _FIREWALL,
-        ),
         **dict.fromkeys(
             _w("""vrrp_netlink_cmd_rcv_bufs vrrp_netlink_cmd_rcv_bufs_force
             vrrp_netlink_monitor_rcv_bufs vrrp_netlink_monitor_rcv_bufs_force
