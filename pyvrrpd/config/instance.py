@@ -23,6 +23,8 @@ from .routes import INSTANCE_HANDLERS as ROUTE_HANDLERS
 from .strict import INSTANCE_HANDLERS as STRICT_HANDLERS
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .tracking import TrackingDraft
+from .unicast import INSTANCE_HANDLERS as UNICAST_HANDLERS
+from .unicast import UnicastDraft
 from .values import (
     Cursor,
     Reporter,
@@ -98,6 +100,7 @@ class InstanceDraft:
     skip_check_adv_addr: bool = False
     tracking: TrackingDraft = field(default_factory=TrackingDraft)  # config/tracking.py
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # notify_* hooks (config/notify.py)
+    unicast: UnicastDraft = field(default_factory=UnicastDraft)  # config/unicast.py
     # accept/no_accept, strict_mode (config/strict.py); None: not written
     accept: bool | None = None
     accept_tok: Token | None = None
@@ -408,6 +411,7 @@ _HANDLERS = {
     "skip_check_adv_addr": _skip_check,
     **TRACKING_HANDLERS,  # track_interface, dont_track_primary, *_advert(s) (config/tracking.py)
     **dict.fromkeys(NOTIFY_KEYWORDS, _notify),  # notify_*, smtp_alert (config/notify.py)
+    **UNICAST_HANDLERS,  # unicast_*, mcast_src_ip, mcast_dst_ip (config/unicast.py)
     **STRICT_HANDLERS,  # accept, no_accept, strict_mode (config/strict.py)
     **ROUTE_HANDLERS,  # virtual_routes, virtual_rules (config/routes.py)
 }

@@ -13,6 +13,8 @@ from ipaddress import IPv4Address
 
 from .routemodel import Route, Rule
 
+VRRP_GROUP4 = IPv4Address("224.0.0.18")  # RFC 3768 5.2.2; default vrrp_mcast_group4
+
 
 @dataclass(frozen=True, slots=True)
 class SourceLoc:
@@ -167,6 +169,9 @@ class GlobalDefs:
     # priority to climb to (keepalived's max_auto_priority; -1 reads as 0).
     max_auto_priority: int = 0
     min_auto_priority_delay: int = 1_000_000  # µs late before a raise
+    # vrrp_mcast_group4 / vrrp_check_unicast_src (pyvrrpd.config.unicast).
+    vrrp_mcast_group4: IPv4Address = VRRP_GROUP4
+    vrrp_check_unicast_src: bool = False
     # vrrp_lower_prio_no_advert, vrrp_higher_prio_send_advert, vrrp_down_timer_adverts
     # (instance defaults), vrrp_startup_delay and vrrp_delay_after_boot (seconds;
     # the latter counted from boot) (pyvrrpd.config.tracking).
@@ -294,6 +299,16 @@ class VrrpInstance:
     # notify_master/backup/fault/stop/deleted, notify, notify_master_rx_lower_pri,
     # notify_priority_changes, smtp_alert (pyvrrpd.config.notify).
     notify: NotifyConfig = NotifyConfig()
+    # unicast_src_ip / mcast_src_ip, unicast_peer, unicast_ttl, check_unicast_src
+    # (+ the global vrrp_check_unicast_src), mcast_dst_ip (default vrrp_mcast_group4),
+    # unicast_fault_no_peer (pyvrrpd.config.unicast). Unicast when unicast_peer is
+    # not empty; `interface` is "" when omitted (the daemon finds it from src_ip).
+    src_ip: IPv4Address | None = None
+    unicast_peer: tuple[UnicastPeer, ...] = ()
+    unicast_ttl: int = 255
+    check_unicast_src: bool = False
+    mcast_dst_ip: IPv4Address = VRRP_GROUP4
+    unicast_fault: str | None = None  # why the instance must stay FAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,3 +347,12 @@ class SyncGroup:
     notify: NotifyConfig = NotifyConfig()  # notify_master|backup|fault|stop, notify, smtp_alert
     tracking_weight: bool = False  # sync_group_tracking_weight (or global_tracking)
     loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnicastPeer:
+    """One line of `unicast_peer { IP [min_ttl N] [max_ttl N] }` (keepalived.md 1.8)."""
+
+    address: IPv4Address
+    min_ttl: int = 0
+    max_ttl: int = 255

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import notify, sched, syncgroup, tracking
+from . import notify, sched, syncgroup, tracking, unicast
 from . import routes as routecfg
 from . import strict
 from .instance import (
@@ -84,6 +84,7 @@ GLOBAL_KEYWORDS = frozenset(
         *strict.GLOBAL_KEYWORDS,
         *tracking.GLOBAL_KEYWORDS,
         *notify.GLOBAL_KEYWORDS,
+        *unicast.GLOBAL_KEYWORDS,
     }
 )
 SCRIPT_KEYWORDS = frozenset(
@@ -270,6 +271,9 @@ class _Parser:
             elif word in notify.GLOBAL_KEYWORDS:
                 notify.read_global_keyword(rep, stmt, g)
                 continue
+            elif word in unicast.GLOBAL_KEYWORDS:
+                unicast.read_global(rep, stmt, g)
+                continue
             elif word == "vrrp_version":
                 keywords.vrrp_version(rep, stmt)
                 continue
@@ -395,7 +399,7 @@ class _Parser:
                 ok = False
             else:
                 names[name] = d.name
-            if d.interface is None:
+            if d.interface is None and not unicast.interface_optional(d):
                 rep.error(d.name, f"vrrp_instance {name} has no 'interface'")
                 ok = False
             if d.vrid is None:
@@ -456,12 +460,12 @@ class _Parser:
                 )
                 continue
             tracks.append(TrackScriptRef(ref.name.text, ref.weight, ref.reverse))
-        if d.interface is None or d.vrid is None:
+        if (d.interface is None and not unicast.interface_optional(d)) or d.vrid is None:
             return None
         vips, excluded = self._fit_vips(d)
         return VrrpInstance(
             name=d.name.text,
-            interface=d.interface,
+            interface=d.interface or "",  # "": found from unicast_src_ip at start
             virtual_router_id=d.vrid,
             priority=priority,
             state=state,
@@ -482,6 +486,7 @@ class _Parser:
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
             **tracking.instance_fields(d.tracking, gd),
             notify=d.notify,
+            **unicast.resolve(rep, d, gd),  # type: ignore[arg-type]
             strict_mode=bool(d.strict_mode),
             accept=d.accept is not False,
             virtual_routes=tuple(d.virtual_routes),

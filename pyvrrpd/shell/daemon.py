@@ -55,6 +55,7 @@ from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.timerheap import TimerHeap
+from pyvrrpd.shell.unicast import resolve_interfaces, send_target
 from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.trackers.interface import InterfaceTracker, tracker_kind
 from pyvrrpd.wire.bpf import FastPath
@@ -165,6 +166,8 @@ class Daemon:
             self._netlink.inject = self._faults.injector.netlink
         # The monitor first: its snapshot is the kernel view status reports.
         self._monitor = await LinkMonitor.open()
+        # An instance may omit `interface` when unicast_src_ip is set (shell/unicast.py).
+        self.config = resolve_interfaces(self.config, self._monitor.has_address)
         self._extras = HostExtras(self.config, self._netlink)
         await self._extras.start()  # HostError (nft missing) stops the start
         for inst_cfg in self.config.instances:
@@ -438,7 +441,8 @@ class Daemon:
             iface.sock = None
         try:
             paths = self._fast_paths(iface)
-            new = VrrpSocket.open(iface.name, link.index, want[1], paths)
+            targets = {i.cfg.virtual_router_id: send_target(i.cfg) for i in iface.by_vrid.values()}
+            new = VrrpSocket.open(iface.name, link.index, want[1], paths, targets)
             iface.fast_key = tuple((p.vrid, p.src) for p in paths)
         except HostError as exc:
             log.error("vrrp_socket_open_failed", interface=iface.name, error=str(exc))
@@ -470,6 +474,8 @@ class Daemon:
                     advert_int=round(cfg.advert_int),
                     auth_data=cfg.auth_data,  # wire.bpf pads it to 8 bytes
                     src=follows,
+                    unicast=bool(cfg.unicast_peers),
+                    peers=tuple(p.address for p in cfg.unicast_peers),
                 )
             )
         return paths

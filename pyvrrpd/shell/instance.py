@@ -23,6 +23,7 @@ from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.wire.check import Peer
 from pyvrrpd.trackers.interface import interface_specs
 from pyvrrpd.wire.vrrp import AuthType
 
@@ -69,6 +70,11 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         down_timer_adverts=inst.down_timer_adverts,
         dont_track_primary=inst.dont_track_primary,
         startup_delay=startup_delay(config.global_defs, boot_uptime()),
+        # Unicast (config/unicast.py): peers, source check, advert source.
+        unicast_peers=tuple(Peer(p.address, p.min_ttl, p.max_ttl) for p in inst.unicast_peer),
+        check_unicast_src=inst.check_unicast_src,
+        src_ip=inst.src_ip,
+        config_fault=inst.unicast_fault,
     )
 
 
