@@ -173,6 +173,8 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         ),
         "vrrp_garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
         "vrrp_vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
+        "vrrp_check_unicast_src": f"unicast VRRP is {_NOT_YET}",
+        "vrrp_mcast_group4": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
         "vmac_prefix": "virtual MAC interface naming is not implemented",
         "vmac_addr_prefix": "virtual MAC interface naming is not implemented",
         "reload_time_file": "scheduled reloads are not implemented",
@@ -183,6 +185,16 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "set_supplementary_groups": _since("2.3", "not implemented"),
     },
     INSTANCE: {
+        "use_vmac": f"virtual MAC is {_NOT_YET}",
+        "use_vmac_addr": f"virtual MAC is {_NOT_YET}",
+        "vmac_xmit_base": f"virtual MAC is {_NOT_YET}",
+        "unicast_peer": f"unicast VRRP is {_NOT_YET}",
+        "unicast_src_ip": f"unicast VRRP is {_NOT_YET}",
+        "unicast_ttl": f"unicast VRRP is {_NOT_YET}",
+        "unicast_fault_no_peer": f"unicast VRRP is {_NOT_YET}",
+        "check_unicast_src": f"unicast VRRP is {_NOT_YET}",
+        "mcast_src_ip": f"choosing the advert source address is {_NOT_YET}",
+        "mcast_dst_ip": f"a multicast group other than 224.0.0.18 is {_NOT_YET}",
         "garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
         "vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
         "use_ipvlan": "ipvlan interfaces are not implemented",
@@ -205,6 +217,7 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "noprefixroute": "addresses without their prefix route are not implemented",
         "autojoin": "multicast autojoin addresses are not implemented",
         "preferred_lft": "address lifetimes are not implemented",
+        "use_vmac": f"virtual MAC is {_NOT_YET}",
     },
 }
 
