@@ -1,0 +1,130 @@
+"""no_accept drop rules and virtual_routes in a real kernel lab (issue 6 item 7).
+
+lb1 (priority 150, `no_accept`) and lb2 (priority 100, `accept`) share the
+VIP and a virtual route. What a client sees: while lb1 is master a TCP
+connect from `inj` to the VIP gets no answer at all (nftables drops it, as
+keepalived's table does); once lb2 (accept mode on) holds the VIP the same
+connect is answered (a RST: nothing listens, the host is reachable). The
+`keepalived` nft table exists on lb1 only while it needs it and is gone
+after it stops; the virtual route is on the master only and moves with the VIP.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.netns._nshelp import in_netns
+from tests.netns._pair import VIP, Pair, ip, pair_lan, wait_for
+
+pytestmark = pytest.mark.netns
+
+ROUTE = "203.0.113.0/24"
+
+CONF = """\
+vrrp_instance VI_1 {{
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  {accept}
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+  virtual_routes {{
+    {route} via 192.0.2.66 dev eth0
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def lan(tmp_path: Path) -> Iterator[Pair]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    if shutil.which("nft") is None:
+        pytest.skip("needs the nft command (package nftables)")
+    with pair_lan(tmp_path) as p:
+        try:
+            yield p
+        finally:
+            for host in ("lb1", "lb2"):
+                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")
+
+
+def start(lan: Pair, host: str, prio: int, accept: str) -> None:
+    conf = CONF.format(prio=prio, accept=accept, vip=VIP, route=ROUTE)
+    lan.start(host, prio, conf_text=conf)
+
+
+def connect(lan: Pair, timeout: float = 0.5) -> str:
+    """'answered' (connected or refused) or 'silent' (no reply: dropped)."""
+    with in_netns(lan.ns("inj")):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        try:
+            s.connect((VIP, 9))
+        except ConnectionRefusedError:
+            return "answered"
+        except (TimeoutError, OSError) as exc:
+            if isinstance(exc, TimeoutError) or exc.errno in (errno.EHOSTUNREACH, errno.ETIMEDOUT):
+                return "silent"
+            raise
+        return "answered"
+    finally:
+        s.close()
+
+
+def nft_vips(lan: Pair, host: str) -> str | None:
+    """The `keepalived` table's vips set on `host`, or None if there is no table."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", lan.ns(host), "nft", "list", "set", "ip", "keepalived", "vips"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return out.stdout if out.returncode == 0 else None
+
+
+def has_route(lan: Pair, host: str) -> bool:
+    out = ip("-n", lan.ns(host), "-4", "route", "show", ROUTE).stdout
+    return "proto keepalived" in out
+
+
+def test_no_accept_drops_traffic_to_the_vip_and_routes_follow_the_master(lan: Pair) -> None:
+    start(lan, "lb1", 150, "no_accept")
+    start(lan, "lb2", 100, "accept")
+    assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 never held the VIP"
+    assert wait_for(lambda: has_route(lan, "lb1"), 2) is not None, "no virtual route on lb1"
+    assert not has_route(lan, "lb2")
+
+    # lb1 is master with accept mode off: the VIP is there but says nothing.
+    vips = nft_vips(lan, "lb1")
+    assert vips is not None and VIP in vips
+    assert nft_vips(lan, "lb2") is None  # accept mode: no table at all
+    assert connect(lan) == "silent"
+
+    # lb1 stops: the VIP, the route and the whole table go with it.
+    lan.signal("lb1", signal.SIGTERM)
+    lan.procs["lb1"].wait(timeout=10)
+    assert nft_vips(lan, "lb1") is None, "nft table left behind after stop"
+    assert not has_route(lan, "lb1")
+    assert wait_for(lambda: lan.holders() == ["lb2"], 5) is not None, "lb2 never took over"
+    assert wait_for(lambda: has_route(lan, "lb2"), 2) is not None, "route did not move to lb2"
+    # lb2 accepts: the same connect is answered (refused: nothing listens on port 9).
+    assert wait_for(lambda: connect(lan) == "answered", 3, step=0.1) is not None
+
+    # lb1 comes back, preempts, and drops again; lb2 has let go of the route.
+    start(lan, "lb1", 150, "no_accept")
+    assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 did not preempt"
+    assert wait_for(lambda: not has_route(lan, "lb2") and has_route(lan, "lb1"), 3) is not None
+    assert wait_for(lambda: connect(lan) == "silent", 3, step=0.1) is not None
