@@ -30,8 +30,10 @@ vrrp_if_config.c):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,14 +43,18 @@ from pyvrrpd.io.netlink import Netlink
 
 __all__ = [
     "BASE_SYSCTLS",
+    "NFT_TABLE",
     "SYSCTL_ROOT",
     "VMAC_SYSCTLS",
     "LinkEntry",
     "create_vmac",
     "delete_link",
+    "igmp_ruleset",
+    "igmp_teardown",
     "interface_names",
     "list_links",
     "read_sysctl",
+    "run_nft",
     "set_link_up",
     "vrrp_mac",
     "write_sysctl",
@@ -219,3 +225,72 @@ def interface_names() -> list[str]:
             if p.name not in ("all", "default")
         )
     return []
+
+
+#: nftables table holding the IGMP rules of our vmacs (our own, so that the
+#: no_accept firewall's `keepalived` table is never touched by this module).
+NFT_TABLE = "pyvrrpd_vmac"
+NFT_TIMEOUT = 2.0
+
+
+def _nft_quote(name: str) -> str:
+    # Interface names never hold '"' or whitespace (config/vmac.py valid_ifname).
+    return f'"{name}"'
+
+
+def igmp_ruleset(pairs: Sequence[tuple[str, str]]) -> str:
+    """nft script moving IGMP sent on each vmac to its base: (vmac, base) pairs.
+
+    keepalived 2.2.7 (vrrp_nftables.c ``setup_rule_move_igmp``): the IGMP
+    report for 224.0.0.18 that joining the group on a vmac triggers would carry
+    the virtual MAC, so on a BACKUP it would teach the switches that the VIP's
+    MAC is behind the backup's port until the master's next advert. The report
+    is duplicated out of the base interface and dropped on the vmac. The table
+    is replaced in one transaction (a leftover from a crash goes with it).
+    """
+    rules = "".join(
+        f"    oifname {_nft_quote(vmac)} ip protocol igmp"
+        f" dup to ip daddr device {_nft_quote(base)} drop\n"
+        for vmac, base in pairs
+    )
+    return (
+        f"table ip {NFT_TABLE} {{}}\n"
+        f"delete table ip {NFT_TABLE}\n"
+        f"table ip {NFT_TABLE} {{\n"
+        "  chain out {\n"
+        "    type filter hook output priority filter; policy accept;\n"
+        f"{rules}"
+        "  }\n"
+        "}\n"
+    )
+
+
+def igmp_teardown() -> str:
+    """nft script removing our table (idempotent)."""
+    return f"table ip {NFT_TABLE} {{}}\ndelete table ip {NFT_TABLE}\n"
+
+
+async def run_nft(script: str, nft: str = "nft") -> None:
+    """Feed `script` to ``nft -f -``; HostError (one line) on failure or timeout."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            nft,
+            "-f",
+            "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        code = errno_of(exc)
+        raise HostError(f"cannot run {nft}: {describe_oserror(exc)}", errno_code=code) from exc
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(script.encode()), NFT_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise HostError(f"{nft} did not finish within {NFT_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        first = err.decode(errors="replace").strip().splitlines()[:1]
+        raise HostError(f"{nft} failed: {first[0] if first else f'exit {proc.returncode}'}")

@@ -281,6 +281,20 @@ class VmacManager:
             for note in dec.notes:
                 log.warning("vmac", instance=want.instance, detail=note)
             await self._bring_up(nl, dec.name, want, dec.action, links)
+        # Before any socket joins 224.0.0.18 on a vmac (the daemon opens them next).
+        await self._igmp(io.igmp_ruleset([(name, w.base) for name, w in self.owned.items()]))
+
+    async def _igmp(self, script: str) -> None:
+        """Apply our IGMP table (io/vmac.py igmp_ruleset); a failure is one error line."""
+        try:
+            await io.run_nft(script)
+        except HostError as exc:
+            log.error(
+                "vmac_igmp_rules_failed",
+                error=str(exc),
+                detail="IGMP reports leave the vmacs with the virtual MAC: on a backup,"
+                " switches may briefly send the VIP's traffic to this box",
+            )
 
     async def _bring_up(
         self, nl: Netlink, name: str, want: Want, action: str, links: list[io.LinkEntry]
@@ -399,6 +413,8 @@ class VmacManager:
             except HostError as exc:
                 if exc.errno_code != errno.ENODEV:  # already gone
                     log.error("vmac_remove_failed", vmac=name, error=str(exc))
+        if self.owned:
+            await self._igmp(io.igmp_teardown())
         for base, saved in self._saved.base.items():
             for key, old in saved.items():
                 try:

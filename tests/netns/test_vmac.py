@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -122,9 +123,30 @@ def advert_source(pair: Pair, timeout: float = 3.0) -> tuple[str, str] | None:
         s.close()
 
 
+def igmp_capture(pair: Pair) -> socket.socket:
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s.bind(("eth0", 0x0800))
+    s.setblocking(False)
+    return s
+
+
+def igmp_sources(s: socket.socket) -> set[str]:
+    """Source MACs of the IGMP frames queued on a capture socket."""
+    out = set()
+    while True:
+        try:
+            frame = s.recv(2048)
+        except BlockingIOError:
+            return out
+        if len(frame) > 23 and frame[23] == 2:  # IPPROTO_IGMP
+            out.add(frame[6:12].hex(":"))
+
+
 def test_vip_answers_arp_with_virtual_mac_and_the_mac_moves(pair: Pair) -> None:
     start(pair, "lb1", 150)
     assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
+    igmp = igmp_capture(pair)
     start(pair, "lb2", 100)
     assert wait_for(lambda: link_mac(pair, "lb2", "vrrp.51") == VMAC, timeout=5.0) is not None
     assert wait_for(lambda: pair.state("lb2") == "BACKUP", timeout=5.0) is not None
@@ -137,6 +159,20 @@ def test_vip_answers_arp_with_virtual_mac_and_the_mac_moves(pair: Pair) -> None:
         assert sysctl(pair, host, "eth0/arp_filter") == "1"
     assert not vip_on(pair, "lb1", "eth0") and not vip_on(pair, "lb2", "vrrp.51")
 
+    # The backup's IGMP report for 224.0.0.18 leaves from eth0, never with the
+    # virtual MAC (a switch would learn the VIP's MAC behind the backup).
+    lb2_mac = link_mac(pair, "lb2", "eth0")
+    seen: set[str] = set()
+
+    def heard_lb2() -> bool:
+        seen.update(igmp_sources(igmp))
+        return lb2_mac in seen
+
+    assert wait_for(heard_lb2, timeout=3.0) is not None
+    time.sleep(0.3)  # stragglers of the same burst
+    seen |= igmp_sources(igmp)
+    igmp.close()
+    assert VMAC not in seen
     # Adverts carry the virtual MAC and the base interface's primary address.
     assert advert_source(pair) == (VMAC, "192.0.2.11")
     # Exactly one ARP answer for the VIP, from the virtual MAC (not lb1's eth0).
@@ -152,6 +188,13 @@ def test_vip_answers_arp_with_virtual_mac_and_the_mac_moves(pair: Pair) -> None:
     assert link_mac(pair, "lb1", "vrrp.51") is None
     assert sysctl(pair, "lb1", "eth0/arp_ignore") == "0"
     assert sysctl(pair, "lb1", "eth0/arp_filter") == "0"
+    tables = subprocess.run(
+        ["ip", "netns", "exec", pair.ns("lb1"), "nft", "list", "tables"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    assert "pyvrrpd_vmac" not in tables
 
 
 def test_leftover_vmac_adopted_and_foreign_name_left_alone(pair: Pair) -> None:
