@@ -44,18 +44,6 @@ class Diagnostic:
     # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
     # accepts silently): not counted by `keepalived -t` (config/lint.py).
     keepalived_silent: bool = False
-    # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
-    # accepts silently): not counted by `keepalived -t` (config/lint.py).
-    keepalived_silent: bool = False
-    # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
-    # accepts silently): not counted by `keepalived -t` (config/lint.py).
-    keepalived_silent: bool = False
-    # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
-    # accepts silently): not counted by `keepalived -t` (config/lint.py).
-    keepalived_silent: bool = False
-    # A pyvrrpd-only note (a keyword without VRRP effect that keepalived 2.2.7
-    # accepts silently): not counted by `keepalived -t` (config/lint.py).
-    keepalived_silent: bool = False
 
     def format(self) -> str:
         """`file:line:col: error: message`, then the source line and a caret.
