@@ -19,11 +19,15 @@ import signal
 import subprocess
 import sys
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
+from pyvrrpd.wire.ipv4 import build_ipv4
+from pyvrrpd.wire.vrrp import VRRP_GROUP, encode_advert
 from tests.netns._pair import Pair, ip, wait_for
+from tests.netns.test_daemon_hostile import INJ, send_raw
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
@@ -62,6 +66,7 @@ vrrp_instance VI_1 {{
   notify_fault "{work}/rec.sh {work}/{side}.calls fault"
   notify_stop "{work}/rec.sh {work}/{side}.calls stop"
   notify "{work}/rec.sh {work}/{side}.calls generic"
+  notify_master_rx_lower_pri "{work}/rec.sh {work}/{side}.calls lower"
   virtual_ipaddress {{
     {vip}/24
   }}
@@ -173,10 +178,13 @@ def test_notify_hooks_fifo_and_mail_match_keepalived(pair: Pair) -> None:
 
     expected_fifo = [
         f'INSTANCE "VI_1" {s} 100'
-        for s in ("BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER", "STOP")
+        for s in ("BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER", "MASTER_RX_LOWER_PRI", "STOP")
     ]
     assert fifo_lines["ka"] == expected_fifo, "keepalived did not do what this test assumes"
     assert fifo_lines["py"] == fifo_lines["ka"]
+    # notify_master_rx_lower_pri: its configured argv, nothing appended, no generic call.
+    assert calls["ka"][10] == calls["py"][10] == "lower"
+    del calls["ka"][10], calls["py"][10]
     assert by_transition(calls["py"]) == by_transition(calls["ka"])
     assert len(calls["ka"]) == 12
     # The fifo script got the FIFO path as its last argument and every line
@@ -184,7 +192,7 @@ def test_notify_hooks_fifo_and_mail_match_keepalived(pair: Pair) -> None:
     assert (
         fifo_script["py"][0] == "ARGV py-vrrp.fifo" and fifo_script["ka"][0] == "ARGV ka-vrrp.fifo"
     )
-    assert fifo_script["py"][1:] == fifo_script["ka"][1:]
+    assert fifo_script["py"][1:] == fifo_script["ka"][1:] == expected_fifo[:-1]
 
     # Mail: one per transition, keepalived's subjects. keepalived's STOP mail
     # races its exit, so compare up to the last MASTER and check ours has STOP.
@@ -230,11 +238,24 @@ def _scenario(pair: Pair, fifos: dict[str, FifoReader]) -> None:
     assert wait_for(lambda: both(5, "MASTER"), 10.0) is not None, {s: states(s) for s in SIDES}
     # Let the hooks of the last transition finish before stopping.
     assert wait_for(lambda: all(len(read(work / f"{s}.calls")) == 10 for s in SIDES), 5.0)
+    # A lower-priority advert from inj: each master answers and stays master,
+    # running notify_master_rx_lower_pri and writing MASTER_RX_LOWER_PRI.
+    send_raw(
+        pair.ns("inj"),
+        [
+            build_ipv4(INJ, VRRP_GROUP, encode_advert(vrid, 50, [IPv4Address(vip)], 1, 0, b""))
+            for _, vrid, vip in SIDES.values()
+        ],
+    )
+    assert wait_for(lambda: both(6, "MASTER_RX_LOWER_PRI"), 3.0) is not None
+    assert wait_for(lambda: all(len(read(work / f"{s}.calls")) == 11 for s in SIDES), 5.0)
+    for side, (host, _, vip) in SIDES.items():
+        assert has_vip(pair, host, vip), side
     for host, _, _ in SIDES.values():
         pair.signal(host, signal.SIGTERM)
     for host, _, _ in SIDES.values():
         pair.procs[host].wait(timeout=10)
-    assert wait_for(lambda: both(6, "STOP"), 3.0) is not None, {s: states(s) for s in SIDES}
+    assert wait_for(lambda: both(7, "STOP"), 3.0) is not None, {s: states(s) for s in SIDES}
     time.sleep(0.2)  # the STOP scripts were given their second before exit
 
 
@@ -245,3 +266,88 @@ def _print_side_by_side(title: str, cols: dict[str, list[str]]) -> None:
         left = ka[i] if i < len(ka) else ""
         right = py[i] if i < len(py) else ""
         print(f"  {left:<45} | {right}")
+
+
+def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: Pair) -> None:
+    """keepalived holds the instance silently until the weight-0 script first
+    reports; a first failure is a FAULT notify (keepalived.md 2.4, last point)."""
+    work = pair.workdir
+    os.chmod(work, 0o755)
+    (work / "rec.sh").write_text('#!/bin/sh\nout="$1"; shift\necho "$*" >> "$out"\n')
+    (work / "rec.sh").chmod(0o755)
+    (work / "fifo-reader.sh").write_text('#!/bin/sh\nexec cat "$2" >> "$1"\n')
+    (work / "fifo-reader.sh").chmod(0o755)
+    fifos: dict[str, FifoReader] = {}
+    for side, (host, vrid, vip) in SIDES.items():
+        fifos[side] = FifoReader(work / f"{side}-global.fifo")
+        text = CONF.format(rid=side, work=work, side=side, vrid=vrid, vip=vip)
+        text = text.replace("  smtp_alert\n", "")
+        if side == "ka":
+            pair.start_keepalived(host, 100, conf_text=text)
+        else:
+            pair.start(host, 100, conf_text=text)
+    try:
+
+        def got(n: int) -> bool:
+            return all(len(fifos[s].lines()) >= n for s in SIDES)
+
+        assert wait_for(lambda: got(1), 8.0) is not None, {s: fifos[s].lines() for s in SIDES}
+        assert wait_for(lambda: got(2), 1.5) is None  # nothing more while the script fails
+        for host, _, _ in SIDES.values():
+            pair.signal(host, signal.SIGTERM)
+        for host, _, _ in SIDES.values():
+            pair.procs[host].wait(timeout=10)
+        assert wait_for(lambda: got(2), 3.0) is not None
+        lines = {s: fifos[s].lines() for s in SIDES}
+    finally:
+        for f in fifos.values():
+            f.close()
+    calls = {side: read(work / f"{side}.calls") for side in SIDES}
+    _print_side_by_side("start-up FAULT: notify_fifo lines", lines)
+    _print_side_by_side("start-up FAULT: recorder argv", calls)
+    assert lines["ka"] == ['INSTANCE "VI_1" FAULT 100', 'INSTANCE "VI_1" STOP 100']
+    assert lines["py"] == lines["ka"]
+    assert by_transition(calls["py"]) == by_transition(calls["ka"])
+
+
+def test_priority_change_lines_like_keepalived(pair: Pair) -> None:
+    """vrrp_notify_priority_changes: a weighted script failing writes
+    BACKUP_PRIORITY with the new effective priority, and STOP carries it."""
+    work = pair.workdir
+    os.chmod(work, 0o755)
+    (work / "rec.sh").write_text('#!/bin/sh\nout="$1"; shift\necho "$*" >> "$out"\n')
+    (work / "rec.sh").chmod(0o755)
+    (work / "fifo-reader.sh").write_text('#!/bin/sh\nexec cat "$2" >> "$1"\n')
+    (work / "fifo-reader.sh").chmod(0o755)
+    fifos: dict[str, FifoReader] = {}
+    for side, (host, vrid, vip) in SIDES.items():
+        fifos[side] = FifoReader(work / f"{side}-global.fifo")
+        text = CONF.format(rid=side, work=work, side=side, vrid=vrid, vip=vip)
+        text = text.replace("  smtp_alert\n", "  vrrp_notify_priority_changes\n")
+        text = text.replace("  weight 0\n", "  weight -20\n")
+        if side == "ka":
+            pair.start_keepalived(host, 100, conf_text=text)
+        else:
+            pair.start(host, 100, conf_text=text)
+    try:
+
+        def got(n: int) -> bool:
+            return all(len(fifos[s].lines()) >= n for s in SIDES)
+
+        assert wait_for(lambda: got(2), 3.0) is not None, {s: fifos[s].lines() for s in SIDES}
+        for host, _, _ in SIDES.values():
+            pair.signal(host, signal.SIGTERM)
+        for host, _, _ in SIDES.values():
+            pair.procs[host].wait(timeout=10)
+        assert wait_for(lambda: got(3), 3.0) is not None
+        lines = {s: fifos[s].lines() for s in SIDES}
+    finally:
+        for f in fifos.values():
+            f.close()
+    _print_side_by_side("priority changes: notify_fifo lines", lines)
+    assert lines["ka"] == [
+        'INSTANCE "VI_1" BACKUP 100',
+        'INSTANCE "VI_1" BACKUP_PRIORITY 80',
+        'INSTANCE "VI_1" STOP 80',
+    ]
+    assert lines["py"] == lines["ka"]
