@@ -54,6 +54,7 @@ from pyvrrpd.shell.pidfile import PidFiles
 from pyvrrpd.shell.reaper import Reaper
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.statics import HostExtras
+from pyvrrpd.shell.syncgroups import SyncGroups
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.unicast import resolve_interfaces, send_target
 from pyvrrpd.shell.vips import VipSet
@@ -104,8 +105,14 @@ class Daemon:
         self._extras: HostExtras | None = None
         self._executor = Executor(self.garp_senders)
         # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
-        self.notifier = Notifier(config.global_defs, {i.name: i.notify for i in config.instances})
+        self.notifier = Notifier(
+            config.global_defs,
+            {i.name: i.notify for i in config.instances},
+            {g.name: g.notify for g in config.sync_groups},
+        )
         self._executor.notifier = self.notifier
+        # vrrp_sync_group: members moving together (shell/syncgroups.py).
+        self.syncgroups = SyncGroups(config, self.by_name, self._carry_out, self.notifier)
         # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
         self._faults: FaultSocket | None = faults_from_environment()
 
@@ -137,6 +144,7 @@ class Daemon:
             instances=[i.name for i in self.instances],
         )
         now = loop.time()
+        self.syncgroups.bind()
         for inst in self.instances:
             link = inst.iface.link
             if link is None:
@@ -564,6 +572,7 @@ class Daemon:
             self._contain(inst, exc, now)
             return
         self._carry_out(inst, actions)
+        self.syncgroups.after(inst, actions, now)
 
     def _carry_out(self, inst: Instance, actions: Sequence[Action]) -> None:
         assert self._timers is not None
@@ -593,6 +602,7 @@ class Daemon:
             log.exception("internal_error_recovery_failed", instance=inst.name)
         inst.router = fresh
         self._carry_out(inst, actions)
+        self.syncgroups.after(inst, actions, now)
 
     def _spawn(self, coro: Any, name: str | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -679,6 +689,7 @@ class Daemon:
             "pid": os.getpid(),
             "instances": out,
             "interfaces": interfaces,
+            "sync_groups": self.syncgroups.status(),
             "daemon": {
                 "orphans_reaped": self._reaper.reaped if self._reaper is not None else 0,
                 "control": dataclasses.asdict(self._control.stats)
