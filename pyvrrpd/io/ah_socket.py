@@ -25,7 +25,7 @@ import ctypes
 import errno
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
@@ -77,8 +77,18 @@ class AhSocket:
         self.send_errors = 0
 
     @classmethod
-    def open(cls, ifname: str, ifindex: int, primary_ip: IPv4Address) -> AhSocket:
-        """Open both sockets; HostError (one line) on any failure."""
+    def open(
+        cls,
+        ifname: str,
+        ifindex: int,
+        primary_ip: IPv4Address,
+        groups: Sequence[IPv4Address] = (_GROUP,),
+    ) -> AhSocket:
+        """Open both sockets; HostError (one line) on any failure.
+
+        `groups`: the multicast groups to join (none when every AH instance on
+        the interface is unicast: a raw socket sees unicast datagrams anyway).
+        """
         dev = ifname.encode()
         rx: socket.socket | None = None
         tx: socket.socket | None = None
@@ -86,7 +96,8 @@ class AhSocket:
         try:
             rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, AH_PROTO)
             rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(_GROUP, ifindex))
+            for group in groups:
+                rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(group, ifindex))
             # Only the groups joined on this socket (Linux default: all of the netns).
             rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
             rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)

@@ -13,7 +13,7 @@ same for every unicast peer).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 import structlog
@@ -21,17 +21,28 @@ import structlog
 from pyvrrpd.io.ah_socket import AhSocket
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.shell.instance import Instance, Interface
+from pyvrrpd.shell.unicast import send_target
 from pyvrrpd.wire.ah import build_ah_datagram
-from pyvrrpd.wire.vrrp import VRRP_GROUP, AuthType, encode_advert
+from pyvrrpd.wire.vrrp import AuthType, encode_advert
 
 __all__ = ["close_ah_socket", "send_ah_advert", "sync_ah_socket", "uses_ah"]
 
 log = structlog.get_logger("pyvrrpd")
 
 
+def _ah_instances(iface: Interface) -> list[Instance]:
+    return [i for i in iface.by_vrid.values() if i.router.config.auth_type == AuthType.AH]
+
+
 def uses_ah(iface: Interface) -> bool:
     """True if an instance advertising on `iface` uses `auth_type AH`."""
-    return any(i.router.config.auth_type == AuthType.AH for i in iface.by_vrid.values())
+    return bool(_ah_instances(iface))
+
+
+def _groups(iface: Interface) -> tuple[IPv4Address, ...]:
+    """The multicast groups the AH instances send to (none for unicast ones)."""
+    found = (g for i in _ah_instances(iface) for g in send_target(i.cfg).groups)
+    return tuple(dict.fromkeys(found))
 
 
 def close_ah_socket(iface: Interface) -> None:
@@ -60,7 +71,7 @@ def sync_ah_socket(
     if sock is None or want is None:
         return
     try:
-        new = AhSocket.open(sock.ifname, sock.ifindex, sock.primary_ip)
+        new = AhSocket.open(sock.ifname, sock.ifindex, sock.primary_ip, _groups(iface))
     except HostError as exc:
         log.error("ah_socket_open_failed", interface=iface.name, error=str(exc))
         return
@@ -69,19 +80,14 @@ def sync_ah_socket(
     log.info("ah_socket_opened", interface=iface.name, ifindex=sock.ifindex)
 
 
-def send_ah_advert(
-    inst: Instance,
-    priority: int,
-    dests: Sequence[IPv4Address] = (VRRP_GROUP,),
-    src: IPv4Address | None = None,
-    ttl: int = 255,
-) -> None:
+def send_ah_advert(inst: Instance, priority: int) -> None:
     """Send one AH advert round: one datagram per destination, one sequence number.
 
-    `dests` are the multicast group or the unicast peers; `src` the source
-    address (None: the interface's primary). Raises HostError when there is
-    no socket or the kernel refuses the datagram.
+    The destinations (multicast group or unicast peers), source address and
+    unicast TTL are the instance's send target (shell/unicast.py). Raises
+    HostError when there is no socket or the kernel refuses the datagram.
     """
+    target = send_target(inst.cfg)
     sock = inst.iface.ah_sock
     router = inst.router
     if sock is None or router.ah_seq is None:
@@ -91,8 +97,9 @@ def send_ah_advert(
     payload = encode_advert(cfg.vrid, priority, cfg.vips, int(cfg.advert_int), AuthType.AH, b"")
     seq = router.ah_seq.next_send()
     ident = sock.next_ident()
-    source = src if src is not None else sock.primary_ip
-    for dst in dests:
+    source = target.src if target.src is not None else sock.primary_ip
+    for dst in target.dests:
+        # keepalived: the TTL is left out of the ICV for unicast peers.
         unicast = not dst.is_multicast
         datagram = build_ah_datagram(
             source,
@@ -102,6 +109,6 @@ def send_ah_advert(
             ident=ident,
             auth_pass=cfg.auth_data,
             unicast=unicast,
-            ttl=ttl if unicast else 255,
+            ttl=target.ttl if unicast else 255,
         )
         sock.send(datagram)

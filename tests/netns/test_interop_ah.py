@@ -39,8 +39,21 @@ vrrp_instance VI_1 {{
 """
 
 
-def conf(prio: int, key: str = "s3cret") -> str:
-    return AH_CONF.format(prio=prio, key=key, vip=VIP)
+UNICAST = """\
+  unicast_src_ip {src}
+  unicast_ttl 64
+  unicast_peer {{
+    {peer}
+  }}
+"""
+
+
+def conf(prio: int, key: str = "s3cret", unicast: tuple[str, str] | None = None) -> str:
+    text = AH_CONF.format(prio=prio, key=key, vip=VIP)
+    if unicast is not None:
+        extra = UNICAST.format(src=unicast[0], peer=unicast[1])
+        text = text.replace("  advert_int 1\n", "  advert_int 1\n" + extra)
+    return text
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +122,28 @@ def test_pyvrrpd_master_keepalived_backup_ah_and_wrong_key(pair: Pair) -> None:
     print(f"pyvrrpd SIGTERM -> keepalived holds the VIP after {took} s")
     assert took is not None and took < SKEW_90 + SLACK
     assert wait_for(lambda: not pair.has_vip("lb1"), timeout=3.0) is not None
+
+
+def test_unicast_ah_both_ways(pair: Pair) -> None:
+    # Unicast adverts leave the TTL out of the ICV (sent here with TTL 64).
+    lb1, lb2 = "192.0.2.11", "192.0.2.12"
+    pair.start_keepalived("lb1", 100, conf_text=conf(100, unicast=(lb1, lb2)))
+    assert wait_for(lambda: pair.holders() == ["lb1"], timeout=8.0) is not None
+    pair.start("lb2", 90, conf_text=conf(90, unicast=(lb2, lb1)))
+    assert wait_for(lambda: pair.state("lb2") == "BACKUP", timeout=5.0) is not None
+    assert wait_for(lambda: _stats(pair, "lb2")["advert_rcvd"] >= 2, timeout=5.0) is not None
+    assert pair.state("lb2") == "BACKUP" and pair.holders() == ["lb1"]
+    assert _drops(_stats(pair, "lb2")) == {}
+    pair.signal("lb1", signal.SIGTERM)
+    took = wait_for(lambda: pair.has_vip("lb2"), timeout=3.0)
+    print(f"unicast: keepalived SIGTERM -> pyvrrpd holds the VIP after {took} s")
+    assert took is not None and took < SKEW_90 + SLACK
+    pair.procs["lb1"].wait(timeout=5)
+    # The restarted keepalived must accept pyvrrpd's unicast AH adverts (else it
+    # would log an invalid HMAC) before it preempts.
+    before = len(pair.log("lb1"))
+    pair.start_keepalived("lb1", 100, conf_text=conf(100, unicast=(lb1, lb2)))
+    assert wait_for(lambda: pair.holders() == ["lb1"], timeout=8.0) is not None
+    assert wait_for(lambda: pair.state("lb2") == "BACKUP", timeout=3.0) is not None
+    assert "IPSEC-AH" not in pair.log("lb1")[before:]
+    assert _drops(_stats(pair, "lb2")) == {}

@@ -24,7 +24,7 @@ from tests.unit.test_wire_vrrp import load_hex
 
 A = IPv4Address
 GOLDEN = load_hex("golden_keepalived_227_ah_advert.hex")
-KA_FIRST, KA_STOP = GOLDEN[:64], GOLDEN[64:]
+KA_FIRST, KA_STOP, KA_UNICAST = GOLDEN[:64], GOLDEN[64:128], GOLDEN[128:]
 KA_SRC, VIP = A("192.0.2.11"), A("192.0.2.10")
 KEY = b"secret"
 
@@ -43,7 +43,7 @@ def expect(**kw: object) -> Expect:
 
 
 def test_golden_layout() -> None:
-    assert len(GOLDEN) == 128
+    assert len(GOLDEN) == 3 * 64
     ah = parse_ah(KA_FIRST, 20)
     assert ah is not None
     assert (ah.next_header, ah.payload_len, ah.spi, ah.seq) == (112, 4, KA_SRC, 1)
@@ -102,6 +102,24 @@ def test_mutable_fields_are_outside_the_mac() -> None:
         bad = bytearray(KA_FIRST)
         bad[offset] ^= 1
         assert not verify_icv(bytes(bad), 20, KEY, unicast=False), offset
+
+
+def test_golden_unicast_advert() -> None:
+    # keepalived zeroes the TTL in the ICV of a unicast advert (here sent with TTL 64).
+    assert KA_UNICAST[8] == 64
+    assert verify_icv(KA_UNICAST, 20, KEY, unicast=True)
+    assert not verify_icv(KA_UNICAST, 20, KEY, unicast=False)
+    ours = build_ah_datagram(
+        KA_SRC,
+        A("192.0.2.12"),
+        KA_UNICAST[44:],
+        seq=1,
+        ident=1,
+        auth_pass=KEY,
+        unicast=True,
+        ttl=64,
+    )
+    assert ours == KA_UNICAST
 
 
 def test_unicast_leaves_the_ttl_out() -> None:
