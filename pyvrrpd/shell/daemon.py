@@ -197,7 +197,7 @@ class Daemon:
         self._setup_scripts()
         # track_interface: every tracked link read once, then followed by netlink events.
         self._iftrack = InterfaceTracker(self.config.instances, self._on_tracker_change)
-        await self._iftrack.start(self._netlink, self.config.global_defs, self._untrack)
+        await self._iftrack.start(self._netlink, self.config.global_defs)
         self.notifier.start()
         self._spawn(self._watch_links())
         if self.control_path:
@@ -262,10 +262,6 @@ class Daemon:
         if any(t.name == name for t in cfg.trackers):
             kept = tuple(t for t in cfg.trackers if t.name != name)
             inst.router = VirtualRouter(without_trackers(cfg, kept))
-
-    def _untrack(self, name: str) -> None:
-        for inst in self.instances:
-            self._feed_untracked(inst, name)
 
     async def _shutdown(self) -> None:
         assert self._loop is not None

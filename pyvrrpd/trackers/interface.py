@@ -50,9 +50,9 @@ def interface_specs(inst: VrrpInstance) -> tuple[TrackerSpec, ...]:
 def missing_is_down(gd: GlobalDefs) -> bool:
     """Whether a tracked interface missing at start is tracked (as down).
 
-    keepalived (vrrp_track.c alloc_track_if()) reports "tracked interface X
-    doesn't exist" and drops the entry, unless `dynamic_interfaces` is set,
-    when it tracks a placeholder that stays down until the interface appears.
+    keepalived 2.2.7 (vrrp_if.c if_get_by_ifname(IF_CREATE_IF_DYNAMIC)) only
+    does so with `dynamic_interfaces` (read by name: the GlobalDefs field
+    belongs to the dynamic_interfaces work); otherwise it refuses to run.
     """
     return bool(getattr(gd, "dynamic_interfaces", False))
 
@@ -81,35 +81,28 @@ class InterfaceTracker:
         log.info("tracked_interface", interface=ifname, state="up" if up else "down")
         self._on_change(tracker_name(ifname), up)
 
-    async def start(self, netlink: Netlink, gd: GlobalDefs, untrack: Callable[[str], None]) -> None:
+    async def start(self, netlink: Netlink, gd: GlobalDefs) -> None:
         """Read every tracked link once, before the instances start.
 
-        A tracked interface that does not exist is handled as keepalived does
-        (see `missing_is_down`): logged as an error and `untrack(name)` is
-        called with its tracker name, or, with `dynamic_interfaces`, tracked
-        as down. Untracking comes first: it rebuilds routers.
+        A tracked interface that does not exist stops the daemon, as it stops
+        keepalived 2.2.7 ("tracked interface X doesn't exist", then
+        "Non-existent interface specified in configuration" and exit), unless
+        `dynamic_interfaces` is set: then it is tracked as down until it appears.
+        Raises HostError (one line naming the interfaces and the instances).
         """
         links = await self._query(netlink)
-        for name, up in links.items():
-            if up is not None:
-                continue
-            if missing_is_down(gd):
-                links[name] = False
-                continue
+        missing = sorted(name for name, up in links.items() if up is None)
+        if missing and not missing_is_down(gd):
             users = sorted(
-                i.name for i in self._instances if any(t.name == name for t in i.track_interface)
+                i.name for i in self._instances if any(t.name in missing for t in i.track_interface)
             )
-            log.error(
-                "tracked_interface_missing",
-                interface=name,
-                instances=users,
-                detail=f"tracked interface {name} doesn't exist; not tracked (as keepalived)",
+            raise HostError(
+                f"tracked interface {', '.join(missing)} doesn't exist"
+                f" (track_interface of {', '.join(users)}); keepalived refuses to run too."
+                " Set dynamic_interfaces to track a missing interface as down"
             )
-            self.state.pop(name, None)
-            untrack(tracker_name(name))
         for name, up in links.items():
-            if up is not None:
-                self.observe(name, up)
+            self.observe(name, bool(up))
 
     async def sync(self, netlink: Netlink) -> None:
         """Re-read every tracked link (after the link monitor was reopened);

@@ -7,6 +7,7 @@ import asyncio
 import errno
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -205,11 +206,9 @@ def tracker_for(
 
 def test_tracker_reads_links_at_start_then_follows_events() -> None:
     tr, seen, cfg = tracker_for("    eth1\n    eth2 weight -10")
-    dropped: list[str] = []
     nl = FakeNetlink({"eth1": True, "eth2": False})
-    asyncio.run(tr.start(nl, cfg.global_defs, dropped.append))  # type: ignore[arg-type]
+    asyncio.run(tr.start(nl, cfg.global_defs))  # type: ignore[arg-type]
     assert seen == [("interface:eth1", True), ("interface:eth2", False)]
-    assert dropped == []
     tr.observe("eth1", True)  # no change: nothing
     tr.observe("eth0", False)  # not tracked: nothing
     tr.observe("eth1", False)
@@ -221,12 +220,20 @@ def test_tracker_reads_links_at_start_then_follows_events() -> None:
     assert seen[4:] == [("interface:eth1", True), ("interface:eth2", False)]
 
 
-def test_tracked_interface_missing_at_start_is_dropped_like_keepalived() -> None:
+def test_tracked_interface_missing_at_start_stops_the_daemon_like_keepalived() -> None:
     tr, seen, cfg = tracker_for("    eth1\n    eth9")
-    dropped: list[str] = []
-    asyncio.run(tr.start(FakeNetlink({"eth1": True}), cfg.global_defs, dropped.append))  # type: ignore[arg-type]
-    assert dropped == ["interface:eth9"]
-    assert seen == [("interface:eth1", True)]
-    assert "eth9" not in tr
-    tr.observe("eth9", True)  # appears later: still not tracked (keepalived)
-    assert seen == [("interface:eth1", True)]
+    with pytest.raises(HostError) as ei:
+        asyncio.run(tr.start(FakeNetlink({"eth1": True}), cfg.global_defs))  # type: ignore[arg-type]
+    assert str(ei.value).startswith(
+        "tracked interface eth9 doesn't exist (track_interface of VI_1)"
+    )
+    assert seen == []
+
+
+def test_tracked_interface_missing_with_dynamic_interfaces_is_down() -> None:
+    tr, seen, _ = tracker_for("    eth9")
+    gd = SimpleNamespace(dynamic_interfaces=True)
+    asyncio.run(tr.start(FakeNetlink({}), gd))  # type: ignore[arg-type]
+    assert seen == [("interface:eth9", False)]
+    tr.observe("eth9", True)  # created later
+    assert seen[1:] == [("interface:eth9", True)]
