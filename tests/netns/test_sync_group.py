@@ -191,3 +191,20 @@ def test_keepalived_peer(lan: Pair) -> None:
     lan.start_keepalived("lb2", 90, conf_text=conf(lan, "lb2", 90))
     scenario(lan, peer_is_pyvrrpd=False)
     print("keepalived lb2 group notifies:", notifies(lan, "lb2"))
+
+
+def test_sync_group_conf_passes_both_checkers(lan: Pair) -> None:
+    """conf/sync-group.conf: exit 0 from `pyvrrpd check-config` and the real
+    `keepalived -t`, both in lb1's namespace (it has eth0 and eth1)."""
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed")
+    conf = Path(__file__).resolve().parents[2] / "conf" / "sync-group.conf"
+    ns = lan.ns("lb1")
+    for cmd in (
+        ["/usr/sbin/keepalived", "-t", "-f", str(conf)],
+        [sys.executable, "-m", "pyvrrpd", "check-config", "-f", str(conf)],
+    ):
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=30
+        )
+        assert out.returncode == 0, (cmd[0], out.stdout, out.stderr)
