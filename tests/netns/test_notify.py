@@ -13,6 +13,7 @@ compares what each side's hooks, FIFOs and mails saw.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -251,6 +252,18 @@ def _scenario(pair: Pair, fifos: dict[str, FifoReader]) -> None:
     assert wait_for(lambda: all(len(read(work / f"{s}.calls")) == 11 for s in SIDES), 5.0)
     for side, (host, _, vip) in SIDES.items():
         assert has_vip(pair, host, vip), side
+    # `pyvrrpd status --json` counts what the hooks did.
+    out = subprocess.run(
+        [sys.executable, "-m", "pyvrrpd", "status", "--json", "--control-socket", pair.sock("lb2")],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    counters = json.loads(out)["daemon"]["notify"]
+    assert counters["scripts_started"] == 12  # 11 hooks and the fifo script
+    assert counters["fifo_lines"] == 12 and counters["fifo_dropped"] == 0  # 6 lines, 2 FIFOs
+    assert counters["scripts_failed"] == 0 and counters["disabled"] == {}
     for host, _, _ in SIDES.values():
         pair.signal(host, signal.SIGTERM)
     for host, _, _ in SIDES.values():
@@ -351,3 +364,31 @@ def test_priority_change_lines_like_keepalived(pair: Pair) -> None:
         'INSTANCE "VI_1" STOP 80',
     ]
     assert lines["py"] == lines["ka"]
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def test_notify_conf_passes_both_checkers(pair: Pair) -> None:
+    """conf/notify.conf: exit 0 from `pyvrrpd check-config` and the real `keepalived -t`.
+
+    Its scripts are provided on a tmpfs over /etc/keepalived in a private mount
+    namespace (the host's /etc is not touched); both run in lb1's namespace.
+    """
+    conf = CONF_DIR / "notify.conf"
+    script = (
+        "mkdir -p /etc/keepalived && mount -t tmpfs -o mode=755 none /etc/keepalived"
+        " && for f in check_haproxy.sh notify.sh fifo-reader.sh; do"
+        " printf '#!/bin/sh\\nexit 0\\n' > /etc/keepalived/$f; chmod 755 /etc/keepalived/$f; done"
+        f" && ip netns exec {pair.ns('lb1')} /usr/sbin/keepalived -t -f {conf}; echo ka=$?"
+        f" && ip netns exec {pair.ns('lb1')} {sys.executable} -m pyvrrpd check-config -f {conf};"
+        " echo py=$?"
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "ka=0" in out.stdout and "py=0" in out.stdout, out.stdout + out.stderr
+    assert "0 warnings" in out.stdout, out.stdout
