@@ -18,6 +18,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +221,47 @@ def test_unicast_pyvrrpd_master_keepalived_backup(pair: Pair) -> None:
 def test_unicast_keepalived_master_pyvrrpd_backup(pair: Pair) -> None:
     _scenario(pair, "keepalived", "pyvrrpd")
     _no_drops(pair, "lb2")
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CHECK_SCRIPT = (
+    Path(__file__).resolve().parents[2] / "pyvrrpd" / "lab" / "files" / "check_haproxy.sh"
+)
+
+
+@pytest.mark.parametrize("name", ["unicast-primary.conf", "unicast-secondary.conf"])
+def test_unicast_confs_pass_both_checkers(pair: Pair, name: str) -> None:
+    """conf/unicast-*.conf: exit 0 from `pyvrrpd check-config` and the real `keepalived -t`.
+
+    Both check the tracked script, so the guide's /etc/keepalived/check_haproxy.sh
+    is provided on a tmpfs in a private mount namespace (the host's /etc is not
+    touched), and both run in lb1's network namespace, which has eth0.
+    """
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed (apt-get install keepalived)")
+    conf = CONF_DIR / name
+    ns = pair.ns("lb1")
+    script = (
+        "mkdir -p /etc/keepalived && mount -t tmpfs -o mode=755 none /etc/keepalived"
+        f" && install -m 755 {CHECK_SCRIPT} /etc/keepalived/check_haproxy.sh"
+        f" && ip netns exec {ns} /usr/sbin/keepalived -t -f {conf}; echo ka=$?"
+        f" && ip netns exec {ns} {sys.executable} -m pyvrrpd check-config -f {conf}; echo py=$?"
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "ka=0" in out.stdout and "py=0" in out.stdout, out.stdout + out.stderr
+
+
+def test_interface_from_missing_unicast_src_ip_is_fault(pair: Pair) -> None:
+    """`interface` omitted and no interface has the unicast_src_ip: FAULT, with the reason."""
+    text = _conf("lb1", A_PRIO, interface=False).replace(HOSTS["lb1"], "192.0.2.99")
+    pair.start("lb1", A_PRIO, conf_text=text)
+    assert wait_for(lambda: pair.state("lb1") == "FAULT", timeout=5.0) is not None
+    reasons = pair.status("lb1")["fault_reasons"]
+    assert isinstance(reasons, list)
+    assert any("unicast_src_ip 192.0.2.99" in r for r in reasons), reasons
+    assert not pair.has_vip("lb1")
