@@ -210,3 +210,21 @@ def test_dont_track_primary_keeps_master_through_carrier_loss(lan: Pair) -> None
     ip("-n", sw, "link", "set", "p0", "up")
     assert wait_for(lambda: both().get("VI_2") == "BACKUP", 2.0) is not None
     assert wait_for(lambda: both() == {"VI_1": "MASTER", "VI_2": "MASTER"}, MDI_100 + 1.5)
+
+
+def test_keepalived_master_with_the_same_config_hands_over_the_same_way(lan: Pair) -> None:
+    """The reference: keepalived 2.2.7 as the master, pyvrrpd as the backup."""
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed")
+    conf = CONF.format(prio=100, tracked="    eth1", vip=VIP)
+    lan.start_keepalived("lb1", 100, conf_text=conf)
+    start(lan, "lb2", 90, "    eth1")
+    elect(lan)
+    link(lan, "lb1", "eth1", "down")
+    took = wait_for(lambda: lan.has_vip("lb2"), timeout=3.0)
+    print(f"keepalived master, uplink down: pyvrrpd backup holds the VIP after {took} s")
+    assert took is not None and took < SKEW_90 + 0.1
+    assert wait_for(lambda: not lan.has_vip("lb1"), timeout=1.0) is not None
+    assert lan.status("lb2")["stats"]["pri_zero_rcvd"] >= 1  # type: ignore[index]
+    link(lan, "lb1", "eth1", "up")
+    assert wait_for(lambda: lan.holders() == ["lb1"], timeout=MDI_100 + 1.5) is not None
