@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import keywords
+from .hostside import INSTANCE_HANDLERS as HOSTSIDE_HANDLERS
 from .keywords import unknown_keyword
-from .model import NotifyConfig
+from .lexer import Stmt, Token
+from .model import NotifyConfig, VirtualIP
 from .notify import INSTANCE_KEYWORDS as NOTIFY_KEYWORDS
 from .notify import read_instance_keyword as _notify
-from .lexer import Stmt, Token
-from .model import VirtualIP
 from .routemodel import Route, Rule
 from .routes import INSTANCE_HANDLERS as ROUTE_HANDLERS
 from .strict import INSTANCE_HANDLERS as STRICT_HANDLERS
@@ -39,6 +39,8 @@ from .values import (
     str_value,
 )
 from .vip import parse_vip
+from .vmac import HANDLERS as VMAC_HANDLERS
+from .vmac import VmacDraft
 
 AUTH_PASS_LEN = 8  # RFC 3768 5.3.11 / keepalived VRRP_AUTH_LEN
 GARP_SECS_MAX = 4294  # keepalived 2.2.7: "outside range [0, 4294]"
@@ -108,6 +110,8 @@ class InstanceDraft:
     # virtual_routes / virtual_rules (config/routes.py)
     virtual_routes: list[Route] = field(default_factory=list)
     virtual_rules: list[Rule] = field(default_factory=list)
+    track_src_ip: bool = False  # config/hostside.py
+    vmac: VmacDraft = field(default_factory=VmacDraft)  # use_vmac & co (config/vmac.py)
 
 
 def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
@@ -413,5 +417,7 @@ _HANDLERS = {
     **dict.fromkeys(NOTIFY_KEYWORDS, _notify),  # notify_*, smtp_alert (config/notify.py)
     **UNICAST_HANDLERS,  # unicast_*, mcast_src_ip, mcast_dst_ip (config/unicast.py)
     **STRICT_HANDLERS,  # accept, no_accept, strict_mode (config/strict.py)
+    **VMAC_HANDLERS,  # use_vmac, use_vmac_addr, vmac_xmit_base (config/vmac.py)
     **ROUTE_HANDLERS,  # virtual_routes, virtual_rules (config/routes.py)
+    **HOSTSIDE_HANDLERS,  # track_src_ip (config/hostside.py)
 }

@@ -166,14 +166,6 @@ class GlobalDefs:
     # vrrp_mcast_group4 / vrrp_check_unicast_src (pyvrrpd.config.unicast).
     vrrp_mcast_group4: IPv4Address = VRRP_GROUP4
     vrrp_check_unicast_src: bool = False
-    # vrrp_lower_prio_no_advert, vrrp_higher_prio_send_advert, vrrp_down_timer_adverts
-    # (instance defaults), vrrp_startup_delay and vrrp_delay_after_boot (seconds;
-    # the latter counted from boot) (pyvrrpd.config.tracking).
-    vrrp_lower_prio_no_advert: bool = False
-    vrrp_higher_prio_send_advert: bool = False
-    vrrp_down_timer_adverts: int = 3
-    vrrp_startup_delay: float = 0.0
-    vrrp_delay_after_boot: float = 0.0
     # Notify FIFOs and mail (keepalived.md 3.2; pyvrrpd.config.notify):
     # notify_fifo / notify_fifo_script, vrrp_notify_fifo / vrrp_notify_fifo_script,
     # vrrp_notify_priority_changes, smtp_alert_vrrp (None: smtp_alert), no_email_faults.
@@ -190,6 +182,18 @@ class GlobalDefs:
     nftables_priority: int = -1
     nftables_counters: bool = False
     nftables_ifindex: bool = False
+    # dynamic_interfaces [allow_if_changes] (config/hostside.py): start with a
+    # configured interface missing (FAULT until it appears) instead of refusing.
+    dynamic_interfaces: bool = False
+    allow_if_changes: bool = False
+    # vrrp_lower_prio_no_advert, vrrp_higher_prio_send_advert, vrrp_down_timer_adverts
+    # (instance defaults), vrrp_startup_delay and vrrp_delay_after_boot (seconds;
+    # the latter counted from boot) (pyvrrpd.config.tracking).
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_down_timer_adverts: int = 3
+    vrrp_startup_delay: float = 0.0
+    vrrp_delay_after_boot: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +228,26 @@ class VirtualIP:
     broadcast: str | None = None  # an address, "+" or "-"
     scope: str = "global"
     label: str | None = None
+    # Per-address `use_vmac`: the address goes on a virtual-MAC interface made
+    # on its `dev` (keepalived.md 1.9; pyvrrpd/config/vmac.py).
+    use_vmac: bool = False
 
     def __str__(self) -> str:
         return f"{self.address}/{self.prefixlen}"
+
+
+@dataclass(frozen=True, slots=True)
+class VmacConfig:
+    """`use_vmac [NAME] [MAC]`, `vmac_xmit_base` and `use_vmac_addr` of one instance.
+
+    Resolved by pyvrrpd/config/vmac.py; the interfaces are made by pyvrrpd/shell/vmac.py.
+    """
+
+    enabled: bool = False  # `use_vmac` given
+    name: str | None = None  # None: vrrp.VRID (or the next free vrrpN.VRID)
+    mac: bytes | None = None  # None: RFC 3768 7.3 00:00:5e:00:01:VRID
+    xmit_base: bool = False  # adverts sent and received on the base interface
+    addr: bool = False  # `use_vmac_addr`: VIPs on other interfaces get a vmac too
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,21 +296,6 @@ class VrrpInstance:
     # the second such burst (0: none); keepalived's garp_lower_prio_*.
     garp_lower_prio_delay: float = 5.0
     garp_lower_prio_repeat: int = 5
-    # strict_mode (resolved with the global vrrp_strict) and accept/no_accept
-    # (resolved: False = drop traffic to the VIPs as master; pyvrrpd.config.strict).
-    strict_mode: bool = False
-    accept: bool = True
-    # virtual_routes / virtual_rules: installed as master after the VIPs (config.routes).
-    virtual_routes: tuple[Route, ...] = ()
-    virtual_rules: tuple[Rule, ...] = ()
-    # track_interface, dont_track_primary, lower_prio_no_advert,
-    # higher_prio_send_advert, down_timer_adverts (own value, else the global
-    # vrrp_* one; pyvrrpd.config.tracking).
-    track_interface: tuple[TrackInterface, ...] = ()
-    dont_track_primary: bool = False
-    lower_prio_no_advert: bool = False
-    higher_prio_send_advert: bool = False
-    down_timer_adverts: int = 3
     # notify_master/backup/fault/stop/deleted, notify, notify_master_rx_lower_pri,
     # notify_priority_changes, smtp_alert (pyvrrpd.config.notify).
     notify: NotifyConfig = NotifyConfig()
@@ -303,6 +309,25 @@ class VrrpInstance:
     check_unicast_src: bool = False
     mcast_dst_ip: IPv4Address = VRRP_GROUP4
     unicast_fault: str | None = None  # why the instance must stay FAULT
+    # strict_mode (resolved with the global vrrp_strict) and accept/no_accept
+    # (resolved: False = drop traffic to the VIPs as master; pyvrrpd.config.strict).
+    strict_mode: bool = False
+    accept: bool = True
+    # virtual_routes / virtual_rules: installed as master after the VIPs (config.routes).
+    virtual_routes: tuple[Route, ...] = ()
+    virtual_rules: tuple[Rule, ...] = ()
+    # track_src_ip: FAULT while src_ip is not on the interface (config/hostside.py)
+    track_src_ip: bool = False
+    # track_interface, dont_track_primary, lower_prio_no_advert,
+    # higher_prio_send_advert, down_timer_adverts (own value, else the global
+    # vrrp_* one; pyvrrpd.config.tracking).
+    track_interface: tuple[TrackInterface, ...] = ()
+    dont_track_primary: bool = False
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    down_timer_adverts: int = 3
+    # use_vmac [NAME] [MAC], vmac_xmit_base, use_vmac_addr (pyvrrpd.config.vmac).
+    vmac: VmacConfig = VmacConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +356,15 @@ class Config:
 
 
 @dataclass(frozen=True, slots=True)
+class UnicastPeer:
+    """One line of `unicast_peer { IP [min_ttl N] [max_ttl N] }` (keepalived.md 1.8)."""
+
+    address: IPv4Address
+    min_ttl: int = 0
+    max_ttl: int = 255
+
+
+@dataclass(frozen=True, slots=True)
 class SyncGroup:
     """A `vrrp_sync_group NAME { }` block (keepalived.md 1.7; pyvrrpd.config.syncgroup)."""
 
@@ -341,12 +375,3 @@ class SyncGroup:
     notify: NotifyConfig = NotifyConfig()  # notify_master|backup|fault|stop, notify, smtp_alert
     tracking_weight: bool = False  # sync_group_tracking_weight (or global_tracking)
     loc: SourceLoc | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnicastPeer:
-    """One line of `unicast_peer { IP [min_ttl N] [max_ttl N] }` (keepalived.md 1.8)."""
-
-    address: IPv4Address
-    min_ttl: int = 0
-    max_ttl: int = 255

@@ -15,9 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import notify, sched, syncgroup, tracking, unicast
+from . import hostside, keywords, notify, sched, strict, syncgroup, tracking, unicast, vmac
 from . import routes as routecfg
-from . import strict
 from .instance import (
     MAX_ADVERT_VIPS,
     InstanceDraft,
@@ -25,7 +24,6 @@ from .instance import (
     garp_repeat,
     read_instance,
 )
-from . import keywords
 from .keywords import unknown_keyword
 from .lexer import Lexer, LexResult, Stmt, Token
 from .model import (
@@ -81,8 +79,9 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_connect_timeout",
         "smtp_alert",
         *sched.KEYWORDS,
-        *strict.GLOBAL_KEYWORDS,
         *tracking.GLOBAL_KEYWORDS,
+        *strict.GLOBAL_KEYWORDS,
+        *hostside.GLOBAL_KEYWORDS,
         *notify.GLOBAL_KEYWORDS,
         *unicast.GLOBAL_KEYWORDS,
     }
@@ -149,8 +148,8 @@ class _Parser:
         self.scripts: list[VrrpScript] = []
         self.script_names: dict[str, Token] = {}
         self.drafts: list[InstanceDraft] = []
-        self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
         self.sync_drafts: list[syncgroup.SyncGroupDraft] = []  # vrrp_sync_group
+        self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
 
     # -- top level ---------------------------------------------------------
 
@@ -206,8 +205,8 @@ class _Parser:
             global_defs=gd,
             scripts=tuple(self.scripts),
             instances=instances,
-            **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
             sync_groups=sync_groups,
+            **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
         )
 
     # -- global_defs -------------------------------------------------------
@@ -259,6 +258,9 @@ class _Parser:
                 value = int_value(rep, stmt, 1, 3600)
             elif word == "smtp_alert":
                 value = bool_value(rep, stmt)
+            elif word in hostside.GLOBAL_KEYWORDS:
+                hostside.read_global(rep, stmt, g)
+                continue
             elif word in strict.GLOBAL_KEYWORDS:
                 strict.read_global(rep, stmt, g)
                 continue
@@ -423,6 +425,8 @@ class _Parser:
             inst = self._finish(d, gd)
             if inst is not None:
                 inst = strict.after_finish(rep, d.name, inst)
+            if inst is not None:
+                inst = hostside.resolve(inst)
             if ok and inst is not None:
                 out.append(inst)
         return tuple(out)
@@ -486,11 +490,13 @@ class _Parser:
             skip_check_adv_addr=d.skip_check_adv_addr or gd.vrrp_skip_check_adv_addr,
             **tracking.instance_fields(d.tracking, gd),
             notify=d.notify,
-            **unicast.resolve(rep, d, gd),  # type: ignore[arg-type]
             strict_mode=bool(d.strict_mode),
             accept=d.accept is not False,
             virtual_routes=tuple(d.virtual_routes),
             virtual_rules=tuple(d.virtual_rules),
+            track_src_ip=d.track_src_ip,
+            vmac=vmac.resolve(rep, d),
+            **unicast.resolve(rep, d, gd),  # type: ignore[arg-type]
             loc=d.name.loc,
             # keepalived: instance value, else the global lower_prio value, else
             # the *global* master value (not this instance's garp_master_*).

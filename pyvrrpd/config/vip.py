@@ -44,6 +44,7 @@ def parse_vip(rep: Reporter, stmt: Stmt, block: str) -> VirtualIP | None:
     brd: str | None = None
     scope = "global"
     label: str | None = None
+    use_vmac = False
     words = stmt.tokens
     i = 1
     while i < len(words):
@@ -80,6 +81,11 @@ def parse_vip(rep: Reporter, stmt: Stmt, block: str) -> VirtualIP | None:
                         )
                         ok = False
             continue
+        if opt == "use_vmac":
+            # On a virtual-MAC interface of its device (config/vmac.py).
+            use_vmac = True
+            i += 1
+            continue
         # Not implemented here: refused (error), no effect (warning) or unknown.
         if keywords.classify_unhandled(rep, word, keywords.VIP) is not None:
             i += 1 + keywords.VIP_OPTION_ARGS.get(opt, 0)
@@ -88,4 +94,6 @@ def parse_vip(rep: Reporter, stmt: Stmt, block: str) -> VirtualIP | None:
         i += 1
     if not ok:
         return None
-    return VirtualIP(parsed, prefixlen, dev=dev, broadcast=brd, scope=scope, label=label)
+    return VirtualIP(
+        parsed, prefixlen, dev=dev, broadcast=brd, scope=scope, label=label, use_vmac=use_vmac
+    )

@@ -58,7 +58,9 @@ from pyvrrpd.shell.syncgroups import SyncGroups
 from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.unicast import resolve_interfaces, send_target
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.shell.vmac import VmacManager
 from pyvrrpd.trackers.interface import InterfaceTracker, tracker_kind
+from pyvrrpd.trackers.srcip import SrcIpTracker
 from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.check import peek_vrid
 
@@ -101,8 +103,10 @@ class Daemon:
         self._control: ControlServer | None = None
         self._reaper: Reaper | None = None
         self._iftrack: InterfaceTracker | None = None  # track_interface (trackers/interface.py)
+        self._srctrack: SrcIpTracker | None = None  # track_src_ip (trackers/srcip.py)
         # static_*, virtual_routes/rules, no_accept firewall (shell/statics.py)
         self._extras: HostExtras | None = None
+        self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/vmac.py)
         self._executor = Executor(self.garp_senders)
         # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
         self.notifier = Notifier(
@@ -176,12 +180,16 @@ class Daemon:
         self._monitor = await LinkMonitor.open()
         # An instance may omit `interface` when unicast_src_ip is set (shell/unicast.py).
         self.config = resolve_interfaces(self.config, self._monitor.has_address)
+        # use_vmac: the macvlans exist before their interfaces are linked (shell/vmac.py).
+        self._vmacs = VmacManager(self.config)
+        await self._vmacs.start(self._netlink)
         self._extras = HostExtras(self.config, self._netlink)
         await self._extras.start()  # HostError (nft missing) stops the start
         for inst_cfg in self.config.instances:
-            iface = self._interface(inst_cfg.interface)
+            iface = self._interface(self._vmacs.sock_interface(inst_cfg))
             router = VirtualRouter(router_config(inst_cfg, self.config))
             inst = Instance(inst_cfg, router, iface, self._vipset(inst_cfg.name))
+            inst.vmac_devs = self._vmacs.vip_devs(inst_cfg)
             inst.vipset.addresses = inst.addresses
             self._extras.attach(inst)
             iface.by_vrid[inst_cfg.virtual_router_id] = inst
@@ -194,10 +202,15 @@ class Daemon:
                 self._interface(inst.dev(vip))
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
+        # No dynamic_interfaces: a missing interface stops us, as keepalived (shell/statics.py).
+        await self._extras.check_interfaces({n: i.link is not None for n, i in self.interfaces.items()})
+        await self._extras.install()  # static_ipaddress, static_routes, static_rules
         self._setup_scripts()
         # track_interface: every tracked link read once, then followed by netlink events.
         self._iftrack = InterfaceTracker(self.config.instances, self._on_tracker_change)
         await self._iftrack.start(self._netlink, self.config.global_defs)
+        self._srctrack = SrcIpTracker(self.config.instances, self._on_tracker_change)
+        self._srctrack.start(self._monitor.has_address)
         self.notifier.start()
         self._spawn(self._watch_links())
         if self.control_path:
@@ -282,6 +295,8 @@ class Daemon:
             inst.vipset.cancel()
         # STOP notifies once the VIPs are gone, STOP scripts given 1 s (keepalived.md 2.8).
         await self.notifier.stop({i.name: i.router.effective_priority for i in self.instances})
+        if self._vmacs and self._netlink is not None:
+            await self._vmacs.stop(self._netlink)  # after the priority-0 adverts went out
         await self._close_io()
         log.info("stopped")
 
@@ -358,6 +373,8 @@ class Daemon:
 
     async def _link_event(self, ev: LinkEvent) -> None:
         assert self._loop is not None
+        if self._srctrack:
+            self._srctrack.observe(ev)  # track_src_ip
         if ev.kind == "link" and ev.up is not None and self._iftrack is not None:
             self._iftrack.observe(ev.ifname, ev.up)  # track_interface
         if ev.kind != "link" and ev.address in self._vip_addresses(ev.ifname):
@@ -368,6 +385,12 @@ class Daemon:
                     ):
                         self._feed(inst, VipRemoved(ev.address), self._loop.time())
             return
+        if self._vmacs and self._netlink is not None:
+            # A lost vmac is made again; vmacs follow their base's state and address.
+            await self._vmacs.follow(self._netlink, ev.ifname)
+            for name in self._vmacs.riders(ev.ifname):
+                if name in self.interfaces and name != ev.ifname:
+                    await self._relink(name)
         if ev.ifname not in self.interfaces:
             return
         await self._relink(ev.ifname)
@@ -375,10 +398,7 @@ class Daemon:
     def _vip_addresses(self, ifname: str) -> frozenset[IPv4Address]:
         """Every address we may install on `ifname` (never its primary address)."""
         return frozenset(
-            v.address
-            for inst in self.config.instances
-            for v in inst.virtual_ipaddress + inst.virtual_ipaddress_excluded
-            if (v.dev or inst.interface) == ifname
+            v.address for inst in self.instances for v in inst.addresses if inst.dev(v) == ifname
         )
 
     async def _relink(self, ifname: str, *, initial: bool = False) -> None:
@@ -402,6 +422,9 @@ class Daemon:
                 log.error("interface_query_failed", interface=ifname, error=str(exc))
                 return
             link = None
+        if link is not None and self._vmacs:
+            # Adverts from a vmac carry the base interface's address (shell/vmac.py).
+            link = await self._vmacs.with_source(self._netlink, ifname, link)
         old = iface.link
         iface.link = link
         if link is None:

@@ -23,8 +23,9 @@ from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.vips import VipSet
-from pyvrrpd.wire.check import Peer
 from pyvrrpd.trackers.interface import interface_specs
+from pyvrrpd.trackers.srcip import srcip_specs
+from pyvrrpd.wire.check import Peer
 from pyvrrpd.wire.vrrp import AuthType
 
 log = structlog.get_logger("pyvrrpd")
@@ -56,7 +57,7 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         initial_master=inst.state == "MASTER",
         auth_type=int(auth),
         auth_data=inst.auth_pass,
-        trackers=(*trackers, *interface_specs(inst)),
+        trackers=(*trackers, *interface_specs(inst), *srcip_specs(inst)),
         garp_master_delay=inst.garp_master_delay,
         garp_master_repeat=inst.garp_master_repeat,
         garp_master_refresh=inst.garp_master_refresh,
@@ -134,6 +135,8 @@ class Instance:
     drops_since_warn: dict[str, int] = field(default_factory=dict)
     #: internal errors caught while this instance handled an event
     internal_errors: int = 0
+    #: (address, configured dev) -> the use_vmac interface the VIP goes on (shell/vmac.py)
+    vmac_devs: dict[tuple[IPv4Address, str | None], str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -145,7 +148,7 @@ class Instance:
         return self.cfg.virtual_ipaddress + self.cfg.virtual_ipaddress_excluded
 
     def dev(self, vip: VirtualIP) -> str:
-        return vip.dev or self.cfg.interface
+        return self.vmac_devs.get((vip.address, vip.dev)) or vip.dev or self.cfg.interface
 
 
 def without_trackers(cfg: RouterConfig, trackers: tuple[TrackerSpec, ...]) -> RouterConfig:
