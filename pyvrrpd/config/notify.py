@@ -167,11 +167,6 @@ def _fifo(rep: Reporter, stmt: Stmt, g: dict[str, object], word: str) -> None:
     g[word] = replace(fifo, path=tok.text, user=user, group=group)
 
 
-def resolve_priority_changes(own: bool | None, global_default: bool) -> bool:
-    """keepalived: the instance's notify_priority_changes, else the global one."""
-    return global_default if own is None else own
-
-
 __all__ = [
     "GLOBAL_KEYWORDS",
     "INSTANCE_KEYWORDS",

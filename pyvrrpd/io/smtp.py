@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Mail", "SmtpError", "format_message", "send_mail"]
@@ -108,8 +107,3 @@ async def send_mail(
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
-
-
-def recipients_header(recipients: Sequence[str]) -> str:
-    """The To: header value keepalived builds (comma and space between addresses)."""
-    return ", ".join(recipients)
