@@ -33,7 +33,15 @@ from . import keywords
 from .instance import InstanceDraft, _track_script
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
-from .model import SyncGroup, TrackInterface, TrackScriptRef, VrrpInstance, VrrpScript
+from .model import (
+    Diagnostic,
+    Severity,
+    SyncGroup,
+    TrackInterface,
+    TrackScriptRef,
+    VrrpInstance,
+    VrrpScript,
+)
 from .notify import read_instance_keyword as _notify
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .values import Cursor, Reporter, extra_args, flag, need_arg
@@ -279,10 +287,16 @@ def _apply(
         if mine is None:
             scripts.append(gref)
             continue
-        rep.warn(
-            at,
-            f"({name}) track_script {gref.name} is configured on VRRP instance and sync group."
-            " Remove vrrp instance config",
+        # keepalived only logs this one (log_message): `keepalived -t` stays 0.
+        rep.diagnostics.append(
+            Diagnostic(
+                Severity.WARNING,
+                at.loc,
+                f"({name}) track_script {gref.name} is configured on VRRP instance and sync"
+                " group. Remove vrrp instance config",
+                at.source_line,
+                keepalived_silent=True,
+            )
         )
         # keepalived keeps an unweighted instance entry, else takes the group's.
         if weight_of(scripts[mine]):

@@ -208,3 +208,85 @@ def test_sync_group_conf_passes_both_checkers(lan: Pair) -> None:
             ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=30
         )
         assert out.returncode == 0, (cmd[0], out.stdout, out.stderr)
+
+
+PARITY_HEAD = """\
+global_defs {
+  enable_script_security
+  script_user root
+}
+vrrp_script chk {
+  script "/bin/true"
+  weight 10
+}
+vrrp_script chk0 {
+  script "/bin/true"
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  virtual_ipaddress {
+    192.0.2.10
+  }
+  track_script {
+    chk0
+  }
+}
+vrrp_instance VI_2 {
+  interface eth1
+  virtual_router_id 52
+  virtual_ipaddress {
+    198.51.100.10
+  }
+}
+"""
+GROUP = "vrrp_sync_group {name} {{\n  group {{\n{members}  }}\n{extra}}}\n"
+
+
+def group(members: str, extra: str = "", name: str = "G") -> str:
+    lines = "".join(f"    {m}\n" for m in members.split())
+    return GROUP.format(name=name, members=lines, extra=extra)
+
+
+PARITY = {
+    # name: (config tail, keepalived 2.2.7's `-t` exit code, checked by hand too)
+    "ok": (group("VI_1 VI_2", '  notify "/usr/bin/logger -t x"\n  smtp_alert\n'), 0),
+    "one_member": (group("VI_1"), 5),
+    "two_groups": (group("VI_1 VI_2") + group("VI_2", name="H"), 5),
+    "unknown_member": (group("VI_1 VI_3"), 5),
+    "empty": ("vrrp_sync_group G {\n}\n", 5),
+    "script_on_both": (
+        group(
+            "VI_1 VI_2", "  track_script {\n    chk0 weight 5\n  }\n  sync_group_tracking_weight\n"
+        ),
+        0,
+    ),
+    "weights_global_tracking": (
+        group(
+            "VI_1 VI_2",
+            "  track_script {\n    chk\n  }\n  track_interface {\n    eth0 weight 5\n  }\n"
+            "  global_tracking\n",
+        ),
+        5,
+    ),
+}
+
+
+def test_check_config_exit_codes_match_keepalived(lan: Pair) -> None:
+    """`pyvrrpd check-config` gives keepalived -t's exit code on sync-group configs."""
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed")
+    ns = lan.ns("lb1")
+    got = {}
+    for name, (tail, _) in PARITY.items():
+        path = lan.workdir / f"parity-{name}.conf"
+        path.write_text(PARITY_HEAD + tail)
+        codes = []
+        for cmd in (
+            ["/usr/sbin/keepalived", "-t", "-f", str(path)],
+            [sys.executable, "-m", "pyvrrpd", "check-config", "-f", str(path)],
+        ):
+            run = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, timeout=30)
+            codes.append(run.returncode)
+        got[name] = tuple(codes)
+    assert got == {name: (rc, rc) for name, (_, rc) in PARITY.items()}
