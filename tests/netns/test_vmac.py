@@ -11,6 +11,7 @@ is not a macvlan is left alone.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -133,7 +134,7 @@ def igmp_capture(pair: Pair) -> socket.socket:
 
 def igmp_sources(s: socket.socket) -> set[str]:
     """Source MACs of the IGMP frames queued on a capture socket."""
-    out = set()
+    out: set[str] = set()
     while True:
         try:
             frame = s.recv(2048)
@@ -221,3 +222,55 @@ def test_leftover_vmac_adopted_and_foreign_name_left_alone(pair: Pair) -> None:
     assert pair.procs["lb1"].wait(timeout=5.0) == 0
     assert link_mac(pair, "lb1", "vrrp.51") is None
     assert link_mac(pair, "lb1", "vmac51") is not None
+
+
+SYSCTLS = (
+    "all/rp_filter",
+    "default/rp_filter",
+    "eth0/rp_filter",
+    "eth0/arp_ignore",
+    "eth0/arp_filter",
+    "vrrp.51/arp_ignore",
+    "vrrp.51/accept_local",
+    "vrrp.51/rp_filter",
+    "vrrp.51/promote_secondaries",
+)
+
+
+def test_keepalived_peer_same_mac_same_switches(pair: Pair) -> None:
+    """keepalived 2.2.7 with use_vmac as the master, pyvrrpd as the backup: the
+    MAC moves with the VIP across the two daemons, and both set the same sysctls."""
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed (apt-get install keepalived)")
+    # A non-zero all.rp_filter (Debian's default is 2 via systemd) exercises the
+    # rp_filter juggling on both boxes alike.
+    for host in ("lb1", "lb2"):
+        with in_netns(pair.ns(host)):
+            for key in ("all/rp_filter", "default/rp_filter", "eth0/rp_filter"):
+                with open(f"/proc/sys/net/ipv4/conf/{key}", "w") as f:
+                    f.write("2\n")
+    pair.start_keepalived("lb1", 150, conf_text=CONF.format(prio=150, vip=VIP, name=""))
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=8.0) is not None
+    start(pair, "lb2", 100)
+    assert wait_for(lambda: pair.state("lb2") == "BACKUP", timeout=5.0) is not None
+    assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
+    theirs = {k: sysctl(pair, "lb1", k) for k in SYSCTLS}
+    ours = {k: sysctl(pair, "lb2", k) for k in SYSCTLS}
+    print(f"sysctls, keepalived box: {theirs}")
+    assert ours == theirs
+    # Two master-down intervals: pyvrrpd keeps following keepalived's vmac adverts.
+    assert wait_for(lambda: vip_on(pair, "lb2", "vrrp.51"), timeout=4.0) is None
+
+    pair.signal("lb1", signal.SIGTERM)
+    assert wait_for(lambda: vip_on(pair, "lb2", "vrrp.51"), timeout=3.0) is not None
+    assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
+    assert pair.procs["lb1"].wait(timeout=5.0) == 0
+    assert link_mac(pair, "lb1", "vrrp.51") is None
+
+
+def test_xmit_base_sends_adverts_from_the_base_mac(pair: Pair) -> None:
+    conf = CONF.format(prio=150, vip=VIP, name="").replace("use_vmac", "use_vmac\n  vmac_xmit_base")
+    pair.start("lb1", 150, conf_text=conf)
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
+    assert advert_source(pair) == (link_mac(pair, "lb1", "eth0"), "192.0.2.11")
+    assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
