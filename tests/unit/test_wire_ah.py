@@ -213,3 +213,38 @@ def test_sequence_counter() -> None:
     assert not s.accept(2) and s.accept(3) and s.seq == 3
     top = AhSequence(0xFFFFFFFE)
     assert top.next_send() == 0xFFFFFFFE  # keepalived stops counting there
+
+
+def test_router_counts_and_follows_keepalived_ah() -> None:
+    from pyvrrpd.core.events import PacketReceived, Started
+    from pyvrrpd.core.router import RouterConfig, VirtualRouter
+    from pyvrrpd.core.state import State
+
+    vr = VirtualRouter(
+        RouterConfig(
+            name="VI_1",
+            vrid=51,
+            priority=90,
+            vips=(VIP,),
+            auth_type=int(AuthType.AH),
+            auth_data=b"secret\0\0",
+        )
+    )
+    assert vr.ah_seq is not None
+    vr.handle(Started(A("192.0.2.12")), 0.0)
+    vr.handle(PacketReceived(KA_FIRST), 0.5)
+    assert vr.state is State.BACKUP and vr.master_ip == KA_SRC
+    vr.handle(PacketReceived(KA_FIRST), 0.6)  # replayed
+    vr.handle(PacketReceived(KA_STOP), 0.7)  # priority 0, seq 4
+    assert (vr.stats["advert_rcvd"], vr.stats["auth_failure"], vr.stats["pri_zero_rcvd"]) == (
+        2,
+        1,
+        1,
+    )
+    # Our first advert as the new master continues keepalived's numbering.
+    assert vr.ah_seq.next_send() == 5
+    plain = VirtualRouter(RouterConfig(name="VI_2", vrid=51, vips=(VIP,)))
+    assert plain.ah_seq is None
+    plain.handle(Started(A("192.0.2.12")), 0.0)
+    plain.handle(PacketReceived(KA_FIRST), 0.5)
+    assert plain.stats["authtype_mismatch"] == 1
