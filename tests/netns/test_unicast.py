@@ -197,6 +197,26 @@ def _scenario(pair: Pair, a_kind: str, b_kind: str) -> dict[str, float]:
 
 
 def _no_drops(pair: Pair, host: str) -> None:
+    """No drop counted; every advert (all from the listed peer) took the fast queue."""
+    full = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyvrrpd",
+                "status",
+                "--json",
+                "--control-socket",
+                pair.sock(host),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    )
+    eth0 = full["interfaces"]["eth0"]
+    assert eth0["received"] > 0 and eth0["received_slow_queue"] == 0, eth0
     stats = pair.status(host)["stats"]
     assert isinstance(stats, dict)
     assert stats["advert_rcvd"] > 0
