@@ -207,3 +207,69 @@ def _diag(loc: SourceLoc | None, message: str, *, silent: bool = False) -> Diagn
     return Diagnostic(
         Severity.WARNING, loc or SourceLoc("<config>", 0, 0), message, keepalived_silent=silent
     )
+
+
+# -- where a `keepalived` compat daemon keeps its pid files and control socket --
+
+KEEPALIVED_PID = "/run/keepalived.pid"
+KEEPALIVED_VRRP_PID = "/run/keepalived_vrrp.pid"
+KEEPALIVED_PID_DIR = "/run/keepalived"
+
+
+def keepalived_pid_files(
+    main: str | None, vrrp: str | None, namespace: str | None, instance: str | None
+) -> tuple[str, str]:
+    """keepalived 2.2.7's pid file names (core/main.c, core/namespaces.c).
+
+    -p/-r win. Otherwise, with a network namespace (-s) or an `instance NAME`,
+    keepalived uses /run/keepalived[/NAMESPACE]/keepalived[_INSTANCE].pid and
+    .../vrrp[_INSTANCE].pid; else /run/keepalived.pid and /run/keepalived_vrrp.pid.
+    """
+    if namespace or instance:
+        base = f"{KEEPALIVED_PID_DIR}/{namespace}" if namespace else KEEPALIVED_PID_DIR
+        suffix = f"_{instance}" if instance else ""
+        return (
+            main or f"{base}/keepalived{suffix}.pid",
+            vrrp or f"{base}/vrrp{suffix}.pid",
+        )
+    return main or KEEPALIVED_PID, vrrp or KEEPALIVED_VRRP_PID
+
+
+def control_socket_for(pid_file: str | None) -> str:
+    """The control socket of a `keepalived` compat daemon whose main pid file is `pid_file`.
+
+    It follows the pid file, so two daemons with distinct pid files (two
+    namespaces sharing /run) get distinct sockets: /run/ka1.pid ->
+    /run/ka1.pyvrrpd.sock. keepalived's default pid file keeps pyvrrpd's
+    default socket, so plain `pyvrrpd status` finds a plain compat daemon.
+    """
+    from pyvrrpd.shell.control import DEFAULT_SOCKET
+
+    if not pid_file or os.path.abspath(pid_file) == KEEPALIVED_PID:
+        return DEFAULT_SOCKET
+    stem = pid_file[:-4] if pid_file.endswith(".pid") else pid_file
+    return f"{stem}.pyvrrpd.sock"
+
+
+def enter_netns(name: str) -> None:
+    """Move this (still single-threaded) process into network namespace `name` (keepalived -s).
+
+    Raises HostError (keepalived: "Unable to set network namespace NAME - exiting").
+    """
+    import ctypes
+
+    from pyvrrpd.io.errors import HostError
+
+    clone_newnet = 0x40000000
+    path = name if "/" in name else f"/run/netns/{name}"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise HostError(f"unable to set network namespace {name}: {exc.strerror}") from exc
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, clone_newnet) != 0:
+            err = ctypes.get_errno()
+            raise HostError(f"unable to set network namespace {name}: {os.strerror(err)}")
+    finally:
+        os.close(fd)

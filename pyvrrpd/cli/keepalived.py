@@ -3,7 +3,10 @@
 Owns: mapping keepalived's command line (keepalived.md 4.3) onto pyvrrpd,
 its `-t` exit codes, `--signum` answers, daemonising without `-n`, and naming
 the process `keepalived` so `pidof keepalived` and the guide's `killall
-keepalived` find it. Flags for subsystems pyvrrpd does not have are accepted
+keepalived` find it, keepalived's pid file names (-p/-r, -s NAMESPACE,
+`instance NAME`) with a control socket that follows the main pid file, so
+two compat daemons can share /run. `-s NAME` enters that network namespace,
+as keepalived does. Flags for subsystems pyvrrpd does not have are accepted
 and ignored.
 """
 
@@ -17,8 +20,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyvrrpd import __version__
-from pyvrrpd.cli.common import check_config
-from pyvrrpd.cli.main import EXIT_OK, preflight, run_daemon
+from pyvrrpd.cli.common import (
+    check_config,
+    control_socket_for,
+    enter_netns,
+    keepalived_pid_files,
+)
+from pyvrrpd.cli.main import EXIT_FATAL, EXIT_OK, preflight, run_daemon
 from pyvrrpd.shell.control import DEFAULT_SOCKET
 
 
@@ -74,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-V", "--dont-release-vrrp", action="store_true")
     p.add_argument("-R", "--dont-respawn", action="store_true")
     p.add_argument("-d", "--dump-conf", action="store_true")
-    p.add_argument("-p", "--pid", default="/run/keepalived.pid")
-    p.add_argument("-r", "--vrrp_pid", default="/run/keepalived_vrrp.pid")
+    # Defaults follow keepalived's naming (cli/common.py keepalived_pid_files).
+    p.add_argument("-p", "--pid", default=None)
+    p.add_argument("-r", "--vrrp_pid", default=None)
     p.add_argument("-c", "--checkers_pid")
     p.add_argument("-b", "--bfd_pid")
     p.add_argument("-a", "--address-monitoring", action="store_true")
@@ -86,7 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--config-test", nargs="?", const="-", default=None)
     p.add_argument("-v", "--version", action="store_true")
     p.add_argument("--signum", action=_Signum, nargs="?", metavar="SIGFUNC")
-    p.add_argument("--control-socket", default=DEFAULT_SOCKET, help="pyvrrpd: status socket")
+    p.add_argument(
+        "--control-socket",
+        default=None,
+        help="pyvrrpd: status socket (default: follows the -p pid file, e.g. "
+        f"/run/ka1.pid -> /run/ka1.pyvrrpd.sock; {DEFAULT_SOCKET} for keepalived's default)",
+    )
     return p
 
 
@@ -134,10 +148,22 @@ def keepalived_entry(argv: list[str]) -> int:
         return EXIT_OK
     if args.config_test is not None:
         return config_test(args.use_file, args.config_test, args.config_id)
+    if args.namespace:
+        # keepalived -s NAME runs in that network namespace: so do we (a
+        # daemon left in the caller's namespace would put the VIPs there).
+        try:
+            enter_netns(args.namespace)
+        except HostError as exc:
+            print(f"keepalived: {exc}", file=sys.stderr)
+            return EXIT_FATAL
     # Validate before forking: a daemonised child's errors would go nowhere.
     cfg, rc = preflight(args.use_file, args.config_id)
     if cfg is None:
         return rc
+    main_pid, vrrp_pid = keepalived_pid_files(
+        args.pid, args.vrrp_pid, args.namespace, cfg.global_defs.instance_name
+    )
+    control_socket = args.control_socket or control_socket_for(main_pid)
     # `killall keepalived` matches comm; `pidof keepalived` matches argv[0].
     with contextlib.suppress(HostError):
         set_process_name("keepalived")
@@ -148,13 +174,12 @@ def keepalived_entry(argv: list[str]) -> int:
     return run_daemon(
         args.use_file,
         config=cfg,
-        control_socket=args.control_socket,
-        pid_files=[p for p in (args.pid, args.vrrp_pid) if p],
+        control_socket=control_socket,
+        pid_files=[main_pid, vrrp_pid],
         # -D (detailed logging) is what pyvrrpd's info level already gives.
         log_level="info",
         syslog=not console,
         release_on_stop=not args.dont_release_vrrp,
-        # -s names the USR1 dump (with data_use_instance); pyvrrpd does not
-        # switch network namespace itself: start it inside one.
+        # -s also names the USR1 dump (with data_use_instance).
         namespace=args.namespace,
     )

@@ -123,8 +123,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    path = args.control_socket
+    if path is None:
+        from pyvrrpd.cli.common import control_socket_for
+
+        # A `keepalived` compat daemon's socket follows its -p pid file.
+        path = control_socket_for(args.pid_file) if args.pid_file else DEFAULT_SOCKET
     try:
-        reply = query(args.control_socket)
+        reply = query(path)
     except HostError as exc:
         _err(str(exc))
         return EXIT_FATAL
@@ -232,7 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("status", help="show each instance's state")
-    s.add_argument("--control-socket", default=DEFAULT_SOCKET)
+    s.add_argument("--control-socket", default=None, help=f"default: {DEFAULT_SOCKET}")
+    s.add_argument(
+        "--pid-file",
+        default=None,
+        help="address the `keepalived` compat daemon started with -p PID_FILE "
+        "(its socket follows the pid file: /run/ka1.pid -> /run/ka1.pyvrrpd.sock)",
+    )
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=_cmd_status)
 
