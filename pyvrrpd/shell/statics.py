@@ -21,6 +21,9 @@ and changes nothing else. Must not decide protocol state.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Mapping
+
 import structlog
 
 from pyvrrpd.config.model import Config, VirtualIP
@@ -76,6 +79,35 @@ class VirtualRoutes:
         return None
 
 
+def _referenced(config: Config) -> dict[str, list[str]]:
+    """Every interface the configuration names, with who names it (keepalived
+    looks each up with IF_CREATE_IF_DYNAMIC: instance, VIP dev, routes, rules)."""
+    out: dict[str, list[str]] = {}
+
+    def add(name: str | None, who: str) -> None:
+        if name and who not in out.setdefault(name, []):
+            out[name].append(who)
+
+    for inst in config.instances:
+        who = f"vrrp_instance {inst.name}"
+        add(inst.interface, who)
+        for vip in (*inst.virtual_ipaddress, *inst.virtual_ipaddress_excluded):
+            add(vip.dev, who)
+        for r in inst.virtual_routes:
+            add(r.dev, who)
+        for rule in inst.virtual_rules:
+            add(rule.iif, who)
+            add(rule.oif, who)
+    for vip in config.static_ipaddress:
+        add(vip.dev, "static_ipaddress")
+    for r in config.static_routes:
+        add(r.dev, "static_routes")
+    for rule in config.static_rules:
+        add(rule.iif, "static_rules")
+        add(rule.oif, "static_rules")
+    return out
+
+
 class HostExtras:
     """What the daemon installs on the host besides the VIPs."""
 
@@ -87,10 +119,40 @@ class HostExtras:
         self.errors = 0
 
     async def start(self) -> None:
-        """Check and clean the firewall (HostError: nft missing), then install static_*."""
+        """Check and clean the firewall (HostError: nft missing)."""
         if self.firewall is not None:
             await self.firewall.start()
+
+    async def install(self) -> None:
+        """Install static_ipaddress, static_routes and static_rules (once, at start)."""
         await self._statics(True)
+
+    async def check_interfaces(self, known: Mapping[str, bool]) -> None:
+        """Without `dynamic_interfaces`, a configured interface that does not exist
+        stops the daemon (HostError), as it stops keepalived 2.2.7 ("WARNING -
+        interface X for vrrp_instance Y doesn't exist", "Non-existent interface
+        specified in configuration", exit). `known`: presence of the interfaces
+        the daemon already linked; the others are asked of the kernel.
+        """
+        if self.config.global_defs.dynamic_interfaces:
+            return
+        missing: list[str] = []
+        for name, users in _referenced(self.config).items():
+            present = known.get(name)
+            if present is None:
+                try:
+                    await self._netlink.link(name)
+                    present = True
+                except HostError as exc:
+                    present = exc.errno_code != errno.ENODEV
+            if not present:
+                missing.append(f"{name} ({', '.join(users)})")
+        if missing:
+            raise HostError(
+                f"Non-existent interface specified in configuration: {'; '.join(missing)};"
+                " keepalived refuses to run too. Set dynamic_interfaces in global_defs"
+                " to start and wait for it in FAULT"
+            )
 
     def attach(self, inst: Instance) -> None:
         """Give `inst`'s VipSet its drop rules and virtual routes/rules."""

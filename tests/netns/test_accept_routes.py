@@ -128,3 +128,42 @@ def test_no_accept_drops_traffic_to_the_vip_and_routes_follow_the_master(lan: Pa
     assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 did not preempt"
     assert wait_for(lambda: not has_route(lan, "lb2") and has_route(lan, "lb1"), 3) is not None
     assert wait_for(lambda: connect(lan) == "silent", 3, step=0.1) is not None
+
+
+SRC_CONF = """\
+vrrp_instance VI_1 {{
+  interface {ifname}
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  {extra}
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+}}
+"""
+
+
+def test_track_src_ip_faults_while_the_source_address_is_missing(lan: Pair) -> None:
+    ns = lan.ns("lb1")
+    ip("-n", ns, "addr", "add", "192.0.2.21/24", "dev", "eth0")
+    lb1 = SRC_CONF.format(
+        ifname="eth0", prio=150, vip=VIP, extra="mcast_src_ip 192.0.2.21\n  track_src_ip"
+    )
+    lan.start("lb1", 150, conf_text=lb1)
+    lan.start("lb2", 100, conf_text=SRC_CONF.format(ifname="eth0", prio=100, vip=VIP, extra=""))
+    assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 never held the VIP"
+    ip("-n", ns, "addr", "del", "192.0.2.21/24", "dev", "eth0")
+    assert wait_for(lambda: lan.state("lb1") == "FAULT", 3) is not None
+    # Its priority-0 advert cannot leave from the vanished address either
+    # (ENETUNREACH), so lb2 waits out its Master_Down_Interval (3.61 s).
+    assert wait_for(lambda: lan.holders() == ["lb2"], 5) is not None
+    ip("-n", ns, "addr", "add", "192.0.2.21/24", "dev", "eth0")
+    assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 did not come back"
+
+
+def test_a_missing_interface_stops_the_daemon_without_dynamic_interfaces(lan: Pair) -> None:
+    conf = SRC_CONF.format(ifname="vrrp9", prio=100, vip=VIP, extra="")
+    proc = lan.start("lb1", 100, conf_text=conf)
+    assert proc.wait(timeout=15) != 0
+    assert "Non-existent interface specified in configuration: vrrp9" in lan.log("lb1")

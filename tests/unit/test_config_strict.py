@@ -157,3 +157,19 @@ def test_bad_values_are_located_errors() -> None:
     text = str(err.value)
     assert "k.conf:2:19: error: nftables chain priority must be an integer" in text
     assert "strict_mode must be on|off|true|false|yes|no" in text
+
+
+def test_dynamic_interfaces() -> None:
+    gd = parse("", "dynamic_interfaces").global_defs
+    assert gd.dynamic_interfaces and not gd.allow_if_changes
+    gd = parse("", "dynamic_interfaces allow_if_changes").global_defs
+    assert gd.dynamic_interfaces and gd.allow_if_changes
+    cfg = parse("", "dynamic_interfaces sometimes")
+    assert "Unknown dynamic_interfaces option 'sometimes'" in messages(cfg)
+    assert not parse("", "").global_defs.dynamic_interfaces
+
+
+def test_track_src_ip_needs_a_configured_source_address() -> None:
+    # keepalived clears it silently without unicast_src_ip / mcast_src_ip.
+    assert inst("track_src_ip").track_src_ip is False
+    assert inst("mcast_src_ip 192.0.2.11\n  track_src_ip").track_src_ip is True
