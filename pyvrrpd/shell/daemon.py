@@ -203,7 +203,8 @@ class Daemon:
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
         # No dynamic_interfaces: a missing interface stops us, as keepalived (shell/statics.py).
-        await self._extras.check_interfaces({n: i.link is not None for n, i in self.interfaces.items()})
+        present = {n: i.link is not None for n, i in self.interfaces.items()}
+        await self._extras.check_interfaces(present)
         await self._extras.install()  # static_ipaddress, static_routes, static_rules
         self._setup_scripts()
         # track_interface: every tracked link read once, then followed by netlink events.
