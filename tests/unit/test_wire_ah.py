@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.layers.ipsec import AH
 from scapy.layers.vrrp import VRRP
@@ -248,3 +250,15 @@ def test_router_counts_and_follows_keepalived_ah() -> None:
     plain.handle(Started(A("192.0.2.12")), 0.0)
     plain.handle(PacketReceived(KA_FIRST), 0.5)
     assert plain.stats["authtype_mismatch"] == 1
+
+
+@given(st.binary(max_size=120), st.integers(0, 63))
+def test_check_never_raises_on_mangled_ah(junk: bytes, cut: int) -> None:
+    # Any bytes after keepalived's IP header (protocol 51), or its advert cut anywhere.
+    for dgram in (KA_FIRST[:20] + junk, KA_FIRST[: 20 + cut]):
+        for exp in (expect(), expect(unicast=True, check_ttl=False)):
+            assert isinstance(check_packet(dgram, exp), (Accepted, Rejected))
+        peek_vrid(dgram)
+    flipped = bytearray(KA_FIRST)
+    flipped[cut] ^= 0xFF
+    assert isinstance(check_packet(bytes(flipped), expect()), (Accepted, Rejected))
