@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.netns._nshelp import in_netns
-from tests.netns._pair import VIP, Pair, ip, wait_for
+from tests.netns._pair import VIP, VIP2, Pair, ip, pair_lan, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -69,12 +70,14 @@ def sysctl(pair: Pair, host: str, key: str) -> str:
         return f.read().strip()
 
 
-def arp_answers(pair: Pair, wait: float = 0.5) -> list[str]:
-    """Sender MACs of every ARP reply to one request for the VIP sent from inj."""
+def arp_answers(
+    pair: Pair, wait: float = 0.5, vip: str = VIP, dev: str = "eth0", src: str = "192.0.2.66"
+) -> list[str]:
+    """Sender MACs of every ARP reply to one request for `vip` sent from inj."""
     with in_netns(pair.ns("inj")):
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
     try:
-        s.bind(("eth0", 0x0806))
+        s.bind((dev, 0x0806))
         mine = s.getsockname()[4]
         request = (
             b"\xff" * 6
@@ -82,9 +85,9 @@ def arp_answers(pair: Pair, wait: float = 0.5) -> list[str]:
             + b"\x08\x06"
             + bytes.fromhex("0001080006040001")
             + mine
-            + socket.inet_aton("192.0.2.66")
+            + socket.inet_aton(src)
             + b"\0" * 6
-            + socket.inet_aton(VIP)
+            + socket.inet_aton(vip)
         )
         s.send(request)
         s.settimeout(0.05)
@@ -96,11 +99,35 @@ def arp_answers(pair: Pair, wait: float = 0.5) -> list[str]:
             except TimeoutError:
                 continue
             # An ARP reply (op 2) whose sender protocol address is the VIP.
-            if frame[20:22] == b"\x00\x02" and frame[28:32] == socket.inet_aton(VIP):
+            if frame[20:22] == b"\x00\x02" and frame[28:32] == socket.inet_aton(vip):
                 seen.append(frame[22:28].hex(":"))
         return seen
     finally:
         s.close()
+
+
+def arp_capture(pair: Pair) -> socket.socket:
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    s.bind(("eth0", 0x0806))
+    s.setblocking(False)
+    return s
+
+
+_garps_seen: dict[int, set[tuple[str, str]]] = {}
+
+
+def garp_senders(s: socket.socket) -> set[tuple[str, str]]:
+    """(Ethernet source, ARP sender MAC) of the gratuitous ARPs for the VIP seen so far."""
+    seen = _garps_seen.setdefault(s.fileno(), set())
+    while True:
+        try:
+            frame = s.recv(2048)
+        except BlockingIOError:
+            return set(seen)
+        vip = socket.inet_aton(VIP)
+        if frame[20:22] == b"\x00\x01" and frame[28:32] == vip and frame[38:42] == vip:
+            seen.add((frame[6:12].hex(":"), frame[22:28].hex(":")))
 
 
 def advert_source(pair: Pair, timeout: float = 3.0) -> tuple[str, str] | None:
@@ -179,10 +206,16 @@ def test_vip_answers_arp_with_virtual_mac_and_the_mac_moves(pair: Pair) -> None:
     # Exactly one ARP answer for the VIP, from the virtual MAC (not lb1's eth0).
     assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
 
+    garps = arp_capture(pair)
     pair.signal("lb1", signal.SIGTERM)
     assert pair.procs["lb1"].wait(timeout=5.0) == 0
     assert wait_for(lambda: vip_on(pair, "lb2", "vrrp.51"), timeout=3.0) is not None
     assert pair.state("lb2") == "MASTER"
+    # The new master's gratuitous ARPs come from the virtual MAC too.
+    assert wait_for(lambda: bool(garp_senders(garps)), timeout=2.0, step=0.05) is not None
+    time.sleep(0.2)
+    assert garp_senders(garps) == {(VMAC, VMAC)}
+    garps.close()
     assert advert_source(pair) == (VMAC, "192.0.2.12")
     assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
     # The stopped box removed its vmac and put its ARP switches back.
@@ -217,6 +250,9 @@ def test_leftover_vmac_adopted_and_foreign_name_left_alone(pair: Pair) -> None:
     assert "Found matching interface vrrp.51" in pair.log("lb1")
     names = ip("-n", pair.ns("lb1"), "-o", "link", "show").stdout
     assert names.count("00:00:5e:00:01:33") == 1, names
+    # Deleted under the running daemon, it is made again (keepalived does too).
+    ip("-n", pair.ns("lb1"), "link", "del", "vrrp.51")
+    assert wait_for(lambda: link_mac(pair, "lb1", "vrrp.51") == VMAC, timeout=3.0) is not None
     # ... and a clean stop removes it; the foreign interface stays.
     pair.signal("lb1", signal.SIGTERM)
     assert pair.procs["lb1"].wait(timeout=5.0) == 0
@@ -274,3 +310,30 @@ def test_xmit_base_sends_adverts_from_the_base_mac(pair: Pair) -> None:
     assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
     assert advert_source(pair) == (link_mac(pair, "lb1", "eth0"), "192.0.2.11")
     assert wait_for(lambda: arp_answers(pair) == [VMAC], timeout=3.0, step=0.1) is not None
+
+
+def test_per_address_use_vmac_on_another_interface(tmp_path: Path) -> None:
+    """`use_vmac` on one `virtual_ipaddress` line: that address gets a vmac on its own
+    device; the instance (no use_vmac) keeps its adverts and other VIPs on eth0."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    conf = CONF.format(prio=150, vip=VIP, name="").replace("  use_vmac\n", "")
+    conf = conf.replace(f"{VIP}/24\n", f"{VIP}/24\n    {VIP2}/24 dev eth1 use_vmac\n")
+    with pair_lan(tmp_path, lans=2) as pair:
+        try:
+            pair.start("lb1", 150, conf_text=conf)
+            assert wait_for(lambda: pair.state("lb1") == "MASTER", timeout=6.0) is not None
+            detail = ip("-n", pair.ns("lb1"), "-d", "-o", "link", "show", "dev", "vrrp.51").stdout
+            assert "vrrp.51@eth1" in detail and VMAC in detail, detail
+            out = ip("-n", pair.ns("lb1"), "-4", "-o", "addr", "show", "dev", "vrrp.51").stdout
+            assert f" {VIP2}/" in out and vip_on(pair, "lb1", "eth0")
+            lb1_eth0 = link_mac(pair, "lb1", "eth0")
+            assert advert_source(pair) == (lb1_eth0, "192.0.2.11")
+            assert arp_answers(pair) == [lb1_eth0]
+            answers = arp_answers(pair, vip=VIP2, dev="eth1", src="198.51.100.66")
+            assert answers == [VMAC]
+            pair.signal("lb1", signal.SIGTERM)
+            assert pair.procs["lb1"].wait(timeout=5.0) == 0
+            assert link_mac(pair, "lb1", "vrrp.51") is None
+        finally:
+            print(f"--- lb1 log ---\n{pair.log('lb1')[-3000:]}")
