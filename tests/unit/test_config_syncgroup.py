@@ -13,6 +13,7 @@ import pytest
 
 from pyvrrpd.config import ConfigError, parse_text
 from pyvrrpd.config.model import Config, TrackInterface, TrackScriptRef
+from pyvrrpd.shell.instance import router_config
 
 SCRIPTS = """
 vrrp_script chk_w {
@@ -151,3 +152,15 @@ def test_owner_member_clears_group_weights() -> None:
     cfg = parse(text)
     assert cfg.instances[1].track_script == (TrackScriptRef("chk_w", 0, None),)
     assert any("cannot have weighted track script 'chk_w'" in w for w in warnings(cfg))
+
+
+def test_group_trackers_reach_every_members_router() -> None:
+    """What the daemon builds: each member's core trackers include the group's."""
+    cfg = parse(
+        SCRIPTS + TWO + "vrrp_sync_group G {\n  group {\n    VI_1 VI_2\n  }\n"
+        "  track_script {\n    chk_0\n  }\n  track_interface {\n    eth2 weight -20\n  }\n"
+        "  sync_group_tracking_weight\n}\n"
+    )
+    for inst in cfg.instances:
+        names = {(t.name, t.weight) for t in router_config(inst, cfg, mtu=1500).trackers}
+        assert ("chk_0", 0) in names and ("interface:eth2", -20) in names, names
