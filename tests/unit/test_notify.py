@@ -430,7 +430,7 @@ def test_a_dead_relay_never_delays_a_notify(tmp_path: Path) -> None:
         return took, n.counters.mails_failed
 
     took, failed = asyncio.run(scenario())
-    assert took < 0.05 and failed == 1
+    assert took < 0.2 and failed == 1  # the notify returned at once; the mail failed later
 
 
 def test_message_is_dot_stuffed() -> None:
