@@ -194,6 +194,9 @@ class GlobalDefs:
     vrrp_down_timer_adverts: int = 3
     vrrp_startup_delay: float = 0.0
     vrrp_delay_after_boot: float = 0.0
+    # vmac_prefix / vmac_addr_prefix: default vmac names PREFIX.VRID (config/vmac.py).
+    vmac_prefix: str | None = None
+    vmac_addr_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,7 @@ GLOBAL_KEYWORDS = frozenset(
         *hostside.GLOBAL_KEYWORDS,
         *notify.GLOBAL_KEYWORDS,
         *unicast.GLOBAL_KEYWORDS,
+        *vmac.GLOBAL_KEYWORDS,
     }
 )
 SCRIPT_KEYWORDS = frozenset(
@@ -275,6 +276,9 @@ class _Parser:
                 continue
             elif word in unicast.GLOBAL_KEYWORDS:
                 unicast.read_global(rep, stmt, g)
+                continue
+            elif word in vmac.GLOBAL_KEYWORDS:
+                vmac.read_global(rep, stmt, g)
                 continue
             elif word == "vrrp_version":
                 keywords.vrrp_version(rep, stmt)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from .lexer import Stmt, Token
 from .model import VirtualIP, VmacConfig
-from .values import Cursor, Reporter, flag
+from .values import Cursor, Reporter, extra_args, flag, need_arg
 
 if TYPE_CHECKING:
     from .instance import InstanceDraft
@@ -122,6 +122,31 @@ def _use_vmac_addr(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) ->
 def _xmit_base(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     flag(rep, stmt)
     d.vmac.xmit_base_tok = stmt.keyword
+
+
+GLOBAL_KEYWORDS = frozenset({"vmac_prefix", "vmac_addr_prefix"})
+
+
+def read_global(rep: Reporter, stmt: Stmt, values: dict[str, object]) -> None:
+    """`vmac_prefix PREFIX` / `vmac_addr_prefix PREFIX` (global_defs): the first one wins.
+
+    keepalived names a vmac PREFIX.VRID (then PREFIXn.VRID), default `vrrp`;
+    vmac_addr_prefix is for the per-address vmacs (default: vmac_prefix).
+    """
+    word = stmt.keyword.text
+    tok = need_arg(rep, stmt, 1, "an interface name prefix")
+    if tok is None:
+        return
+    extra_args(rep, stmt, 1)
+    if word in values:
+        what = "vmac prefix" if word == "vmac_prefix" else "vmac_addr prefix"
+        rep.warn(tok, f"{what} has already been specified - ignoring {tok.text}")
+        return
+    if any(c in "/:" or c.isspace() for c in tok.text):
+        # keepalived would make names the kernel refuses (vmac creation fails).
+        rep.warn(tok, f"{word} '{tok.text}' cannot start an interface name; ignored")
+        return
+    values[word] = tok.text
 
 
 HANDLERS = {

@@ -63,6 +63,7 @@ class Want:
     instance: str
     name: str | None = None  # configured with `use_vmac NAME`
     per_address: bool = False  # for VIPs (`use_vmac` on an address, `use_vmac_addr`)
+    prefix: str = DEFAULT_PREFIX  # default names PREFIX.VRID (global vmac_prefix & co)
 
     @property
     def key(self) -> tuple[str, bytes]:
@@ -85,17 +86,20 @@ def instance_mac(inst: VrrpInstance) -> bytes:
 def wants(config: Config) -> list[Want]:
     """Every vmac the instances need, in keepalived's order (instance, then its VIPs)."""
     out: list[Want] = []
+    gd = config.global_defs
+    prefix = gd.vmac_prefix or DEFAULT_PREFIX
+    addr_prefix = gd.vmac_addr_prefix or prefix
     for inst in config.instances:
         if not inst.interface:
             continue  # unicast without an interface: config/vmac.py cleared use_vmac
         mac = instance_mac(inst)
         vrid = inst.virtual_router_id
         if inst.vmac.enabled:
-            out.append(Want(inst.interface, mac, vrid, inst.name, inst.vmac.name))
+            out.append(Want(inst.interface, mac, vrid, inst.name, inst.vmac.name, prefix=prefix))
         for vip in inst.virtual_ipaddress + inst.virtual_ipaddress_excluded:
             if vip_wants_vmac(inst.vmac, inst.interface, vip):
                 dev = vip.dev or inst.interface
-                out.append(Want(dev, mac, vrid, inst.name, per_address=True))
+                out.append(Want(dev, mac, vrid, inst.name, per_address=True, prefix=addr_prefix))
     return out
 
 
@@ -167,9 +171,11 @@ def decide(
                 name = None
         if name is None:
             n = 0
-            while _default_name(want.vrid, n) in by_name or _default_name(want.vrid, n) in claimed:
+            candidate = _default_name(want.vrid, n, want.prefix)
+            while candidate in by_name or candidate in claimed:
                 n += 1
-            name = _default_name(want.vrid, n)
+                candidate = _default_name(want.vrid, n, want.prefix)
+            name = candidate
         claimed[name] = want.instance
         out[want.key] = Decision(name, action, tuple(notes))
     return out

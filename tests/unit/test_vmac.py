@@ -279,3 +279,17 @@ def test_igmp_ruleset_moves_reports_to_the_base() -> None:
     assert 'oifname "vrrp.51" ip protocol igmp dup to ip daddr device "eth0" drop' in text
     assert text.startswith(f"table ip {io.NFT_TABLE} {{}}\ndelete table ip {io.NFT_TABLE}\n")
     assert io.vrrp_mac(51) == VRRP51
+
+
+def test_vmac_prefix_names_default_interfaces() -> None:
+    before = "global_defs {\n  vmac_prefix vm\n  vmac_addr_prefix va\n  vmac_prefix x\n}\n"
+    cfg = conf("use_vmac", "192.0.2.10/24\n    198.51.100.10 dev eth1 use_vmac", before + HEAD)
+    assert (cfg.global_defs.vmac_prefix, cfg.global_defs.vmac_addr_prefix) == ("vm", "va")
+    assert any("vmac prefix has already been specified - ignoring x" in w for w in warnings(cfg))
+    out = decide(wants(cfg), [ETH0, link("eth1", 3), link("vm.51", 9, kind="veth")])
+    assert sorted(d.name for d in out.values()) == ["va.51", "vm1.51"]
+
+
+def test_default_names_are_cut_to_fit_ifnamsiz() -> None:
+    want = Want("eth0", VRRP51, 51, "VI_1", prefix="averyverylongprefix")
+    assert decide([want], [ETH0])[want.key].name == "averyverylon.51"
