@@ -234,6 +234,7 @@ def _authentication(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -
                 continue
             extra_args(rep, s, 1)
             d.auth_pass_tok = tok
+            keywords.note_semicolon(rep, tok, "auth_pass")
             raw = tok.text.encode("utf-8", "surrogateescape")
             if not raw:
                 rep.error(tok, "auth_pass must not be empty")

@@ -369,6 +369,27 @@ def vrrp_version(rep: Reporter, stmt: Stmt) -> None:
         rep.warn(tok, f"{stmt.keyword.text} must be 2 or 3, got '{tok.text}'; using 2")
 
 
+def note_semicolon(rep: Reporter, tok: Token, keyword: str) -> None:
+    """Warn (without changing `keepalived -t`'s code) about a value ending in ';'.
+
+    keepalived.conf has no ';' separator: `auth_pass 1111;` sets the password
+    `1111;` in keepalived too, so both read it alike, but a peer written
+    without the ';' would not match.
+    """
+    if not tok.text.endswith(";"):
+        return
+    rep.diagnostics.append(
+        Diagnostic(
+            Severity.WARNING,
+            tok.loc,
+            f"{keyword} '{tok.text}' ends with ';', which is part of the value "
+            "(keepalived.conf has no ';' separator; keepalived reads it the same way)",
+            tok.source_line,
+            keepalived_silent=True,
+        )
+    )
+
+
 def unknown_keyword(word: str, block: str | None, known: Iterable[str]) -> str:
     """The warning for an unknown keyword, naming the closest known one if any.
 

@@ -8,8 +8,10 @@ differences are the documented ones (README, `keepalived -t` section).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import ip
+from tests.netns._pair import ip, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -86,6 +88,12 @@ CASES: dict[str, tuple[str, int, int | None]] = {
         None,
     ),
     "nopreempt_semicolon": (HEAD + instance("  nopreempt;\n"), 5, None),
+    # The ';' is part of the password for both: accepted, with our (silent) warning.
+    "auth_pass_value_semicolon": (
+        HEAD + instance("  authentication {\n    auth_type PASS\n    auth_pass 1111;\n  }\n"),
+        0,
+        None,
+    ),
     "missing_interface": (HEAD + instance(interface="eth9"), 5, None),
     "script_ok": (HEAD + script("{SCRIPTS}/ok.sh") + instance(TRACK), 0, None),
     "script_missing": (HEAD + script("{SCRIPTS}/missing.sh") + instance(TRACK), 5, None),
@@ -172,6 +180,8 @@ def test_exit_code_matches_keepalived(case: str, netns: str, scripts: Path, tmp_
     assert check == ours, detail
     if case == "auth_pass_semicolon":
         assert "WITHOUT authentication" in detail
+    if case == "auth_pass_value_semicolon":
+        assert "ends with ';'" in detail
     if case == "script_not_executable":
         assert "is not executable" in detail  # keepalived is silent, we are not
 
@@ -209,3 +219,51 @@ def test_shipped_configs_pass_both(conf: str, netns: str) -> None:
         pytest.skip("no sh")
     theirs, ours, check, detail = codes(netns, REPO / "conf" / conf, prefix)
     assert (theirs, ours, check) == (0, 0, 0), detail
+
+
+def test_run_logs_a_disabled_script_once_at_start(
+    netns: str, scripts: Path, tmp_path: Path
+) -> None:
+    """What -t reports about a missing script, `run` logs once, as an error, and shows in status."""
+    conf = tmp_path / "k.conf"
+    conf.write_text(HEAD + script(f"{scripts}/missing.sh") + instance(TRACK))
+    sock = tmp_path / "k.sock"
+    log_path = tmp_path / "k.log"
+    run_cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "pyvrrpd", "run"]
+    status_cmd = [sys.executable, "-m", "pyvrrpd", "status", "--json"]
+    got: list[dict[str, object]] = []
+
+    def answered() -> bool:
+        r = subprocess.run(
+            [*status_cmd, "--control-socket", str(sock)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=REPO,
+        )
+        if r.returncode == 0:
+            got.append(json.loads(r.stdout)["instances"][0])
+        return bool(got)
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*run_cmd, "-f", str(conf), "--control-socket", str(sock), "--log-format", "json"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    try:
+        assert wait_for(answered, 10) is not None, log_path.read_text()
+        disabled = got[0]["disabled_trackers"]
+        assert isinstance(disabled, list)
+        assert [d["name"] for d in disabled] == ["chk"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    events = [
+        json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
+    ]
+    lines = [e for e in events if e.get("event") == "script_disabled"]
+    assert len(lines) == 1, events
+    assert lines[0]["level"] == "error"
+    assert "not found or not executable" in lines[0]["reason"]
