@@ -67,6 +67,14 @@ class GroupNet:
         for lan, name in enumerate(b.routers):
             self._feed(b, name, Started(b.ips[lan], b.link_up[lan]))
 
+    def restart(self, box: str) -> None:
+        """Start a stopped box as a fresh process (new routers, new group)."""
+        b = self.boxes[box]
+        b.routers = {n: VirtualRouter(r.config) for n, r in b.routers.items()}
+        b.group = SyncGroup(b.group.name, list(b.routers))
+        b.group.bind(b.routers)
+        self.start(box)
+
     def stop(self, box: str) -> None:
         b = self.boxes[box]
         for name in b.routers:

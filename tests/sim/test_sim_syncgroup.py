@@ -10,6 +10,9 @@ from __future__ import annotations
 import heapq
 from ipaddress import IPv4Address
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from pyvrrpd.core.actions import SendAdvert, StateChanged
 from pyvrrpd.core.router import RouterConfig
 from pyvrrpd.core.state import State
@@ -161,3 +164,43 @@ def test_group_fault_at_startup_and_both_links_down() -> None:
     net.link("lb1", 1, up=True)
     assert net.states("lb1") == [B, B]
     assert net.group_states("lb1") == [F, B]
+
+
+step = st.tuples(
+    st.sampled_from(["down", "up", "stop", "start"]),
+    st.sampled_from(["lb1", "lb2"]),
+    st.integers(0, 1),
+    st.floats(0.0, 3.0),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=10))
+def test_property_members_stay_together(steps: list[tuple[str, str, int, float]]) -> None:
+    """After any links failing and healing and boxes stopping and starting, once
+    quiet: no VIP on two boxes, a box holds both VIPs or none, and when a box is
+    running with both links up, one box holds both."""
+    net = pair()
+    net.start("lb1")
+    net.start("lb2")
+    net.run_for(5)
+    for what, box, lan, dt in steps:
+        b = net.boxes[box]
+        if what in ("down", "up"):
+            if b.alive:
+                net.link(box, lan, up=what == "up")
+            else:
+                b.link_up[lan] = what == "up"
+        elif what == "stop" and b.alive:
+            net.stop(box)
+        elif what == "start" and not b.alive:
+            net.restart(box)
+        net.run_for(dt)
+    net.run_for(10)
+    for lan in (0, 1):
+        assert len(net.holders(lan)) <= 1
+    for b in net.boxes.values():
+        assert len(b.vips) in (0, 2), (b.name, b.vips)
+    healthy = [b for b in net.boxes.values() if b.alive and all(b.link_up)]
+    if healthy:
+        assert net.holders(0) == net.holders(1) != []
