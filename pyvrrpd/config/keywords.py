@@ -201,7 +201,6 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "noprefixroute": "addresses without their prefix route are not implemented",
         "autojoin": "multicast autojoin addresses are not implemented",
         "preferred_lft": "address lifetimes are not implemented",
-        "use_vmac": f"virtual MAC is {_NOT_YET}",
     },
 }
 
