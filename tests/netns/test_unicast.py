@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,3 +286,38 @@ def test_interface_from_missing_unicast_src_ip_is_fault(pair: Pair) -> None:
     assert isinstance(reasons, list)
     assert any("unicast_src_ip 192.0.2.99" in r for r in reasons), reasons
     assert not pair.has_vip("lb1")
+
+
+def _capture(pair: Pair, host: str, count: int) -> subprocess.Popen[str]:
+    """tcpdump of `count` VRRP datagrams on `host`, returned once it is listening."""
+    cmd = ["ip", "netns", "exec", pair.ns(host), "tcpdump", "-l", "-n", "-v"]
+    cmd += ["-c", str(count), "-i", "eth0", "ip proto 112"]
+    cap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert cap.stderr is not None
+    cap.stderr.readline()  # "listening on eth0 ...": the capture is attached
+    return cap
+
+
+def test_adverts_go_to_every_peer_from_unicast_src_ip_with_unicast_ttl(pair: Pair) -> None:
+    """A secondary address as unicast_src_ip (sent with IP_PKTINFO), unicast_ttl 7, two peers."""
+    if not shutil.which("tcpdump"):
+        pytest.skip("tcpdump not installed")
+    subprocess.run(
+        ["ip", "-n", pair.ns("lb1"), "addr", "add", "192.0.2.21/24", "dev", "eth0"], check=True
+    )
+    text = (
+        _conf("lb1", A_PRIO)
+        .replace(f"unicast_src_ip {HOSTS['lb1']}", "unicast_src_ip 192.0.2.21\n  unicast_ttl 7")
+        .replace(f"    {HOSTS['lb2']}\n", f"    {HOSTS['lb2']}\n    {HOSTS['inj']}\n")
+    )
+    caps = {host: _capture(pair, host, 2) for host in ("lb2", "inj")}
+    pair.start("lb1", A_PRIO, conf_text=text)
+    for host, cap in caps.items():
+        try:
+            out = cap.communicate(timeout=10)[0]
+        finally:
+            if cap.poll() is None:
+                cap.kill()
+                cap.wait()
+        assert out.count(f"192.0.2.21 > {HOSTS[host]}: VRRPv2") == 2, out
+        assert out.count("ttl 7,") == 2, out
