@@ -139,6 +139,8 @@ class Daemon:
             await self._setup()
         except HostError:
             # The CLI prints the one-line reason; just release what was opened.
+            if self._vmacs and self._netlink is not None:
+                await self._vmacs.stop(self._netlink)
             await self._close_io()
             raise
         log.info(
@@ -297,7 +299,8 @@ class Daemon:
         # STOP notifies once the VIPs are gone, STOP scripts given 1 s (keepalived.md 2.8).
         await self.notifier.stop({i.name: i.router.effective_priority for i in self.instances})
         if self._vmacs and self._netlink is not None:
-            await self._vmacs.stop(self._netlink)  # after the priority-0 adverts went out
+            # After the priority-0 adverts went out; -V leaves them, as keepalived.
+            await self._vmacs.stop(self._netlink, release=self.release_on_stop)
         await self._close_io()
         log.info("stopped")
 
@@ -425,7 +428,7 @@ class Daemon:
             link = None
         if link is not None and self._vmacs:
             # Adverts from a vmac carry the base interface's address (shell/vmac.py).
-            link = await self._vmacs.with_source(self._netlink, ifname, link)
+            link = await self._vmacs.with_source(self._netlink, ifname, link, self._vip_addresses)
         old = iface.link
         iface.link = link
         if link is None:

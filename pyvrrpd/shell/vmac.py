@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -245,7 +245,13 @@ class VmacManager:
         """The vmacs on `base` (their state and source address follow it)."""
         return [name for name, want in self.owned.items() if want.base == base]
 
-    async def with_source(self, nl: Netlink, ifname: str, link: LinkInfo) -> LinkInfo:
+    async def with_source(
+        self,
+        nl: Netlink,
+        ifname: str,
+        link: LinkInfo,
+        exclude: Callable[[str], frozenset[IPv4Address]] = lambda _: frozenset(),
+    ) -> LinkInfo:
         """`link` of a vmac with the base's primary address as the one to send from.
 
         keepalived sends from the base interface's address (VRRP_PKT_SADDR of
@@ -256,7 +262,7 @@ class VmacManager:
         if base is None:
             return link
         try:
-            base_link = await nl.link(base)
+            base_link = await nl.link(base, exclude(base))  # never a VIP of the base
         except HostError:
             return dataclasses.replace(link, primary_ip=None)
         return dataclasses.replace(link, primary_ip=base_link.primary_ip)
@@ -407,9 +413,18 @@ class VmacManager:
                 made.append(name)
         return made
 
-    async def stop(self, nl: Netlink) -> None:
-        """Delete our vmacs and put the sysctls back (keepalived's shutdown order)."""
+    async def stop(self, nl: Netlink, *, release: bool = True) -> None:
+        """Delete our vmacs and put the sysctls back (keepalived's shutdown order).
+
+        With ``release`` False (keepalived's -V, --dont-release-vrrp) the vmacs,
+        their VIPs and the sysctls stay, as keepalived leaves them; only the
+        IGMP table goes (keepalived's firewall_fini() runs either way).
+        """
         self._stopping = True
+        if not release:
+            if self.owned:
+                await self._igmp(io.igmp_teardown())
+            return
         self._restore_rp_filter()
         for name in list(self.owned):
             try:

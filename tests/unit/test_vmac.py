@@ -293,3 +293,27 @@ def test_vmac_prefix_names_default_interfaces() -> None:
 def test_default_names_are_cut_to_fit_ifnamsiz() -> None:
     want = Want("eth0", VRRP51, 51, "VI_1", prefix="averyverylongprefix")
     assert decide([want], [ETH0])[want.key].name == "averyverylon.51"
+
+
+def test_dont_release_leaves_vmacs_but_drops_the_igmp_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """keepalived -V (--dont-release-vrrp): shutdown_vrrp_instances() is skipped, so the
+    vmacs (with their VIPs) and sysctls stay; its firewall_fini() still runs."""
+    import asyncio
+
+    scripts: list[str] = []
+
+    async def fake_nft(script: str, nft: str = "nft") -> None:
+        scripts.append(script)
+
+    async def no_delete(*args: object) -> bool:
+        raise AssertionError("a vmac was deleted")
+
+    monkeypatch.setattr(io, "run_nft", fake_nft)
+    monkeypatch.setattr(io, "delete_link", no_delete)
+    mgr = VmacManager(conf("use_vmac", "192.0.2.10/24"))
+    mgr.owned = {"vrrp.51": mgr.wants[0]}
+    asyncio.run(mgr.stop(None, release=False))  # type: ignore[arg-type]
+    assert scripts == [io.igmp_teardown()]
+    assert mgr.owned  # still ours, still there
