@@ -85,10 +85,10 @@ def interface_findings(cfg: Config) -> Iterator[Diagnostic]:
     """Instances whose interface does not exist in this network namespace.
 
     keepalived 2.2.7 reports "WARNING - interface X for vrrp_instance V
-    doesn't exist" (exit 5) unless `dynamic_interfaces` is set; pyvrrpd runs
-    and keeps the instance in FAULT until the interface appears.
+    doesn't exist" (exit 5) and will not start, unless `dynamic_interfaces`
+    is set; pyvrrpd does the same (shell/daemon.py).
     """
-    if getattr(cfg.global_defs, "dynamic_interfaces", False):
+    if cfg.global_defs.dynamic_interfaces:
         return
     for inst in cfg.instances:
         name = inst.interface
@@ -99,8 +99,9 @@ def interface_findings(cfg: Config) -> Iterator[Diagnostic]:
         except OSError:
             yield _diag(
                 inst.loc,
-                f"interface {name} for vrrp_instance {inst.name} does not exist here; "
-                "the instance stays in FAULT until it appears",
+                f"interface {name} for vrrp_instance {inst.name} does not exist here: "
+                "the daemon would not start (set dynamic_interfaces to wait for it)",
+                severity=Severity.ERROR,
             )
 
 
@@ -203,9 +204,15 @@ def _exists(argv0: str) -> bool:
     return any(os.path.isfile(os.path.join(d or ".", argv0)) for d in search_path().split(":"))
 
 
-def _diag(loc: SourceLoc | None, message: str, *, silent: bool = False) -> Diagnostic:
+def _diag(
+    loc: SourceLoc | None,
+    message: str,
+    *,
+    silent: bool = False,
+    severity: Severity = Severity.WARNING,
+) -> Diagnostic:
     return Diagnostic(
-        Severity.WARNING, loc or SourceLoc("<config>", 0, 0), message, keepalived_silent=silent
+        severity, loc or SourceLoc("<config>", 0, 0), message, keepalived_silent=silent
     )
 
 

@@ -206,7 +206,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for d in result.diagnostics:
         print(d.format(), file=sys.stderr)
     cfg = result.config
-    if cfg is None:
+    if cfg is None or result.errors:
         n = result.errors
         _err(f"{args.file}: {n} error{'s' if n != 1 else ''}; would not start")
         return result.code
