@@ -91,6 +91,12 @@ class InstanceView:
     excluded_vips: tuple[VipView, ...] = ()
     tracked_scripts: tuple[TrackedScript, ...] = ()
     smtp_alert: bool = False
+    # track_interface entries (name = interface), dont_track_primary,
+    # higher_prio_send_advert, down_timer_adverts (config/tracking.py).
+    tracked_interfaces: tuple[TrackedScript, ...] = ()
+    dont_track_primary: bool = False
+    higher_prio_send_advert: bool = False
+    down_timer_adverts: int = 3
 
     @property
     def want(self) -> str:
@@ -245,6 +251,8 @@ def _instance_lines(v: InstanceView) -> list[str]:
         f"   Master down timer = {v.master_down_usecs} usecs",
         f"   Interface = {v.interface}",
     ]
+    if v.dont_track_primary:
+        out.append("   VRRP interface tracking disabled")
     if v.skip_check_adv_addr:
         out.append("   Skip checking advert IP addresses")
     out += [
@@ -256,10 +264,11 @@ def _instance_lines(v: InstanceView) -> list[str]:
         f"   Gratuitous ARP refresh repeat = {v.garp_refresh_repeat}",
         f"   Gratuitous ARP lower priority delay = {int(v.garp_lower_prio_delay)}",
         f"   Gratuitous ARP lower priority repeat = {v.garp_lower_prio_repeat}",
-        "   Down timer adverts = 3",
+        f"   Down timer adverts = {v.down_timer_adverts}",
         "   Send advert after receive lower priority advert = "
         + ("false" if v.lower_prio_no_advert else "true"),
-        "   Send advert after receive higher priority advert = false",
+        "   Send advert after receive higher priority advert = "
+        + ("true" if v.higher_prio_send_advert else "false"),
         f"   Virtual Router ID = {v.vrid}",
         f"   Priority = {v.priority}",
         f"   Effective priority = {v.effective_priority}",
@@ -284,6 +293,12 @@ def _instance_lines(v: InstanceView) -> list[str]:
     if v.excluded_vips:
         out.append("   Virtual IP Excluded :")
         out += [f"     {vip.text()}" for vip in v.excluded_vips]
+    if v.tracked_interfaces:
+        out.append("   Tracked interfaces :")
+        out += [
+            f"     {t.name} weight {t.weight}{' reverse' if t.reverse else ''}"
+            for t in v.tracked_interfaces
+        ]
     if v.tracked_scripts:
         out.append("   Tracked scripts :")
         out += [
@@ -417,7 +432,7 @@ def _json_data(v: InstanceView, commands: Sequence[str]) -> dict[str, Any]:
     """``vrrp_json_data_dump()``: the same keys, in the same order."""
     d: dict[str, Any] = {
         "iname": v.name,
-        "dont_track_primary": 0,
+        "dont_track_primary": int(v.dont_track_primary),
         "skip_check_adv_addr": int(v.skip_check_adv_addr),
         "strict_mode": 0,
         "vmac_ifname": "",
@@ -432,7 +447,7 @@ def _json_data(v: InstanceView, commands: Sequence[str]) -> dict[str, Any]:
         "garp_lower_prio_delay": int(v.garp_lower_prio_delay),
         "garp_lower_prio_rep": v.garp_lower_prio_repeat,
         "lower_prio_no_advert": int(v.lower_prio_no_advert),
-        "higher_prio_send_advert": 0,
+        "higher_prio_send_advert": int(v.higher_prio_send_advert),
         "vrid": v.vrid,
         "base_priority": v.priority,
         "effective_priority": v.effective_priority,
@@ -454,6 +469,8 @@ def _json_data(v: InstanceView, commands: Sequence[str]) -> dict[str, Any]:
         d["vips"] = [vip.text() for vip in v.vips]
     if v.excluded_vips:
         d["evips"] = [vip.text() for vip in v.excluded_vips]
+    if v.tracked_interfaces:
+        d["track_ifp"] = [t.name for t in v.tracked_interfaces]
     if commands:
         d["track_script"] = list(commands)
     d["auth_type"] = {"PASS": 1, "AH": 2}.get(v.auth_type or "", 0)

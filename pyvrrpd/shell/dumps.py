@@ -244,6 +244,12 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
                 vips=_vip_views(cfg.virtual_ipaddress, cfg.interface, present),
                 excluded_vips=_vip_views(cfg.virtual_ipaddress_excluded, cfg.interface, present),
                 tracked_scripts=tracked,
+                tracked_interfaces=tuple(
+                    TrackedScript(t.name, t.weight, t.reverse) for t in cfg.track_interface
+                ),
+                dont_track_primary=rc.dont_track_primary,
+                higher_prio_send_advert=rc.higher_prio_send_advert,
+                down_timer_adverts=rc.down_timer_adverts,
                 smtp_alert=bool(getattr(cfg, "smtp_alert", False)),
             )
         )

@@ -17,6 +17,7 @@ from pyvrrpd.config.tracking import startup_delay
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.uptime import boot_uptime
+from pyvrrpd.shell.dumpformat import InstanceView, TrackedScript, _instance_lines, _json_data
 from pyvrrpd.trackers.interface import InterfaceTracker, interface_specs, tracker_kind
 
 HEAD = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n"
@@ -237,3 +238,33 @@ def test_tracked_interface_missing_with_dynamic_interfaces_is_down() -> None:
     assert seen == [("interface:eth9", False)]
     tr.observe("eth9", True)  # created later
     assert seen[1:] == [("interface:eth9", True)]
+
+
+# ------------------------------------------------------------- the dumps
+
+
+def test_dumps_show_tracked_interfaces_and_keywords() -> None:
+    view = InstanceView(
+        name="VI_1",
+        state="BACKUP",
+        vrid=51,
+        interface="eth0",
+        priority=100,
+        effective_priority=80,
+        advert_int=1.0,
+        stats={},
+        tracked_interfaces=(TrackedScript("eth1", 0, False), TrackedScript("eth2", -20, True)),
+        dont_track_primary=True,
+        higher_prio_send_advert=True,
+        down_timer_adverts=5,
+    )
+    lines = _instance_lines(view)
+    # keepalived 2.2.7 dump_vrrp() / dump_track_if() wording.
+    assert "   VRRP interface tracking disabled" in lines
+    assert "   Down timer adverts = 5" in lines
+    assert "   Send advert after receive higher priority advert = true" in lines
+    i = lines.index("   Tracked interfaces :")
+    assert lines[i + 1 : i + 3] == ["     eth1 weight 0", "     eth2 weight -20 reverse"]
+    data = _json_data(view, ())
+    assert data["track_ifp"] == ["eth1", "eth2"]
+    assert (data["dont_track_primary"], data["higher_prio_send_advert"]) == (1, 1)
