@@ -321,3 +321,60 @@ def test_adverts_go_to_every_peer_from_unicast_src_ip_with_unicast_ttl(pair: Pai
                 cap.wait()
         assert out.count(f"192.0.2.21 > {HOSTS[host]}: VRRPv2") == 2, out
         assert out.count("ttl 7,") == 2, out
+
+
+PARITY = """\
+vrrp_instance VI_1 {{
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  advert_int 1
+  virtual_ipaddress {{
+    192.0.2.10/24
+  }}
+{body}
+}}
+"""
+# (snippet, exit code of keepalived 2.2.7 -t): config errors are 5, also
+# those keepalived "resets" or "skips" and then runs with.
+PARITY_CASES = [
+    ("", 0),
+    ("unicast_fault_no_peer", 0),
+    ("mcast_src_ip 192.0.2.11\nmcast_dst_ip 224.0.0.20", 0),
+    (
+        "unicast_src_ip 192.0.2.11\nunicast_ttl 0\ncheck_unicast_src\n"
+        "unicast_peer {\n192.0.2.12 min_ttl 3 max_ttl 200\n}",
+        0,
+    ),
+    ("unicast_src_ip 192.0.2.300", 5),
+    ("unicast_ttl 5", 5),
+    ("unicast_peer {\n}", 5),
+    ("mcast_dst_ip 192.0.2.5", 5),
+    ("unicast_peer {\n192.0.2.12 min_ttl 300\n}", 5),
+    ("unicast_peer {\n192.0.2.12 min_ttl 30 foo 4\n}", 5),
+    ("unicast_peer {\n192.0.2.12 min_ttl 30 max_ttl 4\n}", 5),
+    ("unicast_peer {\n192.0.2.12 min_ttl\n}", 5),
+    ("unicast_peer {\n192.0.2.1222\n}", 5),
+    ("mcast_dst_ip 224.0.0.19\nunicast_peer {\n192.0.2.12\n}", 5),
+    ("unicast_ttl 300\nunicast_peer {\n192.0.2.12\n}", 5),
+]
+
+
+def test_check_config_exit_codes_match_keepalived(pair: Pair) -> None:
+    """`pyvrrpd check-config` and `keepalived -t` give the same exit code on each snippet."""
+    if not os.path.exists("/usr/sbin/keepalived"):
+        pytest.skip("keepalived not installed (apt-get install keepalived)")
+    ns = pair.ns("lb1")
+    got = []
+    for n, (body, expect) in enumerate(PARITY_CASES):
+        conf = pair.workdir / f"parity{n}.conf"
+        conf.write_text(PARITY.format(body=body))
+        codes = []
+        for cmd in (
+            ["/usr/sbin/keepalived", "-t", "-f", str(conf)],
+            [sys.executable, "-m", "pyvrrpd", "check-config", "-f", str(conf)],
+        ):
+            run = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, timeout=30)
+            codes.append(run.returncode)
+        got.append((body, expect, *codes))
+    assert [g for g in got if g[2:] != (g[1], g[1])] == []
