@@ -5,20 +5,29 @@ Owns: turning a `routemodel.Route` / `Rule` into one rtnetlink add or delete
 the shared :class:`~pyvrrpd.io.netlink.Netlink` command socket. Adds and
 deletes are idempotent: EEXIST on add and ESRCH/ENOENT on delete mean the
 kernel is already as wanted (measured with pyroute2 0.9.7 on Linux 6.x).
+:class:`RouteMonitor` reports deletions of routes and rules with protocol
+`keepalived` (18), the ones keepalived (and pyvrrpd) install and track.
 Must not: decide when (pyvrrpd.shell.statics does), log, or let anything but
 HostError escape.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from pyvrrpd.config.routemodel import Route, Rule
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE
+
+from pyvrrpd.config.routemodel import RTPROT_KEEPALIVED, Route, Rule
 from pyvrrpd.io.errors import HostError, errno_of
 from pyvrrpd.io.netlink import Netlink, _wrap
 
-__all__ = ["Routes"]
+__all__ = ["Gone", "RouteMonitor", "Routes", "route_key", "rule_key"]
 
 _RTNH_F_ONLINK = 0x4  # <linux/rtnetlink.h>
 _GONE = {errno.ESRCH, errno.ENOENT, errno.EADDRNOTAVAIL}
@@ -106,3 +115,114 @@ class Routes:
                 return False
             raise _wrap(exc, what) from exc
         return True
+
+
+#: What identifies a route to the kernel (table, destination, metric) and a
+#: rule (table, priority, source, destination), as keepalived matches them
+#: (keepalived_netlink.c route_is_ours / rule_is_ours).
+Key = tuple[object, ...]
+
+
+def route_key(r: Route) -> Key:
+    return ("route", r.table, r.dst, r.metric or 0)
+
+
+def rule_key(r: Rule) -> Key:
+    return ("rule", r.table, r.priority, r.src, r.dst)
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A route or rule of protocol keepalived was deleted (`key` as above);
+    `overflow`: events were lost, everything should be checked again."""
+
+    key: Key | None
+    overflow: bool = False
+
+
+def _net(addr: Any, length: int) -> IPv4Network | None:
+    if length == 0:
+        return None
+    return IPv4Network(f"{IPv4Address(addr or '0.0.0.0')}/{length}", strict=False)
+
+
+def _gone(msg: Any) -> Gone | None:
+    event = msg.get("event")
+    if msg.get("family") != 2:  # AF_INET
+        return None
+    if event == "RTM_DELROUTE" and msg.get("proto") == RTPROT_KEEPALIVED:
+        length = int(msg.get("dst_len") or 0)
+        dst = IPv4Network(f"{IPv4Address(msg.get('RTA_DST') or '0.0.0.0')}/{length}")
+        table = msg.get("RTA_TABLE") or msg.get("table")
+        return Gone(("route", int(table), dst, int(msg.get("RTA_PRIORITY") or 0)))
+    if event == "RTM_DELRULE" and msg.get("FRA_PROTOCOL") == RTPROT_KEEPALIVED:
+        table = msg.get("FRA_TABLE") or msg.get("table")
+        prio = msg.get("FRA_PRIORITY")
+        return Gone(
+            (
+                "rule",
+                int(table),
+                None if prio is None else int(prio),
+                _net(msg.get("FRA_SRC"), int(msg.get("src_len") or 0)),
+                _net(msg.get("FRA_DST"), int(msg.get("dst_len") or 0)),
+            )
+        )
+    return None
+
+
+class RouteMonitor:
+    """Deletions of protocol-keepalived IPv4 routes and rules, as an async iterator."""
+
+    def __init__(self) -> None:
+        self._ev: Any = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls) -> RouteMonitor:
+        mon = cls()
+        await mon._connect()
+        return mon
+
+    async def _connect(self) -> None:
+        ev = AsyncIPRoute(rcvbuf=1024 * 1024)
+        try:
+            # bind() before any request on this socket (see pyvrrpd.io.netlink).
+            await ev.bind(groups=RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE)
+        except Exception as exc:
+            ev.close()
+            raise _wrap(exc, "cannot open netlink route event socket") from exc
+        self._ev = ev
+
+    def __aiter__(self) -> AsyncIterator[Gone]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Gone]:
+        while not self._closed:
+            batch: list[Gone] = []
+            try:
+                # get() ends after one batch of messages: loop around it.
+                async for msg in self._ev.get():
+                    gone = _gone(msg)
+                    if gone is not None:
+                        batch.append(gone)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closed:
+                    return
+                if not isinstance(exc, OSError) and errno_of(exc) is None:
+                    raise _wrap(exc, "netlink route event socket failed") from exc
+                # ENOBUFS & co: events were lost; reopen and say so.
+                self._ev.close()
+                await self._connect()
+                batch.append(Gone(None, overflow=True))
+            if self._closed:
+                return
+            for gone in batch:
+                yield gone
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._ev is not None:
+                self._ev.close()

@@ -216,6 +216,7 @@ class Daemon:
         self._srctrack.start(self._monitor.has_address)
         self.notifier.start()
         self._spawn(self._watch_links())
+        self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/statics.py)
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status)
             await self._control.start()

@@ -14,9 +14,13 @@ Owns:
 - The accept-mode firewall (shell/firewall.py): started here, attached to
   the instances that need it, its table deleted at stop.
 
-Not done: keepalived's route/rule tracking (an instance goes FAULT when a
-tracked route or rule is deleted behind its back); `no_track` is accepted
-and changes nothing else. Must not decide protocol state.
+Tracking (keepalived_netlink.c netlink_route_filter / netlink_rule_filter):
+a protocol-keepalived route or rule deleted behind our back is put back. For
+static_* that is keepalived's behaviour. For a tracked (no `no_track`)
+virtual route or rule of a MASTER keepalived instead bounces the instance
+(BACKUP with a Skew_Time master-down timer, so it normally retakes the VIPs
+at once); pyvrrpd re-adds the route and stays MASTER, with a warning: the
+same end state without the bounce. Must not decide protocol state.
 """
 
 from __future__ import annotations
@@ -31,11 +35,26 @@ from pyvrrpd.config.routemodel import Route, Rule
 from pyvrrpd.config.strict import needs_firewall
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
-from pyvrrpd.io.routes import Routes
+from pyvrrpd.io.routes import Gone, RouteMonitor, Routes, route_key, rule_key
 from pyvrrpd.shell.firewall import Firewall
 from pyvrrpd.shell.instance import Instance
 
 log = structlog.get_logger("pyvrrpd")
+
+
+def _matches(item: Route | Rule, gone: Gone) -> bool:
+    """Whether a deletion event is about `item` (a rule written without a
+    priority gets one from the kernel: any priority matches it)."""
+    if gone.key is None:
+        return False
+    if isinstance(item, Route):
+        return route_key(item) == gone.key
+    want = rule_key(item)
+    return (
+        want[:2] == gone.key[:2]
+        and (want[2] is None or want[2] == gone.key[2])
+        and want[3:] == gone.key[3:]
+    )
 
 
 class VirtualRoutes:
@@ -52,10 +71,14 @@ class VirtualRoutes:
         self.rules = rules
         self.kernel = kernel
         self.errors = 0
+        #: The last pass installed them (set after an add pass, cleared by a removal).
+        self.installed = False
 
     async def apply(self, want: bool) -> str | None:
         """Add (want) or remove everything; failures are logged, never fail the VIPs."""
         changed: list[str] = []
+        # Before the kernel changes: our own deletions are not "behind our back".
+        self.installed = want
         # keepalived: routes then rules going in, rules then routes coming out.
         order: list[Route | Rule] = [*self.routes, *self.rules]
         for item in order if want else reversed(order):
@@ -117,6 +140,9 @@ class HostExtras:
         self._netlink = netlink
         self.firewall = Firewall(config) if Firewall.needed(config) else None
         self.errors = 0
+        self.reinstated = 0
+        self.virtual: list[VirtualRoutes] = []
+        self._stopping = False
 
     async def start(self) -> None:
         """Check and clean the firewall (HostError: nft missing)."""
@@ -161,12 +187,67 @@ class HostExtras:
             addresses = tuple(v.address for v in inst.addresses)
             inst.vipset.companions.append(self.firewall.companion(inst.name, addresses))
         if cfg.virtual_routes or cfg.virtual_rules:
-            inst.vipset.companions.append(
-                VirtualRoutes(inst.name, cfg.virtual_routes, cfg.virtual_rules, self.kernel)
-            )
+            vr = VirtualRoutes(inst.name, cfg.virtual_routes, cfg.virtual_rules, self.kernel)
+            inst.vipset.companions.append(vr)
+            self.virtual.append(vr)
+
+    async def watch(self) -> None:
+        """Put back tracked routes and rules deleted behind our back (a task)."""
+        tracked: list[Route | Rule] = [*self.config.static_routes, *self.config.static_rules]
+        for vr in self.virtual:
+            tracked += [*vr.routes, *vr.rules]
+        if not any(not i.no_track for i in tracked):
+            return
+        try:
+            mon = await RouteMonitor.open()
+        except HostError as exc:
+            log.error("route_monitor_failed", error=str(exc), detail="routes are not tracked")
+            return
+        try:
+            async for gone in mon:
+                if not self._stopping:
+                    await self._reinstate(gone)
+        except HostError as exc:
+            log.error("route_monitor_failed", error=str(exc), detail="routes are not tracked")
+        finally:
+            mon.close()
+
+    async def _reinstate(self, gone: Gone) -> None:
+        cfg = self.config
+        statics: tuple[Route | Rule, ...] = (*cfg.static_routes, *cfg.static_rules)
+        owners: list[tuple[str | None, Route | Rule]] = [(None, i) for i in statics]
+        for vr in self.virtual:
+            if vr.installed:
+                items: tuple[Route | Rule, ...] = (*vr.routes, *vr.rules)
+                owners += [(vr.name, i) for i in items]
+        for name, item in owners:
+            if item.no_track or not (gone.overflow or _matches(item, gone)):
+                continue
+            try:
+                if isinstance(item, Route):
+                    added = await self.kernel.route(True, item)
+                else:
+                    added = await self.kernel.rule(True, item)
+            except HostError as exc:
+                log.error("route_reinstate_failed", instance=name, error=str(exc))
+                continue
+            if not added:
+                continue
+            self.reinstated += 1
+            if name is None:
+                log.info("static_route_reinstated", route=str(item))
+            else:
+                log.warning(
+                    "virtual_route_reinstated",
+                    instance=name,
+                    route=str(item),
+                    detail="deleted behind our back; keepalived would bounce the instance"
+                    " to BACKUP and back, pyvrrpd puts it back and stays MASTER",
+                )
 
     async def stop(self) -> None:
         """Remove static_* and delete the firewall table (after the VIPs are gone)."""
+        self._stopping = True
         await self._statics(False)
         if self.firewall is not None:
             await self.firewall.stop()

@@ -113,6 +113,11 @@ def test_no_accept_drops_traffic_to_the_vip_and_routes_follow_the_master(lan: Pa
     assert nft_vips(lan, "lb2") is None  # accept mode: no table at all
     assert connect(lan) == "silent"
 
+    # A tracked route deleted behind the master's back is put back.
+    ip("-n", lan.ns("lb1"), "route", "del", ROUTE)
+    assert wait_for(lambda: has_route(lan, "lb1"), 2) is not None, "route not reinstated"
+    assert lan.state("lb1") == "MASTER"
+
     # lb1 stops: the VIP, the route and the whole table go with it.
     lan.signal("lb1", signal.SIGTERM)
     lan.procs["lb1"].wait(timeout=10)
@@ -167,3 +172,38 @@ def test_a_missing_interface_stops_the_daemon_without_dynamic_interfaces(lan: Pa
     proc = lan.start("lb1", 100, conf_text=conf)
     assert proc.wait(timeout=15) != 0
     assert "Non-existent interface specified in configuration: vrrp9" in lan.log("lb1")
+
+
+STATIC_CONF = """\
+global_defs {
+  dynamic_interfaces
+}
+static_ipaddress {
+  198.51.100.5/24 dev eth0
+}
+static_routes {
+  203.0.113.0/24 via 198.51.100.1 dev eth0
+}
+static_rules {
+  from 198.51.100.5 table 100 priority 100
+}
+""" + SRC_CONF.format(ifname="eth0", prio=100, vip=VIP, extra="")
+
+
+def test_static_routes_live_as_long_as_the_daemon(lan: Pair) -> None:
+    ns = lan.ns("lb1")
+
+    def state() -> tuple[bool, bool, bool]:
+        addr = " 198.51.100.5/24 " in ip("-n", ns, "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        route = "proto keepalived" in ip("-n", ns, "-4", "route", "show", ROUTE).stdout
+        rule = "198.51.100.5 lookup 100" in ip("-n", ns, "-4", "rule", "show").stdout
+        return addr, route, rule
+
+    lan.start("lb1", 100, conf_text=STATIC_CONF)
+    assert wait_for(lambda: state() == (True, True, True), 5) is not None, state()
+    ip("-n", ns, "route", "del", ROUTE)
+    ip("-n", ns, "rule", "del", "from", "198.51.100.5", "table", "100", "priority", "100")
+    assert wait_for(lambda: state() == (True, True, True), 2) is not None, "not reinstated"
+    lan.signal("lb1", signal.SIGTERM)
+    lan.procs["lb1"].wait(timeout=10)
+    assert state() == (False, False, False)
