@@ -5,7 +5,7 @@ on eth0 (VIP 192.0.2.10) and VI_DMZ on eth1 (VIP 198.51.100.10), in one sync
 group; lb1 has priority 100, lb2 90. One link going down on the master must
 move BOTH VIPs (the group goes FAULT), they come back when it returns, and a
 SIGTERM of the master moves both. Then the same with the real keepalived as
-the peer. A recorder script on the group's generic `notify` shows the GROUP
+the peer (both pairings). A recorder script on the group's generic `notify` shows the GROUP
 notifies a user's hook gets.
 """
 
@@ -131,7 +131,8 @@ def link(lan: Pair, host: str, ifname: str, state: str) -> None:
     ip("-n", lan.ns(host), "link", "set", ifname, state)
 
 
-def scenario(lan: Pair, peer_is_pyvrrpd: bool) -> None:
+def scenario(lan: Pair, kinds: tuple[str, str]) -> None:
+    """lb1 (priority 100) and lb2 (90) run `kinds` (pyvrrpd or keepalived)."""
     assert wait_for(lambda: both_on(lan, "lb1"), timeout=8.0) is not None, (
         holds(lan, "lb1"),
         holds(lan, "lb2"),
@@ -149,10 +150,11 @@ def scenario(lan: Pair, peer_is_pyvrrpd: bool) -> None:
     took = wait_for(lambda: both_on(lan, "lb2"), timeout=MDI_90 + 2.0)
     print(f"eth1 down on lb1: both VIPs on lb2 after {took} s (MDI {MDI_90:.3f} s)")
     assert took is not None and took < MDI_90 + 1.0
-    if peer_is_pyvrrpd:
+    if kinds[1] == "pyvrrpd":
         groups = status_all(lan, "lb2")["sync_groups"]
         assert groups == [{"name": "VG_1", "state": "MASTER", "members": ["VI_LAN", "VI_DMZ"]}]
-    assert status_all(lan, "lb1")["sync_groups"][0]["state"] == "FAULT"
+    if kinds[0] == "pyvrrpd":
+        assert status_all(lan, "lb1")["sync_groups"][0]["state"] == "FAULT"
     assert wait_for(lambda: notifies(lan, "lb1")[-1:] == ["GROUP VG_1 FAULT 0"], 2.0)
     assert wait_for(lambda: notifies(lan, "lb2")[seen2:] == ["GROUP VG_1 MASTER 0"], 2.0), notifies(
         lan, "lb2"
@@ -178,19 +180,22 @@ def scenario(lan: Pair, peer_is_pyvrrpd: bool) -> None:
     assert time.monotonic() - t0 < 5
 
 
-def test_one_link_down_moves_both_vips(lan: Pair) -> None:
-    lan.start("lb1", 100, conf_text=conf(lan, "lb1", 100))
-    lan.start("lb2", 90, conf_text=conf(lan, "lb2", 90))
-    scenario(lan, peer_is_pyvrrpd=True)
-
-
-def test_keepalived_peer(lan: Pair) -> None:
-    if not os.path.exists("/usr/sbin/keepalived"):
+@pytest.mark.parametrize(
+    "kinds",
+    [("pyvrrpd", "pyvrrpd"), ("pyvrrpd", "keepalived"), ("keepalived", "pyvrrpd")],
+    ids=["pyvrrpd-pair", "keepalived-backup", "keepalived-master"],
+)
+def test_one_link_down_moves_both_vips(lan: Pair, kinds: tuple[str, str]) -> None:
+    if "keepalived" in kinds and not os.path.exists("/usr/sbin/keepalived"):
         pytest.skip("keepalived not installed")
-    lan.start("lb1", 100, conf_text=conf(lan, "lb1", 100))
-    lan.start_keepalived("lb2", 90, conf_text=conf(lan, "lb2", 90))
-    scenario(lan, peer_is_pyvrrpd=False)
-    print("keepalived lb2 group notifies:", notifies(lan, "lb2"))
+    for host, prio, kind in (("lb1", 100, kinds[0]), ("lb2", 90, kinds[1])):
+        start = lan.start if kind == "pyvrrpd" else lan.start_keepalived
+        start(host, prio, conf_text=conf(lan, host, prio))
+    scenario(lan, kinds)
+    print("group notifies:", {h: notifies(lan, h) for h in ("lb1", "lb2")})
+    # The master's whole story, the same lines whether lb1 runs keepalived or pyvrrpd.
+    states = ["BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER", "STOP"]
+    assert notifies(lan, "lb1") == [f"GROUP VG_1 {s} 0" for s in states]
 
 
 def test_sync_group_conf_passes_both_checkers(lan: Pair) -> None:
