@@ -201,6 +201,7 @@ class VmacManager:
         self.owned: dict[str, Want] = {}  # vmac name -> what it is for
         self._saved = _Saved()
         self._stopping = False
+        self._made: set[str] = set()  # brought up at least once
         #: vmacs made again after they disappeared while we ran
         self.recreated = 0
 
@@ -294,7 +295,14 @@ class VmacManager:
                 log.warning("vmac", instance=want.instance, detail=note)
             await self._bring_up(nl, dec.name, want, dec.action, links)
         # Before any socket joins 224.0.0.18 on a vmac (the daemon opens them next).
-        await self._igmp(io.igmp_ruleset([(name, w.base) for name, w in self.owned.items()]))
+        await self._igmp_rules({link.name for link in links})
+
+    async def _igmp_rules(self, present: set[str]) -> None:
+        """(Re)load the IGMP rules for the vmacs whose base exists: nft resolves the
+        `dup` device to an ifindex when loading, so a missing or re-created base
+        needs a reload (done when its vmac is made)."""
+        pairs = [(name, w.base) for name, w in self.owned.items() if w.base in present]
+        await self._igmp(io.igmp_ruleset(pairs))
 
     async def _igmp(self, script: str) -> None:
         """Apply our IGMP table (io/vmac.py igmp_ruleset); a failure is one error line."""
@@ -336,6 +344,7 @@ class VmacManager:
         except HostError as exc:
             log.error("vmac_create_failed", instance=want.instance, vmac=name, error=str(exc))
             return False
+        self._made.add(name)
         return True
 
     def _sysctls(self, name: str, base: str) -> None:
@@ -344,14 +353,14 @@ class VmacManager:
             self._clear_rp_filter()
             for key, value in io.VMAC_SYSCTLS:
                 io.write_sysctl(name, key, value)
-            if base not in self._saved.base:
-                saved: dict[str, int] = {}
-                for key, value in io.BASE_SYSCTLS:
-                    old = io.read_sysctl(base, key)
-                    if old is not None and old != value:
-                        saved[key] = old
-                        io.write_sysctl(base, key, value)
-                self._saved.base[base] = saved
+            # Checked every time (a re-created base starts from the defaults); the
+            # value put back at stop is the one found first.
+            saved = self._saved.base.setdefault(base, {})
+            for key, value in io.BASE_SYSCTLS:
+                old = io.read_sysctl(base, key)
+                if old is not None and old != value:
+                    saved.setdefault(key, old)
+                    io.write_sysctl(base, key, value)
         except HostError as exc:
             log.error("vmac_sysctl_failed", vmac=name, error=str(exc))
         # An IPv4 instance wants no IPv6 (and no link-local address) on the vmac;
@@ -407,10 +416,13 @@ class VmacManager:
         for name, want in self.owned.items():
             if name in present or want.base not in present:
                 continue
-            log.warning("vmac_lost", instance=want.instance, vmac=name, detail="re-creating it")
+            if name in self._made:
+                log.warning("vmac_lost", instance=want.instance, vmac=name, detail="re-creating it")
             if await self._bring_up(nl, name, want, "create", links):
-                self.recreated += 1
+                self.recreated += name in self._made
                 made.append(name)
+        if made:
+            await self._igmp_rules(present)
         return made
 
     async def stop(self, nl: Netlink, *, release: bool = True) -> None:

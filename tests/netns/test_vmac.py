@@ -337,3 +337,22 @@ def test_per_address_use_vmac_on_another_interface(tmp_path: Path) -> None:
             assert link_mac(pair, "lb1", "vrrp.51") is None
         finally:
             print(f"--- lb1 log ---\n{pair.log('lb1')[-3000:]}")
+
+
+def test_base_interface_appearing_later_gets_its_vmac(pair: Pair) -> None:
+    """With dynamic_interfaces, an instance whose interface is missing waits in FAULT;
+    when the interface appears its vmac is made and the instance runs."""
+    conf = "global_defs {\n  dynamic_interfaces\n}\n" + CONF.format(
+        prio=150, vip=VIP, name=""
+    ).replace("interface eth0", "interface eth5")
+    pair.start("lb1", 150, conf_text=conf)
+    assert wait_for(lambda: pair.state("lb1") == "FAULT", timeout=5.0) is not None
+    ns = pair.ns("lb1")
+    ip("-n", ns, "link", "add", "eth5", "type", "veth", "peer", "name", "eth6")
+    ip("-n", ns, "addr", "add", "203.0.113.1/24", "dev", "eth5")
+    ip("-n", ns, "link", "set", "eth6", "up")
+    ip("-n", ns, "link", "set", "eth5", "up")
+    assert wait_for(lambda: link_mac(pair, "lb1", "vrrp.51") == VMAC, timeout=3.0) is not None
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=6.0) is not None
+    detail = ip("-n", ns, "-d", "-o", "link", "show", "dev", "vrrp.51").stdout
+    assert "vrrp.51@eth5" in detail
