@@ -186,6 +186,13 @@ def read_global(rep: Reporter, stmt: Stmt, g: dict[str, object]) -> None:
         value = int_value(rep, stmt, 1, DOWN_TIMER_ADVERTS_MAX)
     elif word in ("vrrp_startup_delay", "vrrp_delay_after_boot"):
         value = decimal_value(rep, stmt, DELAY_MIN, DELAY_MAX, " (seconds)")
+        if word == "vrrp_delay_after_boot":
+            # keepalived 2.4.0+; 2.2.7 reports "Unknown keyword" and its -t exits 5.
+            rep.warn(
+                stmt.keyword,
+                "vrrp_delay_after_boot is new in keepalived 2.4: keepalived 2.2.7 does not"
+                " know it (a 2.2.7 peer starts without the delay)",
+            )
         if value is not None and word in g:
             # keepalived keeps the largest of repeated delays.
             value = max(value, float(g[word]))  # type: ignore[arg-type]

@@ -160,7 +160,12 @@ def test_bad_values_are_errors(body: str, globals_: str, message: str) -> None:
 def test_startup_delays() -> None:
     gd = parse("", "  vrrp_startup_delay 5\n  vrrp_startup_delay 2.5\n").global_defs
     assert gd.vrrp_startup_delay == 5.0  # keepalived keeps the largest
-    gd = parse("", "  vrrp_startup_delay 2.5\n  vrrp_delay_after_boot 300\n").global_defs
+    cfg = parse("", "  vrrp_startup_delay 2.5\n  vrrp_delay_after_boot 300\n")
+    assert warnings(cfg) == [
+        "3:3: vrrp_delay_after_boot is new in keepalived 2.4: keepalived 2.2.7 does not"
+        " know it (a 2.2.7 peer starts without the delay)"
+    ]
+    gd = cfg.global_defs
     assert (gd.vrrp_startup_delay, gd.vrrp_delay_after_boot) == (2.5, 300.0)
     # Boot delay: what is left of it at start, if longer than the plain delay.
     assert startup_delay(gd, uptime=100.0) == 200.0
