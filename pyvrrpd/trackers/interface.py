@@ -90,7 +90,9 @@ class InterfaceTracker:
         `dynamic_interfaces` is set: then it is tracked as down until it appears.
         Raises HostError (one line naming the interfaces and the instances).
         """
-        links = await self._query(netlink)
+        # Strict: an instance waiting for a weight-0 tracker's first report
+        # would otherwise sit in INIT until the link happens to change.
+        links = await self._query(netlink, strict=True)
         missing = sorted(name for name, up in links.items() if up is None)
         if missing and not missing_is_down(gd):
             users = sorted(
@@ -110,9 +112,10 @@ class InterfaceTracker:
         for name, up in (await self._query(netlink)).items():
             self.observe(name, bool(up))
 
-    async def _query(self, netlink: Netlink) -> dict[str, bool | None]:
+    async def _query(self, netlink: Netlink, strict: bool = False) -> dict[str, bool | None]:
         """Up/down of each tracked link; None: it does not exist. A link that
-        could not be asked about is left out (the next link event tells)."""
+        could not be asked about raises with `strict`, else is left out (the
+        next link event tells)."""
         out: dict[str, bool | None] = {}
         for name in list(self.state):
             try:
@@ -120,6 +123,8 @@ class InterfaceTracker:
             except HostError as exc:
                 if exc.errno_code == errno.ENODEV:
                     out[name] = None
+                elif strict:
+                    raise
                 else:
                     log.error("tracked_interface_query_failed", interface=name, error=str(exc))
         return out

@@ -273,3 +273,16 @@ def test_dumps_show_tracked_interfaces_and_keywords() -> None:
     data = _json_data(view, ())
     assert data["track_ifp"] == ["eth1", "eth2"]
     assert (data["dont_track_primary"], data["higher_prio_send_advert"]) == (1, 1)
+
+
+def test_tracked_interface_unreadable_at_start_is_a_startup_error() -> None:
+    class Broken(FakeNetlink):
+        async def link(self, name: str) -> FakeLink:
+            raise HostError("cannot query interface 'eth1': timed out", errno_code=errno.ETIMEDOUT)
+
+    tr, seen, cfg = tracker_for("    eth1")
+    with pytest.raises(HostError, match="timed out"):
+        asyncio.run(tr.start(Broken({}), cfg.global_defs))  # type: ignore[arg-type]
+    # Later (after a monitor resync) a failed query is skipped, not fatal.
+    asyncio.run(tr.sync(Broken({})))  # type: ignore[arg-type]
+    assert seen == []
