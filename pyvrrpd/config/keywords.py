@@ -126,7 +126,7 @@ KEEPALIVED_227: Mapping[str, frozenset[str]] = {
 
 _NOT_YET = "not implemented by pyvrrpd yet"
 _IPV6 = "IPv6/VRRPv3 is not supported by pyvrrpd yet (later issue)"
-_TRACKING = "not supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script"
+_TRACKING = "planned for issue 8 (tracking); use a vrrp_script meanwhile"
 _LVS = "LVS (virtual servers) is keepalived's other half; pyvrrpd does not provide it"
 _CHECKER = "the health checker is keepalived's other half; pyvrrpd does not provide it"
 _BFD = "BFD is not provided by pyvrrpd"
@@ -153,8 +153,8 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "track_group": "track groups (of static addresses) are not implemented",
         "interface_up_down_delays": "delayed reaction to link changes is not implemented",
         "net_namespace": (
-            "pyvrrpd does not switch network namespace itself; start it inside the "
-            "namespace (ip netns exec NAME ...)"
+            "pyvrrpd does not read the namespace from the config; use `keepalived -s NAME` "
+            "or start it inside the namespace (ip netns exec NAME ...)"
         ),
     },
     GLOBAL: {
@@ -162,14 +162,11 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "startup_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
-        "fifo_write_vrrp_states_on_reload": f"notify FIFOs are {_NOT_YET}",
+        "fifo_write_vrrp_states_on_reload": "writing the states to the FIFO on reload is not "
+        "implemented",
         "default_interface": "default_interface (for addresses without dev) is not implemented",
         "disable_local_igmp": "pyvrrpd does not change the interfaces' IGMP reports",
         "vrrp_mcast_group6": _IPV6,
-        "vrrp_min_garp": (
-            "not implemented; write vrrp_garp_master_repeat 1, vrrp_garp_master_refresh 0 "
-            "and vrrp_garp_master_delay 0 instead"
-        ),
         "vrrp_garp_extra_if": "extra GARPs for virtual MAC interfaces are not implemented",
         "vrrp_vmac_garp_intvl": "extra GARPs for virtual MAC interfaces are not implemented",
         "reload_time_file": "scheduled reloads are not implemented",
@@ -380,6 +377,29 @@ def note_semicolon(rep: Reporter, tok: Token, keyword: str) -> None:
             keepalived_silent=True,
         )
     )
+
+
+def vrrp_min_garp(rep: Reporter, stmt: Stmt, values: dict[str, object]) -> None:
+    """`vrrp_min_garp [BOOL]` (global_defs): one GARP per VIP, no second burst, no refresh.
+
+    keepalived 2.2.7 (global_parser.c) sets the master repeat to 1, the delay
+    of the second burst and the refresh to 0, without overwriting values
+    written before it; values written after it win as usual.
+    """
+    if len(stmt.tokens) > 1:
+        tok = stmt.tokens[1]
+        truth = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+        if tok.text.lower() not in truth:
+            rep.error(tok, f"vrrp_min_garp takes on|off|true|false|yes|no, got '{tok.text}'")
+            return
+        if not truth[tok.text.lower()]:
+            return
+    for field, value in (
+        ("vrrp_garp_master_repeat", 1),
+        ("vrrp_garp_master_refresh", 0.0),
+        ("vrrp_garp_master_delay", 0.0),
+    ):
+        values.setdefault(field, value)
 
 
 def unknown_keyword(word: str, block: str | None, known: Iterable[str]) -> str:

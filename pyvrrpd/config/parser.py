@@ -283,6 +283,9 @@ class _Parser:
             elif word == "vrrp_version":
                 keywords.vrrp_version(rep, stmt)
                 continue
+            elif word == "vrrp_min_garp":
+                keywords.vrrp_min_garp(rep, stmt, g)
+                continue
             else:
                 # No handler: refused, no effect or unknown (config/keywords.py).
                 keywords.not_handled(rep, stmt, body, keywords.GLOBAL, GLOBAL_KEYWORDS)

@@ -48,7 +48,12 @@ NOSEC = "global_defs {\n  router_id lb1\n  script_user root\n}\n"
 # name -> (config text; {SCRIPTS} is the scripts directory), keepalived's code,
 # our code when it differs on purpose (None: must be equal).
 CASES: dict[str, tuple[str, int, int | None]] = {
-    "implemented": (HEAD + instance("  nopreempt\n  advert_int 2\n"), 0, None),
+    "implemented": (
+        HEAD.replace("}\n", "  vrrp_min_garp\n  vrrp_version 2\n}\n")
+        + instance("  nopreempt\n  advert_int 2\n"),
+        0,
+        None,
+    ),
     "implemented_unicast": (
         HEAD + instance("  unicast_src_ip 192.0.2.11\n  unicast_peer {\n    192.0.2.12\n  }\n"),
         0,

@@ -103,13 +103,13 @@ def test_refused_keywords_are_located_errors_with_the_reason() -> None:
     assert [(str(d.loc), d.message) for d in err.errors] == [
         (
             "keepalived.conf:1:1",
-            "'vrrp_track_process' is not supported by pyvrrpd: process tracking is not "
-            "supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script",
+            "'vrrp_track_process' is not supported by pyvrrpd: process tracking is planned "
+            "for issue 8 (tracking); use a vrrp_script meanwhile",
         ),
         (
             "keepalived.conf:7:3",
-            "'track_process' is not supported by pyvrrpd: process tracking is not "
-            "supported by pyvrrpd yet (issue 8, tracking); use a vrrp_script",
+            "'track_process' is not supported by pyvrrpd: process tracking is planned "
+            "for issue 8 (tracking); use a vrrp_script meanwhile",
         ),
     ]
 

@@ -80,3 +80,12 @@ def test_vrrp_version(value: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="VRRPv3"):
             parse_text(text)
+
+
+def test_vrrp_min_garp_sets_keepalived_values_without_overriding_earlier_ones() -> None:
+    cfg = parse_text("global_defs {\n  vrrp_garp_master_delay 3\n  vrrp_min_garp\n}\n")
+    gd = cfg.global_defs
+    assert (gd.vrrp_garp_master_repeat, gd.vrrp_garp_master_refresh) == (1, 0.0)
+    assert gd.vrrp_garp_master_delay == 3.0  # written before it: kept
+    off = parse_text("global_defs {\n  vrrp_min_garp off\n}\n").global_defs
+    assert off.vrrp_garp_master_repeat == 5
