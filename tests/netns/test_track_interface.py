@@ -228,3 +228,14 @@ def test_keepalived_master_with_the_same_config_hands_over_the_same_way(lan: Pai
     assert lan.status("lb2")["stats"]["pri_zero_rcvd"] >= 1  # type: ignore[index]
     link(lan, "lb1", "eth1", "up")
     assert wait_for(lambda: lan.holders() == ["lb1"], timeout=MDI_100 + 1.5) is not None
+
+
+def test_missing_tracked_interface_stops_the_daemon_like_keepalived(lan: Pair) -> None:
+    # keepalived 2.2.7: "tracked interface eth9 doesn't exist", then
+    # "Non-existent interface specified in configuration" and exit.
+    start(lan, "lb1", 100, "    eth1\n    eth9")
+    code = lan.procs["lb1"].wait(timeout=10)
+    assert code != 0
+    assert "tracked interface eth9 doesn't exist (track_interface of VI_1)" in lan.log("lb1")
+    assert "Traceback" not in lan.log("lb1")
+    assert not lan.has_vip("lb1")
