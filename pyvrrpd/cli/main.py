@@ -202,7 +202,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     """keepalived -t's decision and exit code (cli/common.py), pyvrrpd's summary line."""
     from pyvrrpd.cli.common import check_config
 
-    result = check_config(args.file, host=not args.syntax_only)
+    result = check_config(args.file, args.config_id, host=not args.syntax_only)
     for d in result.diagnostics:
         print(d.format(), file=sys.stderr)
     cfg = result.config
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-config", help="parse a config and report problems")
     c.add_argument("-f", "--file", default=DEFAULT_CONFIG)
+    c.add_argument("-i", "--config-id", default=None, help="which @ID lines apply (keepalived -i)")
     c.add_argument(
         "--syntax-only",
         action="store_true",

@@ -136,3 +136,14 @@ def test_status_rendering_for_an_operator() -> None:
     assert "master:   192.0.2.12 (priority 90)" in text
     assert "tracker:  chk down (weight -20)" in text
     assert "dropped:  auth_failure 2" in text
+
+
+def test_check_config_takes_keepalived_config_id(tmp_path: Path) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text(
+        "@lb1 vrrp_instance V {\n@lb1 interface eth0\n@lb1 virtual_router_id 1\n"
+        "@lb1 virtual_ipaddress {\n@lb1 192.0.2.10\n@lb1 }\n@lb1 }\n"
+    )
+    r = run("check-config", "--syntax-only", "-i", "lb1", "-f", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert "OK, 1 instance" in r.stdout
