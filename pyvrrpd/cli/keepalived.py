@@ -146,16 +146,16 @@ def keepalived_entry(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    if args.config_test is not None:
-        return config_test(args.use_file, args.config_test, args.config_id)
     if args.namespace:
-        # keepalived -s NAME runs in that network namespace: so do we (a
-        # daemon left in the caller's namespace would put the VIPs there).
+        # keepalived -s NAME runs (and -t checks interfaces) in that network namespace: so
+        # do we (a daemon left in the caller's namespace would put the VIPs there).
         try:
             enter_netns(args.namespace)
         except HostError as exc:
             print(f"keepalived: {exc}", file=sys.stderr)
             return EXIT_FATAL
+    if args.config_test is not None:
+        return config_test(args.use_file, args.config_test, args.config_id)
     # Validate before forking: a daemonised child's errors would go nowhere.
     cfg, rc = preflight(args.use_file, args.config_id)
     if cfg is None:
