@@ -655,6 +655,8 @@ class Daemon:
             st = inst.router.status()
             d = st.as_dict()
             d["interface"] = inst.cfg.interface
+            # Accept mode off: traffic to the VIPs is dropped while MASTER (shell/firewall.py).
+            d["accept"], d["strict_mode"] = inst.cfg.accept, inst.cfg.strict_mode
             d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
             d["excluded_vips"] = [str(v) for v in inst.cfg.virtual_ipaddress_excluded]
             # What the kernel has (from its address events), not what we asked for.

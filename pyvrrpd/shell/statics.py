@@ -184,6 +184,15 @@ class HostExtras:
         """Give `inst`'s VipSet its drop rules and virtual routes/rules."""
         cfg = inst.cfg
         if self.firewall is not None and needs_firewall(cfg):
+            # keepalived.md 6: "VIP not reachable" under vrrp_strict is this; say it.
+            log.info(
+                "accept_mode_off",
+                instance=inst.name,
+                table=self.firewall.nft.table,
+                why="strict mode" if cfg.strict_mode else "no_accept",
+                detail="traffic to the VIPs is dropped while MASTER"
+                + (" (strict mode: only priority 255 accepts)" if cfg.strict_mode else ""),
+            )
             addresses = tuple(v.address for v in inst.addresses)
             inst.vipset.companions.append(self.firewall.companion(inst.name, addresses))
         if cfg.virtual_routes or cfg.virtual_rules:
