@@ -147,3 +147,45 @@ def test_check_config_takes_keepalived_config_id(tmp_path: Path) -> None:
     r = run("check-config", "--syntax-only", "-i", "lb1", "-f", str(conf))
     assert r.returncode == 0, r.stderr
     assert "OK, 1 instance" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("main", "vrrp", "ns", "inst", "want"),
+    [
+        (None, None, None, None, ("/run/keepalived.pid", "/run/keepalived_vrrp.pid")),
+        ("/run/a.pid", None, None, None, ("/run/a.pid", "/run/keepalived_vrrp.pid")),
+        (
+            None,
+            None,
+            "ns1",
+            None,
+            ("/run/keepalived/ns1/keepalived.pid", "/run/keepalived/ns1/vrrp.pid"),
+        ),
+        (
+            None,
+            None,
+            None,
+            "lb",
+            ("/run/keepalived/keepalived_lb.pid", "/run/keepalived/vrrp_lb.pid"),
+        ),
+        (None, "/x/v.pid", "ns1", "lb", ("/run/keepalived/ns1/keepalived_lb.pid", "/x/v.pid")),
+    ],
+)
+def test_keepalived_pid_file_names(
+    main: str | None, vrrp: str | None, ns: str | None, inst: str | None, want: tuple[str, str]
+) -> None:
+    from pyvrrpd.cli.common import keepalived_pid_files
+
+    assert keepalived_pid_files(main, vrrp, ns, inst) == want
+
+
+def test_control_socket_follows_the_pid_file() -> None:
+    from pyvrrpd.cli.common import control_socket_for
+    from pyvrrpd.shell.control import DEFAULT_SOCKET
+
+    assert control_socket_for("/run/keepalived.pid") == DEFAULT_SOCKET
+    assert control_socket_for(None) == DEFAULT_SOCKET
+    assert control_socket_for("/run/ka1.pid") == "/run/ka1.pyvrrpd.sock"
+    assert control_socket_for("/run/keepalived/ns1/keepalived.pid") == (
+        "/run/keepalived/ns1/keepalived.pyvrrpd.sock"
+    )
