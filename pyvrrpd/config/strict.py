@@ -22,6 +22,7 @@ Must not: touch the firewall (pyvrrpd.shell.firewall does, at run time).
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_TABLE = "keepalived"  # keepalived's DEFAULT_NFTABLES_TABLE
 DEFAULT_PRIORITY = -1  # keepalived: chains hook at `filter - 1`
 NFT_TABLE_MAXNAMELEN = 256  # <linux/netfilter/nf_tables.h>
+_NFT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 OWNER = 255  # RFC 3768 5.3.4: the address owner's priority
 DOWN_TIMER_ADVERTS = 3  # keepalived's VRRP_DOWN_TIMER_ADVERTS (RFC 3768 6.1)
 
@@ -73,6 +75,15 @@ def read_global(rep: Reporter, stmt: Stmt, values: dict[str, object]) -> None:
         name = stmt.tokens[1].text if len(stmt.tokens) > 1 else DEFAULT_TABLE
         if len(name) >= NFT_TABLE_MAXNAMELEN:
             rep.warn(stmt.tokens[1], "nftables table name too long - ignoring")
+            return
+        if not _NFT_NAME.match(name):
+            # The name goes into an `nft -f` script: nothing that could end
+            # the statement or quote (keepalived itself talks netlink).
+            rep.error(
+                stmt.tokens[1],
+                f"nftables table name '{name}' is not supported by pyvrrpd: use letters,"
+                " digits, '_' and '.', starting with a letter or '_'",
+            )
             return
         values["nftables_table"] = name
     elif word == "nftables_priority":

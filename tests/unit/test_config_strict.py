@@ -173,3 +173,9 @@ def test_track_src_ip_needs_a_configured_source_address() -> None:
     # keepalived clears it silently without unicast_src_ip / mcast_src_ip.
     assert inst("track_src_ip").track_src_ip is False
     assert inst("mcast_src_ip 192.0.2.11\n  track_src_ip").track_src_ip is True
+
+
+def test_nftables_table_name_cannot_smuggle_nft_syntax() -> None:
+    with pytest.raises(ConfigError, match="nftables table name 'x;flush' is not supported"):
+        parse("", 'nftables "x;flush"')
+    assert parse("", "nftables my_table.v4").global_defs.nftables_table == "my_table.v4"
