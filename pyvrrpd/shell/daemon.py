@@ -391,6 +391,8 @@ class Daemon:
                         self._feed(inst, VipRemoved(ev.address), self._loop.time())
             return
         if self._vmacs and self._netlink is not None:
+            if self._vmacs.removing(ev.ifname):
+                return  # we are deleting it at stop
             # A lost vmac is made again; vmacs follow their base's state and address.
             await self._vmacs.follow(self._netlink, ev.ifname)
             for name in self._vmacs.riders(ev.ifname):

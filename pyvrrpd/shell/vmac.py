@@ -242,8 +242,14 @@ class VmacManager:
         want = self.owned.get(ifname)
         return want.base if want is not None and not want.per_address else None
 
+    def removing(self, ifname: str) -> bool:
+        """True for our own vmacs once stop() began (their deletion is no news)."""
+        return self._stopping and ifname in self.owned
+
     def riders(self, base: str) -> list[str]:
-        """The vmacs on `base` (their state and source address follow it)."""
+        """The vmacs on `base` (their state and source address follow it); none at stop."""
+        if self._stopping:
+            return []
         return [name for name, want in self.owned.items() if want.base == base]
 
     async def with_source(
