@@ -326,7 +326,12 @@ def classify_unhandled(
         return "no effect"
     if block == VIP:
         return None  # vip.py words its own "unknown option" warning
-    hint_from = {*known, *REFUSED.get(block, {}), *NO_EFFECT.get(block, {})}
+    hint_from = {
+        *known,
+        *KEEPALIVED_227.get(block, ()),
+        *REFUSED.get(block, {}),
+        *NO_EFFECT.get(block, {}),
+    }
     rep.warn(at, unknown_keyword(word, None if block == TOP else block, hint_from))
     return None
 
