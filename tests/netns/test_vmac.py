@@ -304,6 +304,13 @@ def test_keepalived_peer_same_mac_same_switches(pair: Pair) -> None:
     assert pair.procs["lb1"].wait(timeout=5.0) == 0
     assert link_mac(pair, "lb1", "vrrp.51") is None
 
+    # The other pairing: keepalived as the backup follows pyvrrpd's vmac adverts
+    # (they reach its vmac, which has the same MAC) and never claims the VIP.
+    pair.start_keepalived("lb1", 50, conf_text=CONF.format(prio=50, vip=VIP, name=""))
+    assert wait_for(lambda: link_mac(pair, "lb1", "vrrp.51") == VMAC, timeout=5.0) is not None
+    assert wait_for(lambda: vip_on(pair, "lb1", "vrrp.51"), timeout=5.0) is None
+    assert vip_on(pair, "lb2", "vrrp.51") and pair.procs["lb1"].poll() is None
+
 
 def test_xmit_base_sends_adverts_from_the_base_mac(pair: Pair) -> None:
     conf = CONF.format(prio=150, vip=VIP, name="").replace("use_vmac", "use_vmac\n  vmac_xmit_base")
