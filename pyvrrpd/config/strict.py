@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .lexer import Stmt, Token
 from .model import VrrpInstance
-from .values import Reporter, bool_value, extra_args, flag, int_value
+from .values import FALSE_WORDS, TRUE_WORDS, Reporter, bool_value, extra_args, flag, int_value
 
 if TYPE_CHECKING:
     from .instance import InstanceDraft
@@ -124,10 +124,15 @@ def read_strict_mode(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: object) 
     if len(stmt.tokens) == 1:
         d.strict_mode = True
         return
-    value = bool_value(rep, stmt)
-    if value is None:
-        return  # bool_value reported it; keepalived keeps the global setting too
-    d.strict_mode = value
+    extra_args(rep, stmt, 1)
+    word = stmt.tokens[1].text.lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        d.strict_mode = word in TRUE_WORDS
+    else:
+        # keepalived reports it and keeps the global vrrp_strict: so do we.
+        rep.warn(
+            stmt.tokens[1], f"({d.name.text}) invalid strict_mode {stmt.tokens[1].text} specified"
+        )
 
 
 INSTANCE_HANDLERS = {

@@ -153,10 +153,12 @@ def test_vrrp_iptables_means_nftables_as_in_debians_keepalived() -> None:
 
 def test_bad_values_are_located_errors() -> None:
     with pytest.raises(ConfigError) as err:
-        parse("strict_mode maybe", "nftables_priority high")
-    text = str(err.value)
-    assert "k.conf:2:19: error: nftables chain priority must be an integer" in text
-    assert "strict_mode must be on|off|true|false|yes|no" in text
+        parse("", "nftables_priority high")
+    assert "k.conf:2:19: error: nftables chain priority must be an integer" in str(err.value)
+    # keepalived reports a bad strict_mode and keeps the global setting.
+    cfg = parse("strict_mode maybe", "vrrp_strict")
+    assert "(VI_1) invalid strict_mode maybe specified" in messages(cfg)
+    assert cfg.instances[0].strict_mode is True
 
 
 def test_dynamic_interfaces() -> None:
