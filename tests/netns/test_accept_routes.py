@@ -207,3 +207,40 @@ def test_static_routes_live_as_long_as_the_daemon(lan: Pair) -> None:
     lan.signal("lb1", signal.SIGTERM)
     lan.procs["lb1"].wait(timeout=10)
     assert state() == (False, False, False)
+
+
+STRICT_CONF = """\
+global_defs {{
+  vrrp_strict
+}}
+vrrp_instance VI_1 {{
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  authentication {{
+    auth_type PASS
+    auth_pass 1111
+  }}
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+}}
+"""
+
+
+def test_strict_pair_with_keepalived_drops_on_both_masters(lan: Pair) -> None:
+    """vrrp_strict on both boxes: both drop the authentication, elect, and as
+    master each drops traffic to the VIP (keepalived with its own table)."""
+    lan.start("lb1", 150, conf_text=STRICT_CONF.format(prio=150, vip=VIP))
+    lan.start_keepalived("lb2", 100, conf_text=STRICT_CONF.format(prio=100, vip=VIP))
+    assert wait_for(lambda: lan.holders() == ["lb1"], 8) is not None, "lb1 never held the VIP"
+    assert connect(lan) == "silent"
+    vips = nft_vips(lan, "lb1")
+    assert vips is not None and VIP in vips
+    lan.signal("lb1", signal.SIGTERM)
+    lan.procs["lb1"].wait(timeout=10)
+    assert wait_for(lambda: lan.holders() == ["lb2"], 5) is not None, "keepalived never took over"
+    vips = nft_vips(lan, "lb2")
+    assert vips is not None and VIP in vips  # keepalived's own table, same shape
+    assert connect(lan) == "silent"
