@@ -295,6 +295,10 @@ class VmacManager:
             dec = decisions[want.key]
             self.names[want.key] = dec.name
             if dec.name in self.owned:
+                # Shared: an instance's own vmac (it carries adverts) wins over
+                # an address's use of the same one.
+                if self.owned[dec.name].per_address and not want.per_address:
+                    self.owned[dec.name] = want
                 continue
             self.owned[dec.name] = want
             for note in dec.notes:
