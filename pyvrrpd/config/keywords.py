@@ -17,9 +17,12 @@ one place the reader sends a keyword it has no handler for. A keyword is:
   `keepalived_silent` so `keepalived -t` parity is kept (keepalived says
   nothing about it there either).
 
-Also owns the "unknown keyword" wording, which names the closest keyword
-of the block (`virtual_ipadress` -> `virtual_ipaddress`): keepalived only
-warns about unknown keywords, so a typo would otherwise pass almost silently.
+Also owns three small readers of keepalived values no feature module owns
+(`vrrp_version`/`version`: 2 accepted, 3 refused; `vrrp_min_garp`; the
+trailing-';' note), and the "unknown keyword" wording, which names the
+closest keyword of the block (`virtual_ipadress` -> `virtual_ipaddress`):
+keepalived only warns about unknown keywords, so a typo would otherwise pass
+almost silently.
 `pyvrrpd.config.lint` turns these tables into the README's compatibility table.
 Must not: list a keyword the reader implements (tests/unit/test_keyword_classes.py).
 """
