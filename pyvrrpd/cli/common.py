@@ -86,7 +86,8 @@ def interface_findings(cfg: Config) -> Iterator[Diagnostic]:
 
     keepalived 2.2.7 reports "WARNING - interface X for vrrp_instance V
     doesn't exist" (exit 5) and will not start, unless `dynamic_interfaces`
-    is set; pyvrrpd does the same (shell/daemon.py).
+    is set. `-t` gives keepalived's answer; pyvrrpd itself starts and holds
+    those instances in FAULT until the interface appears (shell/statics.py).
     """
     if cfg.global_defs.dynamic_interfaces:
         return
@@ -100,7 +101,8 @@ def interface_findings(cfg: Config) -> Iterator[Diagnostic]:
             yield _diag(
                 inst.loc,
                 f"interface {name} for vrrp_instance {inst.name} does not exist here: "
-                "the daemon would not start (set dynamic_interfaces to wait for it)",
+                "keepalived would not start (set dynamic_interfaces);"
+                " pyvrrpd starts and waits for it in FAULT",
                 severity=Severity.ERROR,
             )
 

@@ -204,14 +204,14 @@ class Daemon:
                 self._interface(inst.dev(vip))
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
-        # No dynamic_interfaces: a missing interface stops us, as keepalived (shell/statics.py).
+        # A missing interface is logged; its instances wait in FAULT (shell/statics.py).
         present = {n: i.link is not None for n, i in self.interfaces.items()}
         await self._extras.check_interfaces(present)
         await self._extras.install()  # static_ipaddress, static_routes, static_rules
         self._setup_scripts()
         # track_interface: every tracked link read once, then followed by netlink events.
         self._iftrack = InterfaceTracker(self.config.instances, self._on_tracker_change)
-        await self._iftrack.start(self._netlink, self.config.global_defs)
+        await self._iftrack.start(self._netlink)
         self._srctrack = SrcIpTracker(self.config.instances, self._on_tracker_change)
         self._srctrack.start(self._monitor.has_address)
         self.notifier.start()

@@ -154,15 +154,16 @@ class HostExtras:
         await self._statics(True)
 
     async def check_interfaces(self, known: Mapping[str, bool]) -> None:
-        """Without `dynamic_interfaces`, a configured interface that does not exist
-        stops the daemon (HostError), as it stops keepalived 2.2.7 ("WARNING -
-        interface X for vrrp_instance Y doesn't exist", "Non-existent interface
-        specified in configuration", exit). `known`: presence of the interfaces
-        the daemon already linked; the others are asked of the kernel.
+        """Log each configured interface that does not exist at start.
+
+        keepalived 2.2.7 refuses to start on one unless `dynamic_interfaces` is
+        set ("Non-existent interface specified in configuration"). pyvrrpd
+        always starts and holds the instances that need it in FAULT until the
+        interface appears (README, deliberate differences): a daemon that
+        exits on a boot race is not there to take over once the bond or VLAN
+        comes up. `known`: presence of the interfaces the daemon already
+        linked; the others are asked of the kernel.
         """
-        if self.config.global_defs.dynamic_interfaces:
-            return
-        missing: list[str] = []
         for name, users in _referenced(self.config).items():
             present = known.get(name)
             if present is None:
@@ -172,13 +173,14 @@ class HostExtras:
                 except HostError as exc:
                     present = exc.errno_code != errno.ENODEV
             if not present:
-                missing.append(f"{name} ({', '.join(users)})")
-        if missing:
-            raise HostError(
-                f"Non-existent interface specified in configuration: {'; '.join(missing)};"
-                " keepalived refuses to run too. Set dynamic_interfaces in global_defs"
-                " to start and wait for it in FAULT"
-            )
+                log.error(
+                    "interface_missing_at_start",
+                    interface=name,
+                    users=list(users),
+                    detail=f"interface {name} does not exist: {', '.join(users)} wait in FAULT"
+                    " until it appears (keepalived 2.2.7 would refuse to start without"
+                    " dynamic_interfaces)",
+                )
 
     def attach(self, inst: Instance) -> None:
         """Give `inst`'s VipSet its drop rules and virtual routes/rules."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from pyvrrpd.config.model import GlobalDefs, VrrpInstance
+from pyvrrpd.config.model import VrrpInstance
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
@@ -47,16 +47,6 @@ def interface_specs(inst: VrrpInstance) -> tuple[TrackerSpec, ...]:
     )
 
 
-def missing_is_down(gd: GlobalDefs) -> bool:
-    """Whether a tracked interface missing at start is tracked (as down).
-
-    keepalived 2.2.7 (vrrp_if.c if_get_by_ifname(IF_CREATE_IF_DYNAMIC)) only
-    does so with `dynamic_interfaces` (read by name: the GlobalDefs field
-    belongs to the dynamic_interfaces work); otherwise it refuses to run.
-    """
-    return bool(getattr(gd, "dynamic_interfaces", False))
-
-
 class InterfaceTracker:
     """Up/down of every tracked interface; calls `on_change(name, up)` on changes."""
 
@@ -81,27 +71,28 @@ class InterfaceTracker:
         log.info("tracked_interface", interface=ifname, state="up" if up else "down")
         self._on_change(tracker_name(ifname), up)
 
-    async def start(self, netlink: Netlink, gd: GlobalDefs) -> None:
+    async def start(self, netlink: Netlink) -> None:
         """Read every tracked link once, before the instances start.
 
-        A tracked interface that does not exist stops the daemon, as it stops
-        keepalived 2.2.7 ("tracked interface X doesn't exist", then
-        "Non-existent interface specified in configuration" and exit), unless
-        `dynamic_interfaces` is set: then it is tracked as down until it appears.
-        Raises HostError (one line naming the interfaces and the instances).
+        A tracked interface that does not exist is tracked as down until it
+        appears, logged as an error. keepalived 2.2.7 does this only with
+        `dynamic_interfaces` and otherwise refuses to start; pyvrrpd always
+        starts (README, deliberate differences). Raises HostError only when a
+        link could not be asked about at all.
         """
         # Strict: an instance waiting for a weight-0 tracker's first report
         # would otherwise sit in INIT until the link happens to change.
         links = await self._query(netlink, strict=True)
         missing = sorted(name for name, up in links.items() if up is None)
-        if missing and not missing_is_down(gd):
+        if missing:
             users = sorted(
                 i.name for i in self._instances if any(t.name in missing for t in i.track_interface)
             )
-            raise HostError(
-                f"tracked interface {', '.join(missing)} doesn't exist"
-                f" (track_interface of {', '.join(users)}); keepalived refuses to run too."
-                " Set dynamic_interfaces to track a missing interface as down"
+            log.error(
+                "tracked_interface_missing",
+                interfaces=missing,
+                detail=f"tracked interface {', '.join(missing)} doesn't exist"
+                f" (track_interface of {', '.join(users)}): tracked as down until it appears",
             )
         for name, up in links.items():
             self.observe(name, bool(up))

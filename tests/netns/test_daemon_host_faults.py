@@ -195,7 +195,6 @@ def test_no_ipv4_address_at_start_waits_in_fault(pair: Pair) -> None:
 def test_missing_interface_at_start_waits_in_fault(pair: Pair) -> None:
     """An interface that does not exist yet: FAULT "interface missing", running when it appears."""
     conf = (pair.conf("lb1", 100)).read_text().replace("interface eth0", "interface vrrp0")
-    conf = "global_defs {\n  dynamic_interfaces\n}\n" + conf  # else keepalived (and we) exit
     proc = pair.start("lb1", 100, conf_text=conf)
     assert wait_for(lambda: pair.state("lb1") == "FAULT", timeout=6.0) is not None
     reasons = full_status(pair, "lb1")["instances"][0]["fault_reasons"]

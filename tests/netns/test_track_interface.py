@@ -230,12 +230,17 @@ def test_keepalived_master_with_the_same_config_hands_over_the_same_way(lan: Pai
     assert wait_for(lambda: lan.holders() == ["lb1"], timeout=MDI_100 + 1.5) is not None
 
 
-def test_missing_tracked_interface_stops_the_daemon_like_keepalived(lan: Pair) -> None:
-    # keepalived 2.2.7: "tracked interface eth9 doesn't exist", then
-    # "Non-existent interface specified in configuration" and exit.
+def test_missing_tracked_interface_is_down_until_it_appears(lan: Pair) -> None:
+    # keepalived 2.2.7 exits here ("Non-existent interface specified in
+    # configuration") unless dynamic_interfaces is set; pyvrrpd tracks it as
+    # down (weight 0: FAULT) and follows it once it exists (README).
     start(lan, "lb1", 100, "    eth1\n    eth9")
-    code = lan.procs["lb1"].wait(timeout=10)
-    assert code != 0
-    assert "tracked interface eth9 doesn't exist (track_interface of VI_1)" in lan.log("lb1")
-    assert "Traceback" not in lan.log("lb1")
+    assert wait_for(lambda: lan.state("lb1") == "FAULT", timeout=10) is not None
+    assert "tracked interface eth9 doesn't exist" in lan.log("lb1")
+    assert "Traceback" not in lan.log("lb1") and lan.procs["lb1"].poll() is None
     assert not lan.has_vip("lb1")
+    ns = lan.ns("lb1")
+    ip("-n", ns, "link", "add", "eth9", "type", "veth", "peer", "name", "eth9p")
+    ip("-n", ns, "link", "set", "eth9p", "up")
+    ip("-n", ns, "link", "set", "eth9", "up")
+    assert wait_for(lambda: lan.state("lb1") in ("BACKUP", "MASTER"), timeout=5) is not None
