@@ -37,7 +37,10 @@ def tracker_name(ifname: str) -> str:
 
 def tracker_kind(name: str) -> str:
     """`interface` for interface trackers, else `script` (vrrp_script names)."""
-    return "interface" if name.startswith(PREFIX) else "script"
+    if name.startswith(PREFIX):
+        return "interface"
+    # trackers/srcip.py's names (not imported: the two trackers stay independent)
+    return "src_ip" if name.startswith("src_ip:") else "script"
 
 
 def interface_specs(inst: VrrpInstance) -> tuple[TrackerSpec, ...]:
