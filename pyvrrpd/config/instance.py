@@ -33,6 +33,7 @@ from .values import (
     extra_args,
     flag,
     int_value,
+    line_block,
     need_arg,
     parse_decimal,
     parse_int,
@@ -256,19 +257,10 @@ def _vip_block(
     out: list[VirtualIP],
     toks: list[Token] | None = None,
 ) -> None:
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
     block = stmt.keyword.text
     # A set, not a scan of `out`: a 100,000-address list must stay linear.
     seen = {(v.address, v.dev) for v in out}
-    while (s := inner.next()) is not None:
-        if s.keyword.is_open:
-            rep.error(s.keyword, "unexpected '{'")
-            inner.pos -= 1
-            inner.skip_optional_block(s)
-            continue
+    for s in line_block(rep, stmt, body):
         vip = parse_vip(rep, s, block)
         if vip is None:
             continue

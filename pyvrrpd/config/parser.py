@@ -302,17 +302,9 @@ class _Parser:
     def _emails(self, stmt: Stmt, body: Cursor) -> None:
         extra_args(self.rep, stmt, 0)
         inner = body.block(stmt)
-        if inner is None:
-            return
-        emails: list[str] = []
-        while (s := inner.next()) is not None:
-            if s.keyword.is_open:
-                self.rep.error(s.keyword, "unexpected '{'")
-                inner.pos -= 1
-                inner.skip_optional_block(s)
-                continue
-            emails.extend(t.text for t in s.tokens)
-        self.globals["notification_email"] = tuple(emails)
+        if inner is not None:
+            emails = tuple(t.text for s in inner.lines() for t in s.tokens)
+            self.globals["notification_email"] = emails
 
     def _smtp_server(self, stmt: Stmt) -> None:
         host = need_arg(self.rep, stmt, 1, "a host [port]")

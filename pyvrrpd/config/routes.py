@@ -29,7 +29,7 @@ from typing import Any
 from .lexer import Stmt, Token
 from .model import VirtualIP
 from .routemodel import RTPROT_KEEPALIVED, Route, Rule
-from .values import Cursor, Reporter, extra_args, parse_int
+from .values import Cursor, Reporter, line_block, parse_int
 from .vip import parse_vip
 
 ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")
@@ -318,17 +318,8 @@ def read_block(
     out: list[Any],
 ) -> None:
     """A `{ ... }` of one item per line into `out`."""
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
     block = stmt.keyword.text
-    while (s := inner.next()) is not None:
-        if s.keyword.is_open:
-            rep.error(s.keyword, "unexpected '{'")
-            inner.pos -= 1
-            inner.skip_optional_block(s)
-            continue
+    for s in line_block(rep, stmt, body):
         item = parse(rep, s, block)
         if item is not None:
             out.append(item)

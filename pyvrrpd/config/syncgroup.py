@@ -138,12 +138,7 @@ def _group(rep: Reporter, d: SyncGroupDraft, stmt: Stmt, body: Cursor) -> None:
         rep.error(stmt.keyword, f"group list already specified for sync group {d.name.text}")
         return
     d.group_tok = stmt.keyword
-    while (s := inner.next()) is not None:
-        if s.keyword.is_open:
-            rep.error(s.keyword, "unexpected '{'")
-            inner.pos -= 1
-            inner.skip_optional_block(s)
-            continue
+    for s in inner.lines():
         # keepalived reads every word of the block (read_value_block): names
         # may share a line.
         d.members.extend(s.tokens)

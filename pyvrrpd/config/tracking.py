@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from .lexer import Stmt
 from .model import GlobalDefs, TrackInterface
-from .values import Cursor, Reporter, bool_value, decimal_value, extra_args, flag, int_value
+from .values import (
+    Cursor,
+    Reporter,
+    bool_value,
+    decimal_value,
+    flag,
+    int_value,
+    line_block,
+)
 
 if TYPE_CHECKING:
     from .instance import InstanceDraft
@@ -86,17 +94,8 @@ def _pick(own: _T | None, default: _T) -> _T:
 
 
 def _track_interface(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
     draft = d.tracking
-    while (s := inner.next()) is not None:
-        if s.keyword.is_open:
-            rep.error(s.keyword, "unexpected '{'")
-            inner.pos -= 1
-            inner.skip_optional_block(s)
-            continue
+    for s in line_block(rep, stmt, body):
         entry = _track_entry(rep, s)
         if entry is None:
             continue

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .lexer import Stmt, Token
 from .model import GlobalDefs, UnicastPeer
-from .values import Cursor, Reporter, extra_args, flag, int_value, need_arg, parse_int
+from .values import Cursor, Reporter, extra_args, flag, int_value, line_block, need_arg, parse_int
 
 if TYPE_CHECKING:
     from .instance import InstanceDraft
@@ -98,17 +98,8 @@ def _peers(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     u = d.unicast
     u.configured = True
     u.peer_block_tok = stmt.keyword
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
     seen = {p.address for p in u.peers}
-    while (s := inner.next()) is not None:
-        if s.keyword.is_open:
-            rep.error(s.keyword, "unexpected '{'")
-            inner.pos -= 1
-            inner.skip_optional_block(s)
-            continue
+    for s in line_block(rep, stmt, body):
         peer = _peer(rep, d, s)
         if peer is None:
             continue

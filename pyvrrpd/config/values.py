@@ -9,7 +9,7 @@ token. Must not know any block's keywords.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .lexer import Stmt, Token
 from .model import Diagnostic, Severity, SourceLoc
@@ -70,6 +70,17 @@ class Cursor:
             return None
         return self._body(owner)
 
+    def lines(self) -> Iterator[Stmt]:
+        """The statements of a one-item-per-line block; a nested `{ ... }` is
+        reported and skipped (no block of that kind takes sub-blocks)."""
+        while (stmt := self.next()) is not None:
+            if stmt.keyword.is_open:
+                self.rep.error(stmt.keyword, "unexpected '{'")
+                self.pos -= 1
+                self.skip_optional_block(stmt)
+                continue
+            yield stmt
+
     def skip_optional_block(self, owner: Stmt) -> None:
         """Consume a `{ ... }` after `owner` if there is one (ignored keywords)."""
         if self.peek_is_open():
@@ -115,6 +126,14 @@ def extra_args(rep: Reporter, stmt: Stmt, allowed: int) -> None:
     if len(stmt.tokens) > allowed + 1:
         tok = stmt.tokens[allowed + 1]
         rep.warn(tok, f"unexpected extra word '{tok.text}' after '{stmt.keyword.text}'; ignored")
+
+
+def line_block(rep: Reporter, stmt: Stmt, body: Cursor) -> Iterator[Stmt]:
+    """The lines of the `{ ... }` that must follow `stmt` (a keyword with no
+    argument: unicast_peer, track_interface, virtual_routes ...), opened now."""
+    extra_args(rep, stmt, 0)
+    inner = body.block(stmt)
+    return iter(()) if inner is None else inner.lines()
 
 
 def int_value(
