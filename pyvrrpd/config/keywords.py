@@ -165,8 +165,6 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "startup_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script": "startup/shutdown scripts are not run by pyvrrpd",
         "shutdown_script_timeout": "startup/shutdown scripts are not run by pyvrrpd",
-        "fifo_write_vrrp_states_on_reload": "writing the states to the FIFO on reload is not "
-        "implemented",
         "default_interface": "default_interface (for addresses without dev) is not implemented",
         "disable_local_igmp": "pyvrrpd does not change the interfaces' IGMP reports",
         "vrrp_mcast_group6": _IPV6,

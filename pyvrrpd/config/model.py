@@ -174,6 +174,8 @@ class GlobalDefs:
     vrrp_notify_priority_changes: bool = False
     smtp_alert_vrrp: bool | None = None
     no_email_faults: bool = False
+    # Every instance's state line written to the FIFOs after a reload (shell/reloader.py).
+    fifo_write_vrrp_states_on_reload: bool = False
     # Accept mode's firewall and strict mode (pyvrrpd.config.strict): vrrp_strict,
     # nftables [TABLE] (None: not configured; `keepalived` is used when needed),
     # nftables_priority, nftables_counters, nftables_ifindex (IPv6 only: no effect).

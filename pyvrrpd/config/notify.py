@@ -4,8 +4,8 @@ Owns: reading `notify_master|backup|fault|stop|deleted`, `notify`,
 `notify_master_rx_lower_pri`, `notify_priority_changes` and `smtp_alert` in a
 vrrp_instance (and, through the same functions, a vrrp_sync_group), and the
 global_defs `notify_fifo`, `notify_fifo_script`, `vrrp_notify_fifo`,
-`vrrp_notify_fifo_script`, `vrrp_notify_priority_changes`, `smtp_alert_vrrp`
-and `no_email_faults` (keepalived.md 1.3, 1.8, 3.1, 3.2).
+`vrrp_notify_fifo_script`, `vrrp_notify_priority_changes`, `smtp_alert_vrrp`,
+`no_email_faults` and `fifo_write_vrrp_states_on_reload` (keepalived.md 1.3, 1.8, 3.1, 3.2).
 
 keepalived's form, kept here: the first argument is the whole command
 (usually quoted), split again shell-like; the next two are the user and
@@ -47,6 +47,7 @@ GLOBAL_KEYWORDS = frozenset(
         "vrrp_notify_priority_changes",
         "smtp_alert_vrrp",
         "no_email_faults",
+        "fifo_write_vrrp_states_on_reload",
     }
 )
 
@@ -128,7 +129,7 @@ def read_global_keyword(rep: Reporter, stmt: Stmt, g: dict[str, object]) -> None
         value = bool_value(rep, stmt)
         if value is not None:
             g[word] = value
-    elif word == "no_email_faults":
+    elif word in ("no_email_faults", "fifo_write_vrrp_states_on_reload"):
         g[word] = flag(rep, stmt)
     elif word in ("notify_fifo", "vrrp_notify_fifo"):
         _fifo(rep, stmt, g, word)

@@ -286,6 +286,40 @@ class VirtualRouter:
         self.effective_priority = self._compute_priority()
         self._expect = self._make_expect()
 
+    def reconfigure(self, config: RouterConfig, now: float) -> list[Action]:
+        """Take a reloaded config in place (SIGHUP; shell/reload.py), keeping state.
+
+        keepalived's reload (keepalived.md 4.4) keeps a MASTER a MASTER: no
+        election, no advert missed (Adver_Timer keeps its phase; a shorter
+        interval pulls it in), counters and tracker results of the trackers
+        still configured kept. What the new values mean is RFC 3768's: the
+        priority is recomputed at once (a BACKUP's Master_Down_Timer shifts
+        with Skew_Time, as on a tracker change), a BACKUP re-arms
+        Master_Down_Interval when the advert timing changed, and a MASTER
+        whose priority dropped stays MASTER until a higher advert arrives
+        (6.4.3); a BACKUP that now outranks the master preempts on its next
+        advert (6.4.2). The shell matches VRID, interface and auth type
+        before calling this (a change there is a new router).
+        """
+        out: list[Action] = []
+        old = self.config
+        self.config = config
+        self.tracker_status = {t.name: self.tracker_status.get(t.name) for t in config.trackers}
+        self._expect = self._make_expect()
+        self._reprioritise(now, out)
+        timing = (old.advert_int, old.down_timer_adverts) != (
+            config.advert_int,
+            config.down_timer_adverts,
+        )
+        if self.state is State.MASTER and self._advert_deadline is not None:
+            self._advert_deadline = min(self._advert_deadline, now + config.advert_int)
+        elif self.state is State.BACKUP and timing and self._down_deadline is not None:
+            self._arm_down(now, self.master_down_interval)
+        if self.started:
+            # A removed failing tracker (or a changed weight) may end a FAULT.
+            self._settle(now, out, reason="reload")
+        return out
+
     def status(self) -> RouterStatus:
         master = self.master_ip
         master_prio = self.master_priority

@@ -2,7 +2,7 @@
 
 Owns: the socket's life (mode 0600, refusing to steal a live daemon's
 socket, removing it on exit), the tiny line protocol (the client sends one
-line, `status`; the server answers one JSON document and closes) and the
+line, `status` or `reload`; the server answers one JSON document and closes) and the
 limits that keep a misbehaving client from hurting the daemon:
 
 - at most :data:`MAX_CLIENTS` connections at once. When full, the oldest
@@ -30,7 +30,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,12 +85,14 @@ class ControlServer:
         path: str,
         status: Callable[[], dict[str, Any]],
         *,
+        reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         max_clients: int = MAX_CLIENTS,
         read_timeout: float = READ_TIMEOUT,
         write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         self.path = path
         self._status = status
+        self._reload = reload  # `reload`: answered once the daemon's verdict is in
         self.max_clients = max_clients
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
@@ -202,6 +204,12 @@ class ControlServer:
                 return self._status()
             except Exception as exc:  # a bug must not look like a dead daemon
                 return {"error": f"status failed: {exc!r}"}
+        if command == "reload" and self._reload is not None:
+            try:
+                return await self._reload()
+            except Exception as exc:  # the daemon keeps running; say what failed
+                log.exception("reload_failed")
+                return {"ok": False, "errors": [f"reload failed: {exc!r}"]}
         # Echo a short, printable excerpt: the reply must stay one small line.
         shown = "".join(c if c.isprintable() else "?" for c in command[:40])
         return {"error": f"unknown command '{shown}{'...' if len(command) > 40 else ''}'"}

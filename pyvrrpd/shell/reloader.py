@@ -1,0 +1,275 @@
+"""Carrying out a reload in the running daemon (SIGHUP, `pyvrrpd reload`).
+
+Owns: reading the config file again (every error logged with file:line:col
+and the old config kept running), asking shell/reload.py for the plan and
+applying it to the daemon: removed instances resign (priority 0, VIPs
+removed) as at shutdown, kept ones take their new settings through
+`VirtualRouter.reconfigure` (a MASTER keeps its VIPs and its advert phase;
+only added VIPs are installed and announced by GARP, only removed ones
+deleted), new ones start as at startup; `vrrp_script` trackers whose
+definition did not change keep their state and counters; with
+`fifo_write_vrrp_states_on_reload` every instance's state goes to the FIFOs.
+Returns the verdict the control socket hands to `pyvrrpd reload`.
+Must not decide protocol state (the core does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from pyvrrpd.config import ConfigError, load_config
+from pyvrrpd.config.model import Config, Diagnostic, Severity, VirtualIP
+from pyvrrpd.core.events import ShutdownRequested, Started, TrackerChanged
+from pyvrrpd.core.router import VirtualRouter
+from pyvrrpd.core.state import State
+from pyvrrpd.io.errors import HostError
+from pyvrrpd.shell.instance import Instance, router_config, without_trackers
+from pyvrrpd.shell.reload import ReloadPlan, plan
+from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.shell.unicast import resolve_interfaces, send_target
+from pyvrrpd.trackers.interface import tracker_name
+
+if TYPE_CHECKING:
+    from pyvrrpd.shell.daemon import Daemon
+
+log = structlog.get_logger("pyvrrpd")
+
+#: how long a removed instance may take to release its VIPs before its
+#: replacement (same name, maybe another interface) is set up.
+RELEASE_WAIT = 1.5
+
+
+def read_new_config(d: Daemon) -> tuple[Config | None, list[str]]:
+    """The config file parsed again, or None and its errors (file:line:col)."""
+    from pyvrrpd.cli.common import interface_findings
+
+    path = d.config.files[0] if d.config.files else None
+    if path is None:
+        return None, ["the running config was not read from a file"]
+    try:
+        new = load_config(path, config_id=getattr(d, "config_id", None))
+    except ConfigError as exc:
+        return None, [_line(e) for e in exc.errors]
+    errors: list[str] = []
+    if not new.instances:
+        errors.append(f"{path}: no vrrp_instance configured; nothing to do")
+    if d._monitor is not None:
+        new = resolve_interfaces(new, d._monitor.has_address)
+    # The host check a start makes: a missing interface would stop a start.
+    errors.extend(_line(f) for f in interface_findings(new) if f.severity is Severity.ERROR)
+    return (None, errors) if errors else (new, [])
+
+
+def _line(diag: Diagnostic) -> str:
+    return f"{diag.loc}: {diag.severity.value}: {diag.message}"
+
+
+async def reload(d: Daemon) -> dict[str, Any]:
+    """Reload the daemon's config file; the verdict as a JSON-able dict."""
+    log.info("reloading", file=d.config.files[0] if d.config.files else None)
+    new, errors = read_new_config(d)
+    if new is None:
+        for err in errors:
+            log.error("reload_config_error", error=err)
+        log.error(
+            "reload_rejected",
+            errors=len(errors),
+            detail="config has errors; the running config is unchanged",
+        )
+        return {"ok": False, "errors": errors}
+    for w in new.warnings:
+        log.warning("reload_config_warning", warning=_line(w))
+    p = plan(d.config, new)
+    for line in p.restart_needed:
+        log.warning("reload_restart_needed", detail=line)
+    await apply(d, p)
+    summary = {
+        "changed": [c.name for c in p.changed],
+        "unchanged": list(p.unchanged),
+        "removed": [n for n in p.removed if n not in p.replaced],
+        "added": [n for n in p.added if n not in p.replaced],
+        "replaced": list(p.replaced),
+        "scripts_kept": list(p.scripts_kept),
+        "restart_needed": list(p.restart_needed),
+    }
+    log.info("reloaded", **summary)
+    return {"ok": True, "errors": [], **summary}
+
+
+async def apply(d: Daemon, p: ReloadPlan) -> None:
+    assert d._loop is not None and d._timers is not None
+    old_scripts = {s.name: s for s in d.config.scripts}
+    d.config = p.config
+    # 1. Removed (and the old half of replaced): resign as at shutdown.
+    gone = [d.by_name[n] for n in p.removed]
+    now = d._loop.time()
+    for inst in gone:
+        d._feed(inst, ShutdownRequested(), now)
+        d._timers.unregister(("vr", inst.name))
+        if inst.iface.by_vrid.get(inst.cfg.virtual_router_id) is inst:
+            del inst.iface.by_vrid[inst.cfg.virtual_router_id]
+        d.instances.remove(inst)
+    if gone:
+        await asyncio.gather(*(i.vipset.wait_settled(RELEASE_WAIT) for i in gone))
+    for inst in gone:
+        inst.vipset.cancel()
+        if d.by_name.get(inst.name) is inst:
+            del d.by_name[inst.name]
+
+    # 2. Scripts: unchanged ones keep running; changed, new and unused ones stop/start.
+    used = {r.name for i in p.config.instances for r in i.track_script}
+    fresh: set[str] = set()
+    for name in list(d.scripts):
+        if name not in p.scripts_kept or name not in used:
+            d.scripts.pop(name).stop()
+    for name in list(d.disabled_scripts):
+        if name not in p.scripts_kept or name not in used:
+            del d.disabled_scripts[name]
+    for name in sorted(used - set(d.scripts) - set(d.disabled_scripts)):
+        script = p.config.script(name)
+        if script is None:
+            continue
+        fresh.add(name)
+        prepared = prepare_script(script, p.config.global_defs)
+        if isinstance(prepared, str):
+            d.disabled_scripts[name] = prepared
+            log.error("script_disabled", script=name, reason=prepared)
+            continue
+        argv, identity = prepared
+        d.scripts[name] = ScriptTracker(script, argv, identity, d._timers, d._on_tracker_change)
+    del old_scripts
+
+    # 3. Kept instances: new settings in place.
+    now = d._loop.time()
+    changes = {c.name: c for c in p.changed}
+    for inst in list(d.instances):
+        cfg = next(i for i in p.config.instances if i.name == inst.name)
+        ch = changes.get(inst.name)
+        inst.cfg = cfg
+        rc = router_config(cfg, p.config)
+        rc = without_trackers(rc, tuple(t for t in rc.trackers if t.name not in d.disabled_scripts))
+        for name in fresh:
+            if name in inst.router.tracker_status:
+                inst.router.tracker_status[name] = None  # a changed script starts afresh
+        actions = inst.router.reconfigure(rc, now)
+        inst.adverts.clear()  # priority, VIPs or auth may be in the cached adverts
+        inst.vipset.addresses = inst.addresses
+        if ch is not None and inst.router.state is State.MASTER:
+            for vip in ch.added_vips:
+                if inst.dev(vip) not in d.interfaces:
+                    d._interface(inst.dev(vip))
+                    await d._relink(inst.dev(vip), initial=True)
+            _change_vips(d, inst, ch.added_vips, ch.removed_vips)
+        if ch is not None:
+            log.info("instance_reconfigured", instance=inst.name, changed=list(ch.changed))
+        d._carry_out(inst, actions)
+        d.syncgroups.after(inst, actions, now)
+        if inst.iface.sock is not None:
+            inst.iface.sock.targets[cfg.virtual_router_id] = send_target(cfg)
+        inst.iface.fast_key = ()  # advert_int or auth may have changed: rebuild the filter
+        d._refilter(inst.iface)
+
+    # 4. Added (and the new half of replaced): as at startup.
+    added = [await _add(d, name) for name in p.added]
+    now = d._loop.time()
+    for inst in added:
+        link = inst.iface.link
+        if link is None:
+            started = Started(None, False, present=False)
+        else:
+            started = Started(link.primary_ip if inst.iface.sock else None, link.up)
+        d._feed(inst, started, now)
+        _known_trackers(d, inst, now)
+    for name in sorted(fresh):
+        tracker = d.scripts.get(name)
+        if tracker is not None:
+            tracker.start(now)
+    if p.config.global_defs.fifo_write_vrrp_states_on_reload:
+        # keepalived.md 3.2: every instance's current state, as a state line.
+        for inst in d.instances:
+            state, prio = inst.router.state.name, inst.router.effective_priority
+            d.notifier._fifo_line("INSTANCE", inst.name, state, prio)
+
+
+def _change_vips(
+    d: Daemon, inst: Instance, added: tuple[VirtualIP, ...], removed: tuple[VirtualIP, ...]
+) -> None:
+    """A MASTER's VIP list changed: install the added ones (then GARP for
+    them only), delete the removed ones; the others are not touched."""
+    if added:
+        inst.vipset.add()  # a pass over every address; present ones are no-ops
+        d._spawn(_garp_added(d, inst, added))
+    if removed:
+        d._spawn(_remove(d, inst, removed))
+
+
+async def _garp_added(d: Daemon, inst: Instance, added: tuple[VirtualIP, ...]) -> None:
+    await inst.vipset.wait_settled(RELEASE_WAIT)
+    repeat = inst.cfg.garp_master_repeat
+    by_dev: dict[str, list[Any]] = {}
+    for vip in added:
+        by_dev.setdefault(inst.dev(vip), []).append(vip.address)
+    for dev, ips in by_dev.items():
+        sender = d.garp_senders.get(dev)
+        if sender is None or repeat <= 0:
+            continue
+        try:
+            sender.send(ips, repeat)
+        except HostError as exc:
+            log.error("garp_failed", instance=inst.name, interface=dev, error=str(exc))
+
+
+async def _remove(d: Daemon, inst: Instance, removed: tuple[VirtualIP, ...]) -> None:
+    assert d._netlink is not None
+    for vip in removed:
+        try:
+            await d._netlink.remove_address(inst.dev(vip), vip.address, vip.prefixlen)
+        except HostError as exc:
+            log.error("vip_remove_failed", instance=inst.name, vip=str(vip), error=str(exc))
+    log.info("vips_removed", instance=inst.name, vips=[str(v) for v in removed])
+
+
+async def _add(d: Daemon, name: str) -> Instance:
+    assert d._timers is not None
+    cfg = next(i for i in d.config.instances if i.name == name)
+    iface = d._interface(d._vmacs.sock_interface(cfg))
+    rc = router_config(cfg, d.config)
+    rc = without_trackers(rc, tuple(t for t in rc.trackers if t.name not in d.disabled_scripts))
+    inst = Instance(cfg, VirtualRouter(rc), iface, d._vipset(name))
+    inst.vipset.addresses = inst.addresses
+    if d._extras is not None:
+        d._extras.attach(inst)
+    had_socket = iface.sock is not None
+    iface.by_vrid[cfg.virtual_router_id] = inst
+    d.instances.append(inst)
+    d.by_name[name] = inst
+    d._timers.register(("vr", name), functools.partial(d._timer_due, inst))
+    for ifname in {iface.name, *(inst.dev(v) for v in inst.addresses)}:
+        if ifname not in d.interfaces or d.interfaces[ifname].link is None:
+            d._interface(ifname)
+            await d._relink(ifname, initial=True)
+    if had_socket and iface.sock is not None:
+        iface.sock.targets[cfg.virtual_router_id] = send_target(cfg)
+    elif iface.sock is None and iface.link is not None:
+        await d._relink(iface.name, initial=True)  # first instance on it: open the socket
+    log.info("instance_added", instance=name, interface=iface.name)
+    return inst
+
+
+def _known_trackers(d: Daemon, inst: Instance, now: float) -> None:
+    """A new instance learns what the running trackers already know."""
+    for spec in inst.router.config.trackers:
+        ok: bool | None = None
+        tracker = d.scripts.get(spec.name)
+        if tracker is not None:
+            ok = tracker.ok
+        elif d._iftrack is not None:
+            for ifname, up in d._iftrack.state.items():
+                if tracker_name(ifname) == spec.name:
+                    ok = up
+        if ok is not None:
+            d._feed(inst, TrackerChanged(spec.name, ok), now)

@@ -1,0 +1,186 @@
+"""Reload: the config diff (shell/reload.py) and VirtualRouter.reconfigure (RFC 3768 timers)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from pyvrrpd.config import load_config
+from pyvrrpd.config.model import Config
+from pyvrrpd.core.actions import PriorityChanged, SendAdvert, StateChanged
+from pyvrrpd.core.events import Started, TimerFired
+from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.core.state import State
+from pyvrrpd.core.tracking import TrackerSpec
+from pyvrrpd.shell.reload import plan
+
+ME = IPv4Address("192.0.2.11")
+BASE = """
+vrrp_script chk {{ script "/bin/true" interval 1 {script_extra} }}
+vrrp_instance VI_1 {{
+    interface {iface}
+    virtual_router_id {vrid}
+    priority {prio}
+    advert_int 1
+    virtual_ipaddress {{
+{vips}
+    }}
+    track_script {{ chk }}
+}}
+{extra}
+"""
+
+
+def conf(
+    tmp_path: Path,
+    *,
+    vips: tuple[str, ...] = ("192.0.2.10/24",),
+    prio: int = 100,
+    vrid: int = 51,
+    iface: str = "lo",
+    extra: str = "",
+    script_extra: str = "",
+    name: str = "a.conf",
+) -> Config:
+    text = BASE.format(
+        vips="\n".join(f"        {v}" for v in vips),
+        prio=prio,
+        vrid=vrid,
+        iface=iface,
+        extra=extra,
+        script_extra=script_extra,
+    )
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(str(path))
+
+
+def test_unchanged_config_is_a_noop_even_when_lines_move(tmp_path: Path) -> None:
+    old = conf(tmp_path)
+    path = tmp_path / "b.conf"
+    path.write_text("# a comment moves every line\n\n" + (tmp_path / "a.conf").read_text())
+    p = plan(old, load_config(str(path)))
+    assert p.noop and p.unchanged == ("VI_1",) and p.scripts_kept == ("chk",)
+    assert not p.restart_needed
+
+
+def test_vips_added_and_removed_are_the_only_ones_touched(tmp_path: Path) -> None:
+    old = conf(tmp_path, vips=("192.0.2.10/24", "192.0.2.20/24"))
+    new = conf(tmp_path, vips=("192.0.2.10/24", "192.0.2.30/24"), prio=150, name="b.conf")
+    p = plan(old, new)
+    (ch,) = p.changed
+    assert [str(v.address) for v in ch.added_vips] == ["192.0.2.30"]
+    assert [str(v.address) for v in ch.removed_vips] == ["192.0.2.20"]
+    assert set(ch.changed) == {"virtual_ipaddress", "priority"}
+    assert not p.removed and not p.added
+
+
+def test_changed_vrid_or_interface_is_remove_plus_add(tmp_path: Path) -> None:
+    old = conf(tmp_path)
+    p = plan(old, conf(tmp_path, vrid=52, name="b.conf"))
+    assert p.replaced == ("VI_1",) and p.removed == ("VI_1",) and p.added == ("VI_1",)
+
+
+def test_removed_and_new_instances(tmp_path: Path) -> None:
+    second = (
+        "vrrp_instance VI_2 {\n interface lo\n virtual_router_id 52\n"
+        " virtual_ipaddress {\n 192.0.2.40/24\n }\n}\n"
+    )
+    old = conf(tmp_path, extra=second)
+    p = plan(old, conf(tmp_path, name="b.conf"))
+    assert p.removed == ("VI_2",) and not p.added
+    assert [i.name for i in p.config.instances] == ["VI_1"]
+    p = plan(conf(tmp_path, name="c.conf"), old)
+    assert p.added == ("VI_2",) and not p.removed
+
+
+def test_changed_script_starts_fresh_and_global_change_needs_restart(tmp_path: Path) -> None:
+    old = conf(tmp_path)
+    new = conf(
+        tmp_path,
+        script_extra="fall 3",
+        extra="global_defs {\n router_id other\n fifo_write_vrrp_states_on_reload\n}\n",
+        name="b.conf",
+    )
+    p = plan(old, new)
+    assert p.scripts_kept == ()
+    assert p.restart_needed == ("global_defs router_id changed: restart needed",)
+    # The live global is taken, the other one stays as running.
+    assert p.config.global_defs.fifo_write_vrrp_states_on_reload
+    assert p.config.global_defs.router_id == old.global_defs.router_id
+
+
+def test_hard_settings_keep_the_instance_as_it_was(tmp_path: Path) -> None:
+    old = conf(tmp_path)
+    new_path = tmp_path / "b.conf"
+    new_path.write_text(
+        (tmp_path / "a.conf")
+        .read_text()
+        .replace("advert_int 1", "advert_int 1\n track_interface {\n lo\n }")
+    )
+    p = plan(old, load_config(str(new_path)))
+    assert p.unchanged == () and p.changed == ()
+    assert p.config.instances == old.instances
+    assert "track_interface" in p.restart_needed[0]
+
+
+# ------------------------------------------------------- router.reconfigure
+
+
+def rcfg(**kw: object) -> RouterConfig:
+    base: dict[str, object] = {"name": "VI_1", "vrid": 51, "vips": (IPv4Address("192.0.2.10"),)}
+    base.update(kw)
+    return RouterConfig(**base)  # type: ignore[arg-type]
+
+
+def master(config: RouterConfig) -> VirtualRouter:
+    vr = VirtualRouter(config)
+    vr.handle(Started(ME), 0.0)
+    now = vr.next_deadline()
+    assert now is not None
+    vr.handle(TimerFired(), now)
+    assert vr.state is State.MASTER
+    return vr
+
+
+def test_master_keeps_state_and_advert_phase() -> None:
+    vr = master(rcfg())
+    due = vr.next_deadline()
+    actions = vr.reconfigure(rcfg(priority=50, vips=(IPv4Address("192.0.2.30"),)), 4.0)
+    # A lower priority: still MASTER (RFC 3768 6.4.3: until a higher advert arrives).
+    assert vr.state is State.MASTER and vr.effective_priority == 50
+    assert actions == [PriorityChanged(100, 50)]
+    assert vr.next_deadline() == due  # no advert missed, none early
+    out = vr.handle(TimerFired(), due or 0.0)
+    assert SendAdvert(50) in out
+
+
+def test_shorter_advert_int_pulls_the_master_advert_in() -> None:
+    vr = master(rcfg(advert_int=3.0))
+    vr.reconfigure(rcfg(advert_int=1.0), 12.0)
+    assert vr.next_deadline() is not None and vr.next_deadline() <= 13.0  # type: ignore[operator]
+
+
+def test_backup_master_down_interval_recomputed() -> None:
+    vr = VirtualRouter(rcfg())
+    vr.handle(Started(ME), 0.0)
+    assert vr.next_deadline() == 3 + (256 - 100) / 256
+    vr.reconfigure(rcfg(priority=200), 1.0)
+    # Skew_Time shrinks with the higher priority; the running timer shifts with it.
+    assert vr.next_deadline() == 3 + (256 - 200) / 256
+    vr.reconfigure(rcfg(priority=200, advert_int=2.0), 2.0)
+    assert vr.next_deadline() == 2.0 + 3 * 2 + (256 - 200) / 256
+
+
+def test_tracker_state_kept_and_removed_failing_tracker_ends_fault() -> None:
+    t = TrackerSpec("chk", 0, False)
+    vr = VirtualRouter(rcfg(trackers=(t,)))
+    vr.tracker_status["chk"] = False
+    vr.handle(Started(ME), 0.0)
+    assert vr.state is State.FAULT
+    kept = vr.reconfigure(rcfg(trackers=(t,), priority=110), 1.0)
+    assert vr.state is State.FAULT and vr.tracker_status == {"chk": False}
+    assert not any(isinstance(a, StateChanged) for a in kept)
+    actions = vr.reconfigure(rcfg(), 2.0)
+    assert vr.status().state is State.BACKUP
+    assert any(isinstance(a, StateChanged) for a in actions)
