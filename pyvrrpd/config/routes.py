@@ -136,9 +136,36 @@ class _Words:
             return None
         return self.take()
 
+    def number(self, key: Token, names: Mapping[str, int], hi: int, bad: str) -> int | None:
+        """The value after `key`: 0..`hi` or a name in `names`; else the error
+        `bad` (its `{}` is the value) and None."""
+        val = self.value(key)
+        if val is None:
+            return None
+        n = _number(val.text, names, hi)
+        if n is None:
+            self.fail(val, bad.format(val.text))
+        return n
+
     def fail(self, at: Token, message: str) -> None:
         self.rep.error(at, f"{self.block}: {message}")
         self.ok = False
+
+
+def _protocol(
+    rep: Reporter, stmt: Stmt, block: str, f: dict[str, Any], protocol: int | None, what: str
+) -> None:
+    """Set `f["protocol"]`; a tracked (not `no_track`) route or rule is always
+    protocol keepalived, as keepalived resets it (with its warning)."""
+    if protocol is not None and not f.get("no_track") and protocol != RTPROT_KEEPALIVED:
+        rep.warn(
+            stmt.keyword,
+            f"{block}: {what} cannot be tracked if protocol is not RTPROT_KEEPALIVED"
+            f"({RTPROT_KEEPALIVED}), resetting protocol",
+        )
+        protocol = RTPROT_KEEPALIVED
+    if protocol is not None:
+        f["protocol"] = protocol
 
 
 def parse_route(rep: Reporter, stmt: Stmt, block: str) -> Route | None:
@@ -170,30 +197,22 @@ def parse_route(rep: Reporter, stmt: Stmt, block: str) -> Route | None:
             elif val is not None:
                 w.fail(val, f"invalid route src address {val.text}")
         elif word in ("metric", "priority", "preference"):
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, {}, 2**32 - 1)) is not None:
+            bad = f"{word} must be an integer 0..4294967295, got '{{}}'"
+            if (n := w.number(key, {}, 2**32 - 1, bad)) is not None:
                 f["metric"] = n
-            elif val is not None:
-                w.fail(val, f"{word} must be an integer 0..4294967295, got '{val.text}'")
         elif word == "table":
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, tables, 2**32 - 1)) is not None:
+            bad = "Routing table {} not found for route"
+            if (n := w.number(key, tables, 2**32 - 1, bad)) is not None:
                 f["table"] = n
-            elif val is not None:
-                w.fail(val, f"Routing table {val.text} not found for route")
         elif word == "scope":
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, SCOPES, 255)) is not None:
+            bad = "Scope {} not found or invalid for route"
+            if (n := w.number(key, SCOPES, 255, bad)) is not None:
                 f["scope"] = n
-            elif val is not None:
-                w.fail(val, f"Scope {val.text} not found or invalid for route")
         elif word == "protocol":
             protos = _names("/etc/iproute2/rt_protos", _BUILTIN_PROTOS)
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, protos, 255)) is not None:
+            bad = "Protocol {} not found or invalid for route"
+            if (n := w.number(key, protos, 255, bad)) is not None:
                 protocol = n
-            elif val is not None:
-                w.fail(val, f"Protocol {val.text} not found or invalid for route")
         elif word == "onlink":
             f["onlink"] = True
         elif word == "no_track":
@@ -225,15 +244,7 @@ def parse_route(rep: Reporter, stmt: Stmt, block: str) -> Route | None:
     if "dst" not in f:
         w.fail(stmt.keyword, "Route must have a destination")
         return None
-    if protocol is not None and not f.get("no_track") and protocol != RTPROT_KEEPALIVED:
-        rep.warn(
-            stmt.keyword,
-            f"{block}: Route cannot be tracked if protocol is not RTPROT_KEEPALIVED"
-            f"({RTPROT_KEEPALIVED}), resetting protocol",
-        )
-        protocol = RTPROT_KEEPALIVED
-    if protocol is not None:
-        f["protocol"] = protocol
+    _protocol(rep, stmt, block, f, protocol, "Route")
     if f.get("type", "unicast") != "unicast" and ("via" in f or "dev" in f):
         w.fail(stmt.keyword, f"a {f['type']} route takes no 'via' or 'dev'")
         return None
@@ -256,17 +267,13 @@ def parse_rule(rep: Reporter, stmt: Stmt, block: str) -> Rule | None:
             elif val is not None:
                 w.fail(val, f"invalid rule {word} address {val.text} (an IPv4 prefix or all)")
         elif word in ("table", "lookup"):
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, tables, 2**32 - 1)) is not None:
+            bad = "Routing table {} not found for rule"
+            if (n := w.number(key, tables, 2**32 - 1, bad)) is not None:
                 f["table"] = n
-            elif val is not None:
-                w.fail(val, f"Routing table {val.text} not found for rule")
         elif word in ("priority", "preference", "order", "pref"):
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, {}, 2**32 - 1)) is not None:
+            bad = "invalid rule preference {}"
+            if (n := w.number(key, {}, 2**32 - 1, bad)) is not None:
                 f["priority"] = n
-            elif val is not None:
-                w.fail(val, f"invalid rule preference {val.text}")
         elif word in ("iif", "dev", "oif"):
             if (val := w.value(key)) is not None:
                 f["oif" if word == "oif" else "iif"] = val.text
@@ -282,11 +289,8 @@ def parse_rule(rep: Reporter, stmt: Stmt, block: str) -> Rule | None:
                     f["fwmark"], f["fwmask"] = m, k
         elif word == "protocol":
             protos = _names("/etc/iproute2/rt_protos", _BUILTIN_PROTOS)
-            val = w.value(key)
-            if val is not None and (n := _number(val.text, protos, 255)) is not None:
+            if (n := w.number(key, protos, 255, "Invalid protocol {}")) is not None:
                 protocol = n
-            elif val is not None:
-                w.fail(val, f"Invalid protocol {val.text}")
         elif word == "no_track":
             f["no_track"] = True
         elif word in _RULE_REFUSED:
@@ -298,15 +302,7 @@ def parse_rule(rep: Reporter, stmt: Stmt, block: str) -> Rule | None:
     if "table" not in f:
         w.fail(stmt.keyword, "a rule needs 'table ID' (other rule actions are not supported)")
         return None
-    if protocol is not None and not f.get("no_track") and protocol != RTPROT_KEEPALIVED:
-        rep.warn(
-            stmt.keyword,
-            f"{block}: Rule cannot be tracked if protocol is not RTPROT_KEEPALIVED"
-            f"({RTPROT_KEEPALIVED}), resetting protocol",
-        )
-        protocol = RTPROT_KEEPALIVED
-    if protocol is not None:
-        f["protocol"] = protocol
+    _protocol(rep, stmt, block, f, protocol, "Rule")
     return Rule(text=_text(stmt), **f)
 
 
