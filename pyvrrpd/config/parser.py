@@ -11,6 +11,7 @@ Must not: raise anything else for bad input, or touch the network.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +58,19 @@ TOP_KEYWORDS = frozenset(
     {"global_defs", "vrrp_script", "vrrp_instance", "instance", "vrrp_sync_group"}
 )
 TOP_KEYWORDS = TOP_KEYWORDS | routecfg.TOP_KEYWORDS  # static_* (config/routes.py)
+# global_defs keywords read by their feature's module (the sets are disjoint).
+_FEATURE_GLOBALS: dict[str, Callable[[Reporter, Stmt, dict[str, object]], None]] = {
+    word: read
+    for words, read in (
+        (hostside.GLOBAL_KEYWORDS, hostside.read_global),
+        (strict.GLOBAL_KEYWORDS, strict.read_global),
+        (tracking.GLOBAL_KEYWORDS, tracking.read_global),
+        (notify.GLOBAL_KEYWORDS, notify.read_global_keyword),
+        (unicast.GLOBAL_KEYWORDS, unicast.read_global),
+        (vmac.GLOBAL_KEYWORDS, vmac.read_global),
+    )
+    for word in words
+}
 GLOBAL_KEYWORDS = frozenset(
     {
         "router_id",
@@ -79,12 +93,7 @@ GLOBAL_KEYWORDS = frozenset(
         "smtp_connect_timeout",
         "smtp_alert",
         *sched.KEYWORDS,
-        *tracking.GLOBAL_KEYWORDS,
-        *strict.GLOBAL_KEYWORDS,
-        *hostside.GLOBAL_KEYWORDS,
-        *notify.GLOBAL_KEYWORDS,
-        *unicast.GLOBAL_KEYWORDS,
-        *vmac.GLOBAL_KEYWORDS,
+        *_FEATURE_GLOBALS,
     }
 )
 SCRIPT_KEYWORDS = frozenset(
@@ -259,26 +268,11 @@ class _Parser:
                 value = int_value(rep, stmt, 1, 3600)
             elif word == "smtp_alert":
                 value = bool_value(rep, stmt)
-            elif word in hostside.GLOBAL_KEYWORDS:
-                hostside.read_global(rep, stmt, g)
-                continue
-            elif word in strict.GLOBAL_KEYWORDS:
-                strict.read_global(rep, stmt, g)
+            elif (read := _FEATURE_GLOBALS.get(word)) is not None:
+                read(rep, stmt, g)
                 continue
             elif word in sched.KEYWORDS:
                 sched.read(rep, stmt, g, self.global_toks)
-                continue
-            elif word in tracking.GLOBAL_KEYWORDS:
-                tracking.read_global(rep, stmt, g)
-                continue
-            elif word in notify.GLOBAL_KEYWORDS:
-                notify.read_global_keyword(rep, stmt, g)
-                continue
-            elif word in unicast.GLOBAL_KEYWORDS:
-                unicast.read_global(rep, stmt, g)
-                continue
-            elif word in vmac.GLOBAL_KEYWORDS:
-                vmac.read_global(rep, stmt, g)
                 continue
             elif word == "vrrp_version":
                 keywords.vrrp_version(rep, stmt)
