@@ -42,7 +42,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
-from pyvrrpd.shell import priority, signals
+from pyvrrpd.shell import priority, sdnotify, signals
 from pyvrrpd.shell.ahsend import close_ah_socket, sync_ah_socket
 from pyvrrpd.shell.control import ControlServer
 from pyvrrpd.shell.executor import Executor
@@ -52,6 +52,7 @@ from pyvrrpd.shell.instance import Instance, Interface, router_config, without_t
 from pyvrrpd.shell.notify import Notifier
 from pyvrrpd.shell.pidfile import PidFiles
 from pyvrrpd.shell.reaper import Reaper
+from pyvrrpd.shell.runstate import RunState, state_file_for
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.syncgroups import SyncGroups
@@ -95,7 +96,6 @@ class Daemon:
         self.scripts: dict[str, ScriptTracker] = {}
         self.disabled_scripts: dict[str, str] = {}
         self._stop = asyncio.Event()
-        self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: TimerHeap | None = None
@@ -120,6 +120,10 @@ class Daemon:
         self.syncgroups = SyncGroups(config, self.by_name, self._carry_out, self.notifier)
         # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
         self._faults: FaultSocket | None = faults_from_environment()
+        # What we installed, under /run for `release-vips` (shell/runstate.py);
+        # systemd's notify socket and watchdog (shell/sdnotify.py).
+        self._runstate: RunState | None = None
+        self._watchdog: sdnotify.Watchdog | None = None
 
     # ------------------------------------------------------------- lifecycle
 
@@ -143,6 +147,8 @@ class Daemon:
             if self._vmacs and self._netlink is not None:
                 await self._vmacs.stop(self._netlink)
             await self._close_io()
+            if self._runstate is not None:
+                self._runstate.remove()
             raise
         log.info(
             "started",
@@ -150,6 +156,8 @@ class Daemon:
             pid=os.getpid(),
             instances=[i.name for i in self.instances],
         )
+        sdnotify.ready()
+        self._watchdog = sdnotify.Watchdog.start(loop, self._timers)
         now = loop.time()
         self.syncgroups.bind()
         for inst in self.instances:
@@ -168,17 +176,11 @@ class Daemon:
     def request_stop(self, why: str = "request") -> None:
         if not self._stop.is_set():
             log.info("stopping", signal=why)
+            sdnotify.stopping()
             self._stop.set()
 
     def _on_sighup(self) -> None:
-        self._spawn(self.reload(), name="reload")
-
-    async def reload(self) -> dict[str, Any]:
-        """SIGHUP / `pyvrrpd reload`: apply the config file again (shell/reloader.py)."""
-        from pyvrrpd.shell import reloader
-
-        async with self._reload_lock:  # one at a time: a second HUP waits its turn
-            return await reloader.reload(self)
+        log.warning("reload_not_supported", detail="SIGHUP ignored; restart to apply changes")
 
     async def _setup(self) -> None:
         self.pid_files.acquire()
@@ -212,6 +214,7 @@ class Daemon:
                 self._interface(inst.dev(vip))
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
+        self._record_host()
         # A missing interface is logged; its instances wait in FAULT (shell/statics.py).
         present = {n: i.link is not None for n, i in self.interfaces.items()}
         await self._extras.check_interfaces(present)
@@ -226,8 +229,17 @@ class Daemon:
         self._spawn(self._watch_links())
         self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/statics.py)
         if self.control_path:
-            self._control = ControlServer(self.control_path, self.status, reload=self.reload)
+            self._control = ControlServer(self.control_path, self.status)
             await self._control.start()
+
+    def _record_host(self) -> None:
+        """Start the run-state record: host-wide pieces, every instance in INIT."""
+        rs = RunState(state_file_for(self.control_path), release_on_stop=self.release_on_stop)
+        fw = self._extras.firewall if self._extras is not None else None
+        rs.host(nft_table=fw.nft.table if fw is not None else None, vmacs=list(self._vmacs.owned))
+        for inst in self.instances:
+            rs.instance(inst)
+        self._runstate = rs
 
     def _vipset(self, name: str) -> VipSet:
         assert self._netlink is not None
@@ -311,9 +323,13 @@ class Daemon:
             # After the priority-0 adverts went out; -V leaves them, as keepalived.
             await self._vmacs.stop(self._netlink, release=self.release_on_stop)
         await self._close_io()
+        if self._runstate is not None:
+            self._runstate.remove()
         log.info("stopped")
 
     async def _close_io(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.close()
         self.notifier.close()
         for task in list(self._tasks):
             task.cancel()
@@ -611,6 +627,8 @@ class Daemon:
     def _carry_out(self, inst: Instance, actions: Sequence[Action]) -> None:
         assert self._timers is not None
         self._timers.set(("vr", inst.name), inst.router.next_deadline())
+        if self._runstate is not None and any(isinstance(a, StateChanged) for a in actions):
+            self._runstate.instance(inst)  # before the VIPs go in (shell/runstate.py)
         if actions:
             self._executor.run(inst, actions)
             if any(isinstance(a, (MasterSeen, StateChanged)) for a in actions):

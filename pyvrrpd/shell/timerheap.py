@@ -24,6 +24,8 @@ class TimerHeap:
         self._seq = itertools.count()
         self._handle: asyncio.TimerHandle | None = None
         self._armed_for: float | None = None
+        #: Worst lateness of a due deadline since `take_lateness()` (sdnotify's watchdog).
+        self._late = 0.0
 
     def register(self, key: Hashable, callback: Callable[[float], None]) -> None:
         """`callback(now)` runs when `key`'s deadline passes; `now >= deadline`."""
@@ -76,12 +78,19 @@ class TimerHeap:
         if nxt is not None:
             self._handle = self._loop.call_at(nxt, self._fire)
 
+    def take_lateness(self) -> float:
+        """Seconds the latest-served deadline waited past its time, since the last call."""
+        late, self._late = self._late, 0.0
+        return late
+
     def _fire(self) -> None:
         self._handle = None
         self._armed_for = None
         now = self._loop.time()
         due: list[tuple[float, Hashable]] = []
         self._prune()
+        if self._heap:  # pruned: the head is a live deadline
+            self._late = max(self._late, now - self._heap[0][0])
         while self._heap and self._heap[0][0] <= now:
             deadline, seq, key = heapq.heappop(self._heap)
             if self._current.get(key) == (deadline, seq):

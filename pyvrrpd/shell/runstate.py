@@ -1,0 +1,182 @@
+"""What the running daemon has put on the host, recorded under /run for `release-vips`.
+
+Owns: the run-state file (JSON, replaced atomically on every write) and its
+name. After SIGKILL or a crash nothing removes the VIPs (keepalived 2.2.7
+leaves them too, keepalived.md 2.8), so both boxes answer ARP for them until
+the daemon starts again. The file lets `pyvrrpd release-vips`
+(pyvrrpd/cli/release.py) undo exactly what this daemon installed, not what
+the config says after an edit, and send the priority-0 advert the dead
+daemon never sent (RFC 3768 6.4.3: the backup then waits Skew_Time, not
+Master_Down_Interval).
+
+Recorded: the daemon's pid and process start time (so a reused pid is not
+taken for a live daemon), whether it runs with -V (`--dont-release-vrrp`),
+its nftables table and vmac interfaces, and per instance its state, its
+addresses with their devices, and what a priority-0 advert needs (interface,
+source, destinations, TTL, the encoded message, the AH key and a sequence
+number to continue from). An instance's addresses are written when it
+changes state, before the VIPs go in (the executor adds them after the
+state change), so a crash between the two leaves a record of addresses that
+are maybe not there: release-vips removes only those present.
+
+Must not decide protocol state; writing never raises (a full /run is logged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from pyvrrpd.shell.control import DEFAULT_SOCKET
+from pyvrrpd.shell.unicast import send_target
+from pyvrrpd.wire.vrrp import AuthType, encode_advert
+
+if TYPE_CHECKING:
+    from pyvrrpd.shell.instance import Instance
+
+log = structlog.get_logger("pyvrrpd")
+
+FORMAT = 1
+
+
+def state_file_for(control_socket: str | None) -> str:
+    """The run-state file beside a daemon's control socket.
+
+    The socket already follows the pid file (a `keepalived -p /run/ka1.pid`
+    daemon listens on /run/ka1.pyvrrpd.sock: cli/common.py), so two daemons
+    sharing /run never share a state file: /run/ka1.pyvrrpd.sock ->
+    /run/ka1.pyvrrpd.state, /run/pyvrrpd/pyvrrpd.sock -> /run/pyvrrpd/pyvrrpd.state.
+    """
+    path = control_socket or DEFAULT_SOCKET
+    stem = path[:-5] if path.endswith(".sock") else path
+    return f"{stem}.state"
+
+
+def process_start(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and ')': split after the last ')'.
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def writer_alive(record: dict[str, Any]) -> int | None:
+    """The pid of the daemon that wrote `record` if that very process still runs."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    start = process_start(pid)
+    if start is None or start != record.get("start"):
+        return None
+    return pid
+
+
+def read(path: str) -> dict[str, Any] | None:
+    """The record at `path`; None if there is none. ValueError if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a pyvrrpd run-state file (format {FORMAT})")
+    return data
+
+
+def _advert0(inst: Instance) -> bytes:
+    """The priority-0 VRRP message as the daemon would send it (executor/ahsend)."""
+    cfg = inst.router.config
+    if cfg.auth_type == AuthType.AH:
+        # keepalived leaves the 8 auth bytes zero under AH (shell/ahsend.py).
+        return encode_advert(cfg.vrid, 0, cfg.vips, int(cfg.advert_int), AuthType.AH, b"")
+    return encode_advert(cfg.vrid, 0, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data)
+
+
+class RunState:
+    """The record of one daemon; `instance()` after each state change."""
+
+    def __init__(self, path: str, *, release_on_stop: bool) -> None:
+        self.path = path
+        self._data: dict[str, Any] = {
+            "format": FORMAT,
+            "pid": os.getpid(),
+            "start": process_start(os.getpid()),
+            "dont_release": not release_on_stop,
+            "nft_table": None,
+            "igmp_table": False,
+            "vmacs": [],
+            "instances": {},
+        }
+        self.writes = 0
+
+    def host(self, *, nft_table: str | None, vmacs: list[str]) -> None:
+        """Host-wide pieces: the drop-rule table (if any instance needs one), our vmacs."""
+        self._data["nft_table"] = nft_table
+        self._data["vmacs"] = sorted(vmacs)
+        # use_vmac's IGMP rules live in their own table (io/vmac.py igmp_ruleset).
+        self._data["igmp_table"] = bool(vmacs)
+        self._write()
+
+    def instance(self, inst: Instance) -> None:
+        """Record `inst` as the core left it (its new state) and write the file."""
+        cfg = inst.router.config
+        target = send_target(inst.cfg)
+        sock = inst.iface.sock
+        ah = inst.router.ah_seq
+        self._data["instances"][inst.name] = {
+            "state": inst.router.state.name,
+            "vrid": cfg.vrid,
+            "interface": inst.iface.name,
+            "source": str(sock.primary_ip) if sock is not None else None,
+            "dests": [str(d) for d in target.dests],
+            "src": str(target.src) if target.src is not None else None,
+            "ttl": target.ttl,
+            "advert_int": cfg.advert_int,
+            "advert0": _advert0(inst).hex(),
+            "ah": None
+            if ah is None
+            else {
+                "key": bytes(cfg.auth_data).hex(),
+                "seq": ah.seq,
+                # CLOCK_MONOTONIC is system-wide: release-vips adds one number
+                # per advert interval since, to stay above the backup's counter.
+                "at": time.monotonic(),
+            },
+            "vips": [[str(v.address), v.prefixlen, inst.dev(v)] for v in inst.addresses],
+        }
+        self._write()
+
+    def remove(self) -> None:
+        """A clean stop released everything: no record is left (with -V it is kept)."""
+        if self._data["dont_release"]:
+            return  # -V: the VIPs stay, and so does their record
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def _write(self) -> None:
+        tmp = f"{self.path}.tmp"
+        try:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._data, fh, separators=(",", ":"))
+            os.replace(tmp, self.path)
+            self.writes += 1
+        except OSError as exc:
+            log.error("runstate_write_failed", path=self.path, error=str(exc))
