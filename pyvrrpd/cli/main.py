@@ -145,6 +145,35 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_reload(args: argparse.Namespace) -> int:
+    """Ask the daemon to reload its config file and wait for its verdict
+    (systemd's ExecReload: a rejected config fails `systemctl reload`)."""
+    path = args.control_socket
+    if path is None:
+        from pyvrrpd.cli.common import control_socket_for
+
+        path = control_socket_for(args.pid_file) if args.pid_file else DEFAULT_SOCKET
+    try:
+        reply = query(path, "reload", timeout=args.timeout)
+    except HostError as exc:
+        reply = {"ok": False, "errors": [str(exc)]}
+    if "error" in reply:  # an old daemon, or a busy one
+        reply = {"ok": False, "errors": [str(reply["error"])]}
+    ok = bool(reply.get("ok"))
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif ok:
+        restart = reply.get("restart_needed") or []
+        for line in restart:
+            _err(f"warning: {line}")
+        print("reloaded" + (f" ({len(restart)} change(s) need a restart)" if restart else ""))
+    else:
+        for line in reply.get("errors", []):
+            print(line, file=sys.stderr)
+        _err("reload rejected; the running config is unchanged")
+    return EXIT_OK if ok else EXIT_FATAL
+
+
 def render_status(reply: dict[str, Any]) -> str:
     """Human-readable status, one block per instance."""
     lines: list[str] = []
@@ -269,6 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=_cmd_status)
+
+    rl = sub.add_parser(
+        "reload",
+        help="make the running daemon re-read its config; waits for the verdict "
+        "(exit 0 applied, 1 rejected: the errors are printed, the old config keeps running)",
+    )
+    rl.add_argument("--control-socket", default=None, help=f"default: {DEFAULT_SOCKET}")
+    rl.add_argument(
+        "--pid-file",
+        default=None,
+        help="address the `keepalived` compat daemon started with -p PID_FILE",
+    )
+    rl.add_argument("--json", action="store_true", help="the daemon's verdict as JSON")
+    rl.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the verdict (default 30)"
+    )
+    rl.set_defaults(func=_cmd_reload)
 
     c = sub.add_parser("check-config", help="parse a config and report problems")
     c.add_argument("-f", "--file", default=DEFAULT_CONFIG)

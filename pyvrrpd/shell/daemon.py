@@ -96,6 +96,7 @@ class Daemon:
         self.scripts: dict[str, ScriptTracker] = {}
         self.disabled_scripts: dict[str, str] = {}
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: TimerHeap | None = None
@@ -180,7 +181,14 @@ class Daemon:
             self._stop.set()
 
     def _on_sighup(self) -> None:
-        log.warning("reload_not_supported", detail="SIGHUP ignored; restart to apply changes")
+        self._spawn(self.reload(), name="reload")
+
+    async def reload(self) -> dict[str, Any]:
+        """SIGHUP / `pyvrrpd reload`: apply the config file again (shell/reloader.py)."""
+        from pyvrrpd.shell import reloader
+
+        async with self._reload_lock:  # one at a time: a second HUP waits its turn
+            return await reloader.reload(self)
 
     async def _setup(self) -> None:
         self.pid_files.acquire()
@@ -229,7 +237,7 @@ class Daemon:
         self._spawn(self._watch_links())
         self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/statics.py)
         if self.control_path:
-            self._control = ControlServer(self.control_path, self.status)
+            self._control = ControlServer(self.control_path, self.status, reload=self.reload)
             await self._control.start()
 
     def _record_host(self) -> None:
