@@ -61,40 +61,111 @@ class _Signum(argparse.Action):
         sys.exit(EXIT_OK)
 
 
+KEEPALIVED_EXIT_HELP = """\
+exit codes (keepalived's):
+  0  success
+  1  fatal: a host error (interface, socket, netlink, -s namespace)
+  2  configuration errors or no vrrp_instance; also a bad option
+  4  not root
+  -t: 0 ok, 4 file unreadable, 5 errors, 6 scripts without enable_script_security
+logs: syslog identifier Keepalived_vrrp; lines start with keepalived 2.2.7's text
+("(VI_1) Entering MASTER STATE"), then the event's JSON fields
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="keepalived",
         description="pyvrrpd's keepalived-compatible entry point (VRRP only).",
         add_help=True,
+        epilog=KEEPALIVED_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-f", "--use-file", default="/etc/keepalived/keepalived.conf")
-    p.add_argument("-n", "--dont-fork", action="store_true")
-    p.add_argument("-l", "--log-console", action="store_true")
-    p.add_argument("-D", "--log-detail", action="store_true")
-    p.add_argument("-P", "--vrrp", action="store_true")
-    p.add_argument("-C", "--check", action="store_true")
-    p.add_argument("-B", "--no_bfd", action="store_true")
-    p.add_argument("--all", action="store_true")
-    p.add_argument("-S", "--log-facility")
-    p.add_argument("-g", "--log-file", nargs="?", const="/tmp/keepalived.log")
-    p.add_argument("-G", "--no-syslog", action="store_true")
-    p.add_argument("-X", "--release-vips", action="store_true")
-    p.add_argument("-V", "--dont-release-vrrp", action="store_true")
-    p.add_argument("-R", "--dont-respawn", action="store_true")
-    p.add_argument("-d", "--dump-conf", action="store_true")
+    p.add_argument(
+        "-f",
+        "--use-file",
+        default="/etc/keepalived/keepalived.conf",
+        help="configuration file (default: %(default)s)",
+    )
+    p.add_argument("-n", "--dont-fork", action="store_true", help="stay in the foreground")
+    p.add_argument(
+        "-l", "--log-console", action="store_true", help="log to the console instead of syslog"
+    )
+    p.add_argument(
+        "-D", "--log-detail", action="store_true", help="detailed logs (pyvrrpd always logs them)"
+    )
+    p.add_argument("-P", "--vrrp", action="store_true", help="VRRP only (pyvrrpd always is)")
+    p.add_argument(
+        "-C", "--check", action="store_true", help="accepted and ignored (no health checker)"
+    )
+    p.add_argument("-B", "--no_bfd", action="store_true", help="accepted and ignored (no BFD)")
+    p.add_argument("--all", action="store_true", help="accepted and ignored")
+    p.add_argument("-S", "--log-facility", help="accepted and ignored (pyvrrpd logs as daemon)")
+    p.add_argument(
+        "-g",
+        "--log-file",
+        nargs="?",
+        const="/tmp/keepalived.log",
+        help="accepted and ignored (logs go to syslog or the console)",
+    )
+    p.add_argument(
+        "-G",
+        "--no-syslog",
+        action="store_true",
+        help="with -n: log to the console instead of syslog",
+    )
+    p.add_argument(
+        "-X", "--release-vips", action="store_true", help="accepted (VIPs are always released)"
+    )
+    p.add_argument(
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="at stop, leave the VIPs in place and send no priority 0 advert",
+    )
+    p.add_argument(
+        "-R", "--dont-respawn", action="store_true", help="accepted and ignored (no children)"
+    )
+    p.add_argument("-d", "--dump-conf", action="store_true", help="accepted and ignored")
     # Defaults follow keepalived's naming (cli/common.py keepalived_pid_files).
-    p.add_argument("-p", "--pid", default=None)
-    p.add_argument("-r", "--vrrp_pid", default=None)
-    p.add_argument("-c", "--checkers_pid")
-    p.add_argument("-b", "--bfd_pid")
-    p.add_argument("-a", "--address-monitoring", action="store_true")
-    p.add_argument("-s", "--namespace")
-    p.add_argument("-i", "--config-id")
-    p.add_argument("-x", "--snmp", action="store_true")
-    p.add_argument("-m", "--core-dump", action="store_true")
-    p.add_argument("-t", "--config-test", nargs="?", const="-", default=None)
-    p.add_argument("-v", "--version", action="store_true")
-    p.add_argument("--signum", action=_Signum, nargs="?", metavar="SIGFUNC")
+    p.add_argument(
+        "-p",
+        "--pid",
+        default=None,
+        help="main pid file (default: /run/keepalived.pid, or under /run/keepalived/ with -s)",
+    )
+    p.add_argument(
+        "-r",
+        "--vrrp_pid",
+        default=None,
+        help="VRRP pid file (default: /run/keepalived_vrrp.pid; same pid as -p here)",
+    )
+    p.add_argument("-c", "--checkers_pid", help="accepted and ignored (no health checker)")
+    p.add_argument("-b", "--bfd_pid", help="accepted and ignored (no BFD)")
+    p.add_argument("-a", "--address-monitoring", action="store_true", help="accepted and ignored")
+    p.add_argument("-s", "--namespace", help="run (and -t check) in network namespace NAME")
+    p.add_argument("-i", "--config-id", help="which @ID configuration lines apply")
+    p.add_argument("-x", "--snmp", action="store_true", help="accepted and ignored (no SNMP)")
+    p.add_argument("-m", "--core-dump", action="store_true", help="accepted and ignored")
+    p.add_argument(
+        "-t",
+        "--config-test",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="LOG_FILE",
+        help="check the configuration and exit with keepalived's code "
+        "(0 ok, 4 unreadable, 5 errors, 6 script security); diagnostics to "
+        "stderr or LOG_FILE",
+    )
+    p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    p.add_argument(
+        "--signum",
+        action=_Signum,
+        nargs="?",
+        metavar="SIGFUNC",
+        help="print the number of the signal for SIGFUNC (STOP, RELOAD, DATA, STATS, JSON ...)",
+    )
     p.add_argument(
         "--control-socket",
         default=None,
@@ -182,4 +253,5 @@ def keepalived_entry(argv: list[str]) -> int:
         release_on_stop=not args.dont_release_vrrp,
         # -s also names the USR1 dump (with data_use_instance).
         namespace=args.namespace,
+        keepalived=True,  # Keepalived_vrrp, keepalived's log lines (shell/logsetup.py)
     )

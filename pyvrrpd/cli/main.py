@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from pyvrrpd import __version__
 from pyvrrpd.config import ConfigError, load_config
@@ -27,11 +27,40 @@ DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
+EXIT_USAGE = 2  # argparse's, as keepalived's for a bad option
 EXIT_NO_PERMISSION = 4
+
+# `pyvrrpd --help`'s epilog; README "Exit codes" has the same table.
+EXIT_CODES_HELP = """\
+exit codes:
+  0  success
+  1  fatal: a host error (interface, socket, netlink), no daemon answering
+     (status), a rejected request
+  2  usage error (bad option); `run`: config errors or no vrrp_instance
+  4  `run`: not root; `check-config`: the file cannot be read
+  5  `check-config`: errors, as keepalived -t (the daemon would not start as written)
+  6  `check-config`: scripts without enable_script_security (keepalived -t)
+with --json, an error is one JSON object on stdout: {"error": "...", "exit_code": N}
+"""
 
 
 def _err(msg: str) -> None:
     print(f"pyvrrpd: {msg}", file=sys.stderr)
+
+
+def fail(message: str, code: int, *, json_out: bool = False) -> int:
+    """Report a command's error and return its exit code (never 0).
+
+    With `json_out` (the command's --json), the error is one JSON object on
+    stdout, {"error": ..., "exit_code": N}, so a script reading stdout always
+    gets JSON; otherwise a one-line "pyvrrpd: ..." on stderr.
+    """
+    assert code != EXIT_OK
+    if json_out:
+        print(json.dumps({"error": message, "exit_code": code}))
+    else:
+        _err(message)
+    return code
 
 
 def _load(path: str, config_id: str | None = None) -> Config | None:
@@ -77,13 +106,15 @@ def run_daemon(
     release_on_stop: bool = True,
     config: Config | None = None,
     namespace: str | None = None,
+    keepalived: bool = False,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
     from pyvrrpd.shell import logsetup
     from pyvrrpd.shell.daemon import Daemon
     from pyvrrpd.shell.signals import block_fault_signals
 
-    logsetup.configure(json=log_json, level=log_level, syslog=syslog)
+    # `keepalived`: the compat command's log look (Keepalived_vrrp, keepalived's lines).
+    logsetup.configure(json=log_json, level=log_level, syslog=syslog, keepalived=keepalived)
     if config is None:
         config, rc = preflight(config_path)
         if config is None:
@@ -132,11 +163,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     try:
         reply = query(path)
     except HostError as exc:
-        _err(str(exc))
-        return EXIT_FATAL
+        return fail(str(exc), EXIT_FATAL, json_out=args.json)
     if "error" in reply:
-        _err(str(reply["error"]))
-        return EXIT_FATAL
+        return fail(str(reply["error"]), EXIT_FATAL, json_out=args.json)
     if args.json:
         # Everything the daemon reports: instances, interfaces, daemon counters.
         print(json.dumps(reply, indent=2))
@@ -276,16 +305,43 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyvrrpd", description="A VRRPv2 daemon for HAProxy pairs.")
+    """The `pyvrrpd` parser; every option has help text (tests/unit/test_cli_help.py).
+
+    A new subcommand: `sub.add_parser(NAME, help=...)` before the loop at
+    the end (which gives it a description and the exit-code epilog; usage
+    errors are JSON when --json is on the command line), help= on each
+    option, and `fail(message, code, json_out=args.json)` for its errors so
+    a --json caller always reads JSON on stdout.
+    """
+    p = _Parser(
+        prog="pyvrrpd",
+        description="A VRRPv2 daemon for HAProxy pairs.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"pyvrrpd {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run the daemon in the foreground")
     r.add_argument("-f", "--file", default=DEFAULT_CONFIG, help="keepalived.conf to use")
-    r.add_argument("--control-socket", default=DEFAULT_SOCKET)
-    r.add_argument("--pid-file", default=None)
-    r.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
-    r.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    r.add_argument(
+        "--control-socket",
+        default=DEFAULT_SOCKET,
+        help="unix socket answering `pyvrrpd status` (default: %(default)s)",
+    )
+    r.add_argument("--pid-file", default=None, help="write the daemon's pid to this file")
+    r.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console (key=value) or JSON lines; auto: console on a terminal, JSON otherwise",
+    )
+    r.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe level logged (default: %(default)s; debug adds dropped packets)",
+    )
     r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("status", help="show each instance's state")
@@ -296,7 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="address the `keepalived` compat daemon started with -p PID_FILE "
         "(its socket follows the pid file: /run/ka1.pid -> /run/ka1.pyvrrpd.sock)",
     )
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help='machine-readable output; errors too, as {"error": ..., "exit_code": N}',
+    )
     s.set_defaults(func=_cmd_status)
 
     rl = sub.add_parser(
@@ -317,7 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     rl.set_defaults(func=_cmd_reload)
 
     c = sub.add_parser("check-config", help="parse a config and report problems")
-    c.add_argument("-f", "--file", default=DEFAULT_CONFIG)
+    c.add_argument(
+        "-f",
+        "--file",
+        default=DEFAULT_CONFIG,
+        help="keepalived.conf to check (default: %(default)s)",
+    )
     c.add_argument("-i", "--config-id", default=None, help="which @ID lines apply (keepalived -i)")
     c.add_argument(
         "--syntax-only",
@@ -342,17 +407,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rv.set_defaults(func=_cmd_release)
 
-    sub.add_parser("demo", help="run the guide's two-load-balancer lab (root; see --help)")
+    from pyvrrpd.lab.demo import add_arguments as demo_arguments
+
+    d = sub.add_parser(
+        "demo",
+        help="run the guide's two-load-balancer lab in network namespaces (root)",
+        epilog="exit codes: 0 every step as the guide shows, 1 a step differed, "
+        "2 cannot run here, 130 interrupted",
+    )
+    demo_arguments(d)
+    d.set_defaults(func=_cmd_demo)
+
+    # Every subcommand's --help: its one-line help as description, the exit codes.
+    for choice in sub._choices_actions:
+        sp = sub.choices[choice.dest]
+        sp.description = sp.description or choice.help
+        if sp.epilog is None:
+            sp.epilog = EXIT_CODES_HELP
+        sp.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pyvrrpd.lab.demo import run
+
+    return run(args)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as JSON on stdout when --json was given."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            fail(f"{self.prog}: {message}", EXIT_USAGE, json_out=True)
+            sys.exit(EXIT_USAGE)
+        super().error(message)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["demo"]:
-        # The lab has its own option parser; hand it everything after `demo`.
-        from pyvrrpd.lab.demo import main as demo_main
-
-        return demo_main(argv[1:])
+    _Parser.json_errors = "--json" in argv
     args = build_parser().parse_args(argv)
     rc: int = args.func(args)
     return rc

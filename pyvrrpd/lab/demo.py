@@ -1,4 +1,6 @@
-"""``python -m pyvrrpd.lab``: build the guide's lab in namespaces and walk through section 6.
+"""``pyvrrpd demo`` (or ``python -m pyvrrpd.lab``): the guide's lab, walked through.
+
+Builds the guide's lab in namespaces and walks through its section 6.
 
 Checks root and tools (one-line error, exit 2), builds the lab (client, lb1, lb2,
 ecs1..3, a switch namespace with two bridges), runs the four steps of the guide
@@ -6,7 +8,12 @@ with the chosen VRRP daemon, prints one line per step and a summary, and tears
 everything down at the end, on any exception and on Ctrl-C/SIGTERM. ``--keep``
 leaves the lab up (until Enter or Ctrl-C) and prints how to get a shell on each host.
 
-Exit status: 0 all steps as the guide shows, 1 a step differed, 2 cannot run here.
+When a step differs or the lab fails, the tail of every log the lab wrote
+(daemons, HAProxy, backends) is printed and the log directory is copied out
+of the lab (path printed) before teardown deletes the lab directory.
+
+Exit status: 0 all steps as the guide shows, 1 a step differed, 2 cannot run here,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -42,15 +49,48 @@ def preflight(daemon: DaemonKind) -> str | None:
     return daemon_missing(daemon)
 
 
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The demo's options (shared by ``pyvrrpd demo`` and ``python -m pyvrrpd.lab``)."""
+    ap.add_argument(
+        "--daemon",
+        choices=DAEMONS,
+        default="pyvrrpd",
+        help="VRRP daemon to run on lb1/lb2 (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the lab up for inspection (until Enter or Ctrl-C)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; see the module docstring."""
     ap = argparse.ArgumentParser(
-        prog="python -m pyvrrpd.lab",
+        prog="pyvrrpd demo",
         description="The HAProxy + keepalived guide, in network namespaces.",
     )
-    ap.add_argument("--daemon", choices=DAEMONS, default="pyvrrpd", help="VRRP daemon to run")
-    ap.add_argument("--keep", action="store_true", help="leave the lab up for inspection")
-    args = ap.parse_args(argv)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+def report_failure(lab: Lab) -> None:
+    """Show what the lab's processes logged, before teardown deletes it.
+
+    The last lines of each log go to stderr; the whole log directory is
+    copied out of the lab (teardown removes the lab directory) and its
+    path printed.
+    """
+    for name, tail in lab.log_tails():
+        print(f"--- {name} (last lines)", file=sys.stderr)
+        print(tail, file=sys.stderr)
+    kept = lab.keep_logs()
+    if kept is not None:
+        print(f"pyvrrpd lab: logs kept in {kept}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed options (``--daemon``, ``--keep``)."""
     kind: DaemonKind = args.daemon
 
     reason = preflight(kind)
@@ -84,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             if not r.ok:
                 print(f"  step {r.number}: VIP on {list(r.holders)}, expected {r.expected}; "
                       f"states {r.states}")  # fmt: skip
+        if not (results and all(r.ok for r in results)):
+            report_failure(lab)
         if args.keep:
             print()
             print(lab.describe())
@@ -93,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if results and all(r.ok for r in results) else 1
     except LabError as e:
         print(f"pyvrrpd lab: {e}", file=sys.stderr)
+        report_failure(lab)
         return 2
     except (KeyboardInterrupt, _Terminated):
         print("\ninterrupted; tearing down", file=sys.stderr)

@@ -43,6 +43,8 @@ from typing import IO
 VIP = "192.0.2.10"
 EXT_PREFIXLEN = 24
 LAB_PARENT = Path("/run")
+# Where a failed demo's logs are copied before teardown (survives it; /var/tmp: not tmpfs).
+KEPT_LOGS_PARENT = Path("/var/tmp")
 MARKER = "lab.json"
 PREFIX_RE = re.compile(r"^(pvl[0-9a-f]{4}-)")
 HOLDER = Path(__file__).with_name("holder.py")
@@ -380,6 +382,30 @@ class Lab:
     def log_path(self, name: str) -> Path:
         """Path of ``logs/<name>.log``."""
         return self.root / "logs" / f"{name}.log"
+
+    def log_tails(self, lines: int = 12) -> list[tuple[str, str]]:
+        """(name, last ``lines`` lines) of every non-empty log, for a failure report."""
+        out: list[tuple[str, str]] = []
+        for f in self._logs:
+            f.flush()
+        for path in sorted((self.root / "logs").glob("*.log")):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").rstrip("\n")
+                if text:
+                    out.append((path.stem, "\n".join(text.splitlines()[-lines:])))
+        return out
+
+    def keep_logs(self) -> Path | None:
+        """Copy ``logs/`` out of the lab dir (teardown deletes it); the copy's path."""
+        src = self.root / "logs"
+        if not src.is_dir():
+            return None
+        dest = KEPT_LOGS_PARENT / f"pyvrrpd-lab-{self.prefix.rstrip('-')}-logs"
+        try:
+            shutil.copytree(src, dest, dirs_exist_ok=True)
+        except OSError:
+            return None
+        return dest
 
     def nsenter(self, host: str) -> list[str]:
         """The ``nsenter`` prefix that runs a command on ``host`` (net, mount, pid)."""

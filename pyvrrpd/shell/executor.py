@@ -43,6 +43,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.shell.ahsend import send_ah_advert
 from pyvrrpd.shell.instance import Instance
+from pyvrrpd.shell.katext import lead_in
 from pyvrrpd.shell.notify import Notifier
 from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.wire.vrrp import encode_advert
@@ -119,8 +120,10 @@ class Executor:
             if action.priority == 0:
                 log.info("sent_priority_0", instance=inst.name)
         elif isinstance(action, AddVips):
+            log.info("setting_vips", instance=inst.name)  # keepalived: "(VI_1) setting VIPs."
             inst.vipset.add()
         elif isinstance(action, RemoveVips):
+            log.info("removing_vips", instance=inst.name)
             inst.vipset.remove()
         elif isinstance(action, SendGarp):
             inst.vipset.garp(action.repeat)
@@ -162,6 +165,7 @@ class Executor:
 
     def log_action(self, inst: Instance, action: Action) -> None:
         if isinstance(action, StateChanged):
+            self._log_lead_in(inst, action)
             log.info(
                 "state_change",
                 instance=inst.name,
@@ -203,6 +207,22 @@ class Executor:
             )
         elif isinstance(action, (Dropped, Warned)):
             self._log_drop(inst, action)
+
+    def _log_lead_in(self, inst: Instance, action: StateChanged) -> None:
+        """keepalived says why before the state line ("Receive advertisement timeout")."""
+        r = getattr(inst, "router", None)  # unit-test fakes may have none
+        if r is None:
+            return
+        for event, fields in lead_in(
+            inst.name,
+            action.old.name,
+            action.new.name,
+            action.reason,
+            master=str(r.master_ip) if r.master_ip else None,
+            master_priority=r.master_priority,
+            ours=r.effective_priority,
+        ):
+            log.info(event, **fields)
 
     def _limited(self, level: str, key: tuple[str, ...], event: str, **kw: object) -> None:
         folded = self._limit.allow(key)

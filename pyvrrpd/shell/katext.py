@@ -1,0 +1,109 @@
+"""keepalived 2.2.7's wording for pyvrrpd's log events, in one place.
+
+Owns: the mapping from a structured log event (`state_change`,
+`sent_priority_0`, `script_failed` ...) to the line keepalived 2.2.7 logs for
+the same thing (vrrp.c, vrrp_scheduler.c, main.c), so log alerts written
+for keepalived (`grep "Entering MASTER STATE"`) keep firing. The text is
+added to every event as its `msg` field by shell/logsetup.py; the
+`keepalived` compat command also puts it first on the line.
+Also owns the lead-in events keepalived logs just before a state change
+("Receive advertisement timeout", "Master received advert from ...").
+Must not: decide what is logged or log anything itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pyvrrpd import __version__
+
+# keepalived's syslog identifier for its VRRP process (vrrp_daemon.c).
+KEEPALIVED_IDENT = "Keepalived_vrrp"
+
+_STATE_WORD = {"MASTER": "MASTER", "BACKUP": "BACKUP", "FAULT": "FAULT"}
+
+
+def _state_change(f: Mapping[str, Any]) -> str | None:
+    new = _STATE_WORD.get(str(f.get("new")))
+    if new is None:  # INIT at shutdown: keepalived logs no state line
+        return None
+    # vrrp_scheduler.c vrrp_init_state(): the first state carries "(init)",
+    # except MASTER (an address owner), logged by vrrp_state_goto_master().
+    init = " (init)" if f.get("old") == "INIT" and new != "MASTER" else ""
+    return f"({f.get('instance')}) Entering {new} STATE{init}"
+
+
+def _script_failed(f: Mapping[str, Any]) -> str:
+    # vrrp_scheduler.c vrrp_script_child_thread(): "failed (exited with
+    # status N)", "failed (due to signal N)", or plain "timed_out".
+    why = str(f.get("why") or "")
+    if why == "timed_out":
+        return f"VRRP_Script({f.get('script')}) timed_out"
+    return f"VRRP_Script({f.get('script')}) failed" + (f" ({why})" if why else "")
+
+
+_TEXT: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "started": lambda f: f"Starting pyvrrpd {__version__} (keepalived v2.2.7 compatible)",
+    "stopping": lambda f: "Stopping",
+    "stopped": lambda f: f"Stopped pyvrrpd {__version__}",
+    "state_change": _state_change,
+    "advert_timeout": lambda f: f"({f.get('instance')}) Receive advertisement timeout",
+    "higher_priority_advert": lambda f: (
+        f"({f.get('instance')}) Master received advert from {f.get('src')} "
+        f"with higher priority {f.get('priority')}, ours {f.get('ours')}"
+    ),
+    "same_priority_advert": lambda f: (
+        f"({f.get('instance')}) Master received advert from {f.get('src')} "
+        f"with same priority {f.get('priority')} but higher IP address than ours"
+    ),
+    "lower_priority_advert": lambda f: (
+        f"({f.get('instance')}) received lower priority ({f.get('priority')}) "
+        f"advert from {f.get('src')} - discarding"
+    ),
+    "sent_priority_0": lambda f: f"({f.get('instance')}) sent 0 priority",
+    "setting_vips": lambda f: f"({f.get('instance')}) setting VIPs.",
+    "removing_vips": lambda f: f"({f.get('instance')}) removing VIPs.",
+    "priority_change": lambda f: (
+        f"({f.get('instance')}) Changing effective priority from {f.get('old')} to {f.get('new')}"
+    ),
+    "script_exit_changed": lambda f: f"Script `{f.get('script')}` now returning {f.get('status')}",
+    "script_succeeded": lambda f: f"VRRP_Script({f.get('script')}) succeeded",
+    "script_failed": _script_failed,
+}
+
+
+def keepalived_text(event: str, fields: Mapping[str, Any]) -> str | None:
+    """The line keepalived 2.2.7 logs for `event` with `fields`, or None if it has none."""
+    render = _TEXT.get(event)
+    return render(fields) if render is not None else None
+
+
+def lead_in(
+    instance: str,
+    old: str,
+    new: str,
+    reason: str,
+    *,
+    master: str | None,
+    master_priority: int | None,
+    ours: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Events keepalived logs just before this state change, as (event, fields).
+
+    keepalived 2.2.7 says why first: "Receive advertisement timeout" when the
+    Master_Down_Timer fired (vrrp_scheduler.c), "Master received advert from
+    X with higher priority P, ours Q" when a master yields (vrrp.c).
+    """
+    if reason == "master_down_timer" and new == "MASTER":
+        return [("advert_timeout", {"instance": instance})]
+    if old == "MASTER" and new == "BACKUP" and reason.startswith("higher priority advert"):
+        # An equal priority wins on the higher address (RFC 3768 6.4.3).
+        same = master_priority == ours
+        return [
+            (
+                "same_priority_advert" if same else "higher_priority_advert",
+                {"instance": instance, "src": master, "priority": master_priority, "ours": ours},
+            )
+        ]
+    return []
