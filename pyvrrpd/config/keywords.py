@@ -258,7 +258,7 @@ NO_EFFECT: Mapping[str, Mapping[str, str]] = {
         "log_unknown_vrids": "a logging option; pyvrrpd counts such adverts in its stats",
         "umask": "pyvrrpd creates its files with fixed modes",
         "random_seed": "pyvrrpd has no use for a fixed random seed",
-        "reload_check_config": "pyvrrpd does not reload (SIGHUP is logged and ignored)",
+        "reload_check_config": "a reload always checks the whole config first (README, Reload)",
         "include_check": "pyvrrpd's include checks are keepalived's defaults",
         "config_save_dir": "pyvrrpd does not save configs",
         "tmp_config_directory": "pyvrrpd does not copy configs",

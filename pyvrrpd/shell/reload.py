@@ -31,7 +31,6 @@ REPLACE_FIELDS = frozenset(
         "unicast_peer",
         "unicast_ttl",
         "check_unicast_src",
-        "mcast_dst_ip",
         "unicast_fault",
     }
 )
@@ -48,6 +47,7 @@ RESTART_FIELDS = frozenset(
         "track_interface",
         "track_src_ip",
         "notify",
+        "mcast_dst_ip",  # the socket joined the old group
     }
 )
 #: global_defs applied on reload: they only feed values the routers are given

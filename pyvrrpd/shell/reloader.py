@@ -70,6 +70,10 @@ def _line(diag: Diagnostic) -> str:
 
 async def reload(d: Daemon) -> dict[str, Any]:
     """Reload the daemon's config file; the verdict as a JSON-able dict."""
+    if d._loop is None or d._srctrack is None:
+        # A HUP while we start (signals are caught from the first moment).
+        log.warning("reload_ignored", detail="the daemon is still starting")
+        return {"ok": False, "errors": ["the daemon is still starting; try again"]}
     log.info("reloading", file=d.config.files[0] if d.config.files else None)
     new, errors = read_new_config(d)
     if new is None:
@@ -119,6 +123,9 @@ async def apply(d: Daemon, p: ReloadPlan) -> None:
         inst.vipset.cancel()
         if d.by_name.get(inst.name) is inst:
             del d.by_name[inst.name]
+        if inst.name not in p.replaced:
+            # keepalived: a removed instance notifies DELETED (FAULT without notify_deleted).
+            d.notifier.instance_state(inst.name, "DELETED", inst.router.effective_priority)
 
     # 2. Scripts: unchanged ones keep running; changed, new and unused ones stop/start.
     used = {r.name for i in p.config.instances for r in i.track_script}

@@ -151,8 +151,19 @@ def five_hups(pair: Pair, pid: int) -> tuple[int, int, int, float]:
 
 
 def test_reload_pyvrrpd_pair(tmp_path: Path) -> None:
+    fifo = tmp_path / "lb1.fifo"
+    os.mkfifo(fifo, 0o600)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    g1 = f"  notify_fifo {fifo}\n  fifo_write_vrrp_states_on_reload"
+    try:
+        _pyvrrpd_pair(tmp_path, reader, g1)
+    finally:
+        os.close(reader)
+
+
+def _pyvrrpd_pair(tmp_path: Path, reader: int, g1: str) -> None:
     with pair_lan(tmp_path) as pair:
-        lb1 = pair.start("lb1", 0, conf_text=conf(150))
+        lb1 = pair.start("lb1", 0, conf_text=conf(150, gextra=g1))
         pair.start("lb2", 0, conf_text=conf(100))
         assert wait_for(lambda: pair.state("lb1") == "MASTER", 8) is not None
         assert wait_for(lambda: pair.state("lb2") == "BACKUP", 3) is not None
@@ -166,9 +177,12 @@ def test_reload_pyvrrpd_pair(tmp_path: Path) -> None:
         assert absent == 0 and missed == 0
         assert pair.status("lb2")["stats"]["become_master"] == 0  # type: ignore[index]
         assert pair.log("lb1").count('"event": "reloaded"') == 5
+        # fifo_write_vrrp_states_on_reload: the state again after each reload.
+        lines = os.read(reader, 65536).decode().splitlines()
+        assert lines.count('INSTANCE "VI_1" MASTER 150') == 6, lines
 
         # Rolling change: a VIP added on the master only (lb2 keeps the old list).
-        (tmp_path / "lb1.conf").write_text(conf(150, (VIP, VIP2)))
+        (tmp_path / "lb1.conf").write_text(conf(150, (VIP, VIP2), g1))
         with arp_capture(pair) as garps, Sampler(pair) as s:
             res = reload_cli(pair, "lb1")
             assert res.returncode == 0, res.stderr
@@ -182,7 +196,7 @@ def test_reload_pyvrrpd_pair(tmp_path: Path) -> None:
         assert st2["addr_list_err"] > 0 and st2["become_master"] == 0  # type: ignore[index]
 
         # Removing it again: only it goes.
-        (tmp_path / "lb1.conf").write_text(conf(150))
+        (tmp_path / "lb1.conf").write_text(conf(150, gextra=g1))
         with Sampler(pair) as s:
             assert reload_cli(pair, "lb1").returncode == 0
             assert wait_for(lambda: VIP2 not in vips_on(pair, "lb1"), 2) is not None
