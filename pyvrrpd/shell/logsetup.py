@@ -44,12 +44,23 @@ def render_compat(event_dict: dict[str, Any], *, ctime: bool) -> str:
     return f"{time.ctime()}: {line}" if ctime else line
 
 
+def stderr_is_journal() -> bool:
+    """Whether stderr is systemd's journal stream (JOURNAL_STREAM is "dev:inode" of it)."""
+    want = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return want == f"{st.st_dev}:{st.st_ino}"
+
+
 def configure(
     *,
     json: bool | None = None,
     level: str = "info",
     syslog: bool = False,
     keepalived: bool = False,
+    syslog_address: str = "/dev/log",
 ) -> None:
     """Set up structlog; `json=None` picks console rendering when stderr is a TTY.
 
@@ -65,8 +76,8 @@ def configure(
         add_keepalived_text,
     ]
     ident = KEEPALIVED_IDENT if keepalived else "pyvrrpd"
-    if syslog and os.path.exists("/dev/log"):
-        handler: logging.Handler = logging.handlers.SysLogHandler(address="/dev/log")
+    if syslog and os.path.exists(syslog_address):
+        handler: logging.Handler = logging.handlers.SysLogHandler(address=syslog_address)
         # journald and rsyslog take SYSLOG_IDENTIFIER from "ident[pid]: ".
         handler.setFormatter(logging.Formatter(f"{ident}[%(process)d]: %(message)s"))
         root = logging.getLogger()
@@ -87,10 +98,11 @@ def configure(
     # JSON lines carry a logged exception's traceback as one string field.
     tail: list[Any]
     if keepalived:
-        # keepalived -l: "ctime: text" lines.
+        # keepalived -l: "ctime: text" lines; journald stamps its own.
+        ctime = not stderr_is_journal()
         tail = [
             structlog.processors.format_exc_info,
-            lambda _l, _n, ed: render_compat(ed, ctime=True),
+            lambda _l, _n, ed: render_compat(ed, ctime=ctime),
         ]
     elif json:
         tail = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import socket
+from pathlib import Path
 
 import structlog
 
@@ -86,3 +90,32 @@ def test_configure_compat_console(capsys: object) -> None:
         assert ": Stopping {" in err and '"signal": "SIGTERM"' in err
     finally:
         structlog.reset_defaults()
+
+
+def test_syslog_identifier_is_keepalived_vrrp(tmp_path: Path) -> None:
+    """A real syslog listener (a unix datagram socket, as /dev/log) sees keepalived's ident."""
+    path = str(tmp_path / "log")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(5)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        logsetup.configure(syslog=True, keepalived=True, syslog_address=path)
+        structlog.get_logger("pyvrrpd").info(
+            "state_change", instance="VI_1", old="BACKUP", new="MASTER", reason="master_down_timer"
+        )
+        data = listener.recv(4096).decode()
+    finally:
+        for h in root.handlers:
+            h.close()
+        root.handlers[:] = saved
+        structlog.reset_defaults()
+        listener.close()
+    # "<PRI>Keepalived_vrrp[PID]: text {json}": journald's SYSLOG_IDENTIFIER is the ident.
+    m = re.match(
+        r"^<\d+>Keepalived_vrrp\[(\d+)\]: \(VI_1\) Entering MASTER STATE (\{.*\})\x00?$", data
+    )
+    assert m, data
+    assert int(m.group(1)) == os.getpid()
+    assert json.loads(m.group(2))["event"] == "state_change"
