@@ -21,37 +21,25 @@ Must not: parse, build or validate packets.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import errno
 import socket
-import struct
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
+from pyvrrpd.io.rawsock import (
+    RECV_BUDGET,
+    attach_drop_all_filter,
+    mreqn,
+    no_cap_net_raw,
+    open_rx,
+    read_budget,
+)
 
 __all__ = ["AH_PROTO", "AhSocket"]
 
 AH_PROTO = 51
 _GROUP = IPv4Address("224.0.0.18")
 _RCVBUF = 1 << 20
-_MAX_DATAGRAM = 65535
-_RECV_BUDGET = 64  # as pyvrrpd.io.vrrp_socket.RECV_BUDGET: timers run between wake-ups
-_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # <linux/in.h>
-_SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
-
-
-def _mreqn(group: IPv4Address | None, ifindex: int) -> bytes:
-    """struct ip_mreqn { in_addr imr_multiaddr, imr_address; int imr_ifindex }."""
-    g = group.packed if group is not None else b"\0\0\0\0"
-    return struct.pack("=4s4si", g, b"\0\0\0\0", ifindex)
-
-
-def _drop_all(sock: socket.socket) -> None:
-    """Attach the classic BPF program ``ret #0``: the send socket never reads."""
-    insn = ctypes.create_string_buffer(struct.pack("=HBBI", 0x06, 0, 0, 0), 8)
-    prog = struct.pack("@HP", 1, ctypes.addressof(insn))
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, prog)
 
 
 class AhSocket:
@@ -94,20 +82,13 @@ class AhSocket:
         tx: socket.socket | None = None
         step = "receive socket"
         try:
-            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, AH_PROTO)
-            rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            for group in groups:
-                rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(group, ifindex))
-            # Only the groups joined on this socket (Linux default: all of the netns).
-            rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
-            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            rx.setblocking(False)
+            rx = open_rx(AH_PROTO, ifname, ifindex, _RCVBUF, groups)
             step = "send socket"
             tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, AH_PROTO)
-            _drop_all(tx)
+            attach_drop_all_filter(tx)
             tx.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
             tx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _mreqn(None, ifindex))
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn(None, ifindex))
             # Our own adverts must not come back to our receive socket.
             tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             tx.setblocking(False)
@@ -116,7 +97,7 @@ class AhSocket:
                 if s is not None:
                     s.close()
             code = errno_of(exc)
-            if isinstance(exc, PermissionError) or code in (errno.EPERM, errno.EACCES):
+            if no_cap_net_raw(exc):
                 raise HostError(
                     "cannot open raw AH socket: CAP_NET_RAW missing (run as root)", errno_code=code
                 ) from exc
@@ -152,14 +133,13 @@ class AhSocket:
         self.detach()
         rx = self._rx
 
+        def _deliver(data: bytes) -> None:
+            self.received += 1
+            on_datagram(data)
+
+        # The budget of the plain socket (rawsock.RECV_BUDGET): timers run between wake-ups.
         def _readable() -> None:
-            for _ in range(_RECV_BUDGET):
-                try:
-                    data = rx.recv(_MAX_DATAGRAM)
-                except OSError:
-                    return  # empty, or a transient error (ENETDOWN while the link flaps)
-                self.received += 1
-                on_datagram(data)
+            read_budget(rx, RECV_BUDGET, _deliver)
 
         loop.add_reader(rx.fileno(), _readable)
         self._loop = loop

@@ -31,7 +31,6 @@ would otherwise choose by its own rules).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import socket
 import struct
@@ -40,6 +39,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
+from pyvrrpd.io.rawsock import (
+    RECV_BUDGET,
+    attach_drop_all_filter,
+    attach_filter,
+    mreqn,
+    no_cap_net_raw,
+    open_rx,
+    read_budget,
+)
 from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
 
 __all__ = ["VRRP_GROUP", "VRRP_PROTO", "SendTarget", "VrrpSocket"]
@@ -49,11 +57,7 @@ VRRP_GROUP = IPv4Address("224.0.0.18")
 _TTL = 255
 _TOS = 0xC0  # DSCP CS6 (network control), as keepalived sends it.
 _RCVBUF = 1 << 20
-_MAX_DATAGRAM = 65535
-#: Datagrams read per wake-up. The loop runs due timers between wake-ups, so
-#: under a flood adverts still go out on time (issue 5: a drain-until-empty
-#: reader starved the timers for 6.4 s). 64 packets take ~1-2 ms to classify.
-RECV_BUDGET = 64
+# The fast queue is read RECV_BUDGET datagrams per wake-up (pyvrrpd.io.rawsock).
 #: The slow queue (junk, or anything the filter did not recognise) is read at
 #: most this many datagrams per SLOW_PAUSE: about 13k packets/s, a fifth of a
 #: core, so a flood cannot take the CPU the kernel and our timers need. What
@@ -65,8 +69,6 @@ _SO_MEMINFO = 55  # <asm-generic/socket.h>
 _SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>
 
 # <linux/in.h>; not exported by every Python build's socket module.
-_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
-_SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
 _IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
@@ -109,24 +111,6 @@ def _cmsgs(
     return out
 
 
-def _mreqn(group: IPv4Address | None, ifindex: int) -> bytes:
-    """struct ip_mreqn { in_addr imr_multiaddr, imr_address; int imr_ifindex }."""
-    g = group.packed if group is not None else b"\0\0\0\0"
-    return struct.pack("=4s4si", g, b"\0\0\0\0", ifindex)
-
-
-def _attach_filter(sock: socket.socket, code: bytes) -> None:
-    """Attach a classic BPF program (an array of `struct sock_filter`)."""
-    insns = ctypes.create_string_buffer(code, len(code))
-    prog = struct.pack("@HP", len(code) // 8, ctypes.addressof(insns))  # struct sock_fprog
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, prog)
-
-
-def _attach_drop_all_filter(sock: socket.socket) -> None:
-    """Attach the classic BPF program ``ret #0`` (accept nothing)."""
-    _attach_filter(sock, struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K
-
-
 def kernel_drops(sock: socket.socket) -> int:
     """Datagrams the kernel dropped on `sock` (receive buffer full); -1 if unknown."""
     try:
@@ -138,39 +122,9 @@ def kernel_drops(sock: socket.socket) -> int:
     return int(struct.unpack_from("=I", raw, 4 * _SK_MEMINFO_DROPS)[0])
 
 
-def _open_rx(
-    ifname: str,
-    ifindex: int,
-    rcvbuf: int,
-    code: bytes | None,
-    groups: Sequence[IPv4Address] = (VRRP_GROUP,),
-) -> socket.socket:
-    dev = ifname.encode()
-    rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
-    try:
-        # The filter first: nothing may be queued before it is in place.
-        if code is not None:
-            _attach_filter(rx, code)
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-        # Unicast adverts arrive without any membership (a raw socket sees
-        # every protocol-112 datagram delivered locally on its device).
-        for group in groups:
-            rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, _mreqn(group, ifindex))
-        # Only deliver groups joined on THIS socket (Linux default is all
-        # groups joined by any socket in the namespace).
-        rx.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
-        # A burst of adverts must not be dropped while the loop is busy.
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        rx.setblocking(False)
-    except OSError:
-        rx.close()
-        raise
-    return rx
-
-
 def _host_error(exc: OSError, ifname: str, doing: str) -> HostError:
     code = errno_of(exc)
-    if isinstance(exc, PermissionError) or code in (errno.EPERM, errno.EACCES):
+    if no_cap_net_raw(exc):
         return HostError(
             "cannot open raw VRRP socket: CAP_NET_RAW missing (run as root)", errno_code=code
         )
@@ -241,10 +195,11 @@ class VrrpSocket:
                 codes = None  # too many routers for one program: one queue
         step = "receive socket"
         try:
-            rx = _open_rx(ifname, ifindex, _RCVBUF, codes[0] if codes else None, groups)
+            code = codes[0] if codes else None
+            rx = open_rx(VRRP_PROTO, ifname, ifindex, _RCVBUF, groups, code)
             if codes is not None:
                 step = "slow receive socket"
-                rx_slow = _open_rx(ifname, ifindex, _SLOW_RCVBUF, codes[1], groups)
+                rx_slow = open_rx(VRRP_PROTO, ifname, ifindex, _SLOW_RCVBUF, groups, codes[1])
 
             step = "socket()"
             tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
@@ -253,7 +208,7 @@ class VrrpSocket:
             step = f"bind({primary_ip})"
             tx.bind((str(primary_ip), 0))
             step = "IP_MULTICAST_IF"
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, _mreqn(None, ifindex))
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn(None, ifindex))
             step = "IP_MULTICAST_TTL"
             tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, _TTL)
             step = "IP_MULTICAST_LOOP"
@@ -262,10 +217,7 @@ class VrrpSocket:
             step = "IP_TOS"
             tx.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _TOS)
             step = "SO_ATTACH_FILTER"
-            # A raw socket receives every protocol-112 packet of the namespace;
-            # the send socket never reads, so a drop-all filter keeps the
-            # kernel from queueing copies on it.
-            _attach_drop_all_filter(tx)
+            attach_drop_all_filter(tx)
             tx.setblocking(False)
         except OSError as exc:
             for s in (rx, rx_slow, tx):
@@ -325,18 +277,12 @@ class VrrpSocket:
         self.detach()
         rx = self._rx
 
+        def _deliver(data: bytes) -> None:
+            self.received += 1
+            on_datagram(data)
+
         def _readable() -> None:
-            for _ in range(RECV_BUDGET):
-                try:
-                    data = rx.recv(_MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    # Transient errors (e.g. ENETDOWN while the link flaps)
-                    # must not kill the reader; nothing to hand over.
-                    return
-                self.received += 1
-                on_datagram(data)
+            read_budget(rx, RECV_BUDGET, _deliver)
 
         loop.add_reader(rx.fileno(), _readable)
         self._loop = loop
@@ -349,15 +295,13 @@ class VrrpSocket:
             if self._loop is not None and slow.fileno() >= 0:
                 self._loop.add_reader(slow.fileno(), _slow_readable)
 
+        def _deliver_slow(data: bytes) -> None:
+            self.received_slow += 1
+            _deliver(data)
+
         def _slow_readable() -> None:
-            for _ in range(SLOW_BUDGET):
-                try:
-                    data = slow.recv(_MAX_DATAGRAM)
-                except OSError:
-                    return  # empty (or a transient error): wait for the next wake-up
-                self.received += 1
-                self.received_slow += 1
-                on_datagram(data)
+            if not read_budget(slow, SLOW_BUDGET, _deliver_slow):
+                return  # empty (or a transient error): wait for the next wake-up
             # Budget used up: more is waiting. Pause the slow queue so a flood
             # gets at most SLOW_BUDGET per SLOW_PAUSE of our CPU.
             loop.remove_reader(slow.fileno())
@@ -389,8 +333,8 @@ class VrrpSocket:
             return False
         try:
             fast, slow = split_filter(fast_paths)
-            _attach_filter(self._rx, assemble(fast))
-            _attach_filter(self._rx_slow, assemble(slow))
+            attach_filter(self._rx, assemble(fast))
+            attach_filter(self._rx_slow, assemble(slow))
         except (ValueError, OSError):
             return False
         return True
