@@ -34,6 +34,12 @@ def _state_change(f: Mapping[str, Any]) -> str | None:
     return f"({f.get('instance')}) Entering {new} STATE{init}"
 
 
+def _group_state(f: Mapping[str, Any]) -> str | None:
+    # vrrp_sync.c: "VRRP_Group(G) Syncing instances to MASTER state"; none at STOP.
+    new = _STATE_WORD.get(str(f.get("new")))
+    return None if new is None else f"VRRP_Group({f.get('group')}) Syncing instances to {new} state"
+
+
 def _script_failed(f: Mapping[str, Any]) -> str:
     # vrrp_scheduler.c vrrp_script_child_thread(): "failed (exited with
     # status N)", "failed (due to signal N)", or plain "timed_out".
@@ -48,6 +54,8 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "stopping": lambda f: "Stopping",
     "stopped": lambda f: f"Stopped pyvrrpd {__version__}",
     "state_change": _state_change,
+    "sync_group_state": _group_state,
+    "reloading": lambda f: "Reloading",  # vrrp_daemon.c reload_vrrp_thread()
     "advert_timeout": lambda f: f"({f.get('instance')}) Receive advertisement timeout",
     "higher_priority_advert": lambda f: (
         f"({f.get('instance')}) Master received advert from {f.get('src')} "

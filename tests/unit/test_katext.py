@@ -43,6 +43,12 @@ def test_script_and_daemon_lines() -> None:
     assert (keepalived_text("stopped", {}) or "").startswith("Stopped ")
     assert keepalived_text("sent_priority_0", {"instance": "VI_1"}) == "(VI_1) sent 0 priority"
     assert keepalived_text("vips_set", {}) is None  # no keepalived twin
+    group = {"group": "G1", "old": "BACKUP", "new": "MASTER"}
+    assert keepalived_text("sync_group_state", group) == (
+        "VRRP_Group(G1) Syncing instances to MASTER state"
+    )
+    assert keepalived_text("sync_group_state", {"group": "G1", "new": "STOP"}) is None
+    assert keepalived_text("reloading", {"file": "x"}) == "Reloading"
 
 
 def test_lead_in_says_why_first() -> None:
