@@ -188,7 +188,11 @@ class Daemon:
         from pyvrrpd.shell import reloader
 
         async with self._reload_lock:  # one at a time: a second HUP waits its turn
-            return await reloader.reload(self)
+            sdnotify.reloading()  # systemd: reloading until the next READY=1
+            try:
+                return await reloader.reload(self)
+            finally:
+                sdnotify.ready()
 
     async def _setup(self) -> None:
         self.pid_files.acquire()
