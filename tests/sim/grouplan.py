@@ -27,8 +27,7 @@ from pyvrrpd.core.events import (
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.state import State
 from pyvrrpd.core.syncgroup import GroupStateChanged, SyncGroup
-from pyvrrpd.wire.ipv4 import build_ipv4
-from pyvrrpd.wire.vrrp import VRRP_GROUP, encode_advert
+from tests.sim.lan import Clock, advert
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Box:
     link_up: list[bool] = field(default_factory=list)
 
 
-class GroupNet:
+class GroupNet(Clock):
     def __init__(self, latency: float = 0.0005) -> None:
         self.now = 0.0
         self.latency = latency
@@ -94,18 +93,6 @@ class GroupNet:
     def tracker(self, box: str, member: str, tracker: str, ok: bool | None) -> None:
         b = self.boxes[box]
         self._feed(b, member, TrackerChanged(tracker, ok))
-
-    def run_until(self, t: float) -> None:
-        while True:
-            nxt = self._next_time()
-            if nxt is None or nxt > t:
-                break
-            self.now = nxt
-            self._step()
-        self.now = max(self.now, t)
-
-    def run_for(self, dt: float) -> None:
-        self.run_until(self.now + dt)
 
     # -- observing
     def states(self, box: str) -> list[State]:
@@ -159,10 +146,7 @@ class GroupNet:
                 b.vips.discard(name)
 
     def _broadcast(self, src: Box, lan: int, cfg: RouterConfig, priority: int) -> None:
-        payload = encode_advert(
-            cfg.vrid, priority, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data
-        )
-        datagram = build_ipv4(src.ips[lan], VRRP_GROUP, payload)
+        datagram = advert(src.ips[lan], cfg, priority)
         for dst in self.boxes.values():
             if dst is src or not dst.link_up[lan]:
                 continue

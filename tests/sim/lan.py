@@ -28,6 +28,38 @@ from pyvrrpd.wire.ipv4 import build_ipv4
 from pyvrrpd.wire.vrrp import VRRP_GROUP, encode_advert
 
 
+def advert(src: IPv4Address, cfg: RouterConfig, priority: int) -> bytes:
+    """The IPv4 datagram of `cfg`'s advert at `priority`, as a router sends it."""
+    payload = encode_advert(
+        cfg.vrid, priority, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data
+    )
+    return build_ipv4(src, VRRP_GROUP, payload)
+
+
+class Clock:
+    """Virtual time: a network steps from one delivery or deadline to the next."""
+
+    now = 0.0
+
+    def _next_time(self) -> float | None:
+        raise NotImplementedError
+
+    def _step(self) -> None:
+        raise NotImplementedError
+
+    def run_until(self, t: float) -> None:
+        while True:
+            nxt = self._next_time()
+            if nxt is None or nxt > t:
+                break
+            self.now = nxt
+            self._step()
+        self.now = max(self.now, t)
+
+    def run_for(self, dt: float) -> None:
+        self.run_until(self.now + dt)
+
+
 @dataclass
 class Node:
     ip: IPv4Address
@@ -38,7 +70,7 @@ class Node:
     log: list[tuple[float, Action]] = field(default_factory=list)
 
 
-class Lan:
+class Lan(Clock):
     def __init__(self, latency: float = 0.0005, loss: float = 0.0, seed: int = 0) -> None:
         self.now = 0.0
         self.latency = latency
@@ -71,18 +103,6 @@ class Lan:
 
     def tracker(self, name: str, tracker: str, ok: bool | None) -> None:
         self._feed(name, TrackerChanged(tracker, ok))
-
-    def run_until(self, t: float) -> None:
-        while True:
-            nxt = self._next_time()
-            if nxt is None or nxt > t:
-                break
-            self.now = nxt
-            self._step()
-        self.now = max(self.now, t)
-
-    def run_for(self, dt: float) -> None:
-        self.run_until(self.now + dt)
 
     # -- observing
     def masters(self) -> list[str]:
@@ -128,11 +148,7 @@ class Lan:
 
     def _broadcast(self, src: str, priority: int) -> None:
         node = self.nodes[src]
-        cfg = node.router.config
-        payload = encode_advert(
-            cfg.vrid, priority, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data
-        )
-        datagram = build_ipv4(node.ip, VRRP_GROUP, payload)
+        datagram = advert(node.ip, node.router.config, priority)
         for dst in self.nodes:
             if dst == src or self.rng.random() < self.loss:
                 continue
