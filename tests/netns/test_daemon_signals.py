@@ -62,9 +62,10 @@ def start_compat(pair: Pair, host: str, prio: int, extra: str = "") -> subproces
 def log_events(pair: Pair, host: str) -> list[dict[str, object]]:
     out = []
     for line in pair.log(host).splitlines():
-        if line.startswith("{"):
+        # The compat command's lines: "ctime: keepalived text {json}" (shell/logsetup.py).
+        if "{" in line:
             try:
-                out.append(json.loads(line))
+                out.append(json.loads(line[line.index("{") :]))
             except ValueError:
                 continue
     return out
