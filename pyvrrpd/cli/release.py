@@ -22,6 +22,7 @@ import contextlib
 import errno
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -77,6 +78,14 @@ async def _present(nl: Netlink, dev: str, address: IPv4Address) -> bool:
         return False  # the device is gone, and its addresses with it
 
 
+async def _is_local(nl: Netlink, address: IPv4Address) -> bool:
+    """True if `address` is on some interface of this namespace."""
+    for _, ifname in socket.if_nameindex():
+        if await _present(nl, ifname, address):
+            return True
+    return False
+
+
 async def _advert(
     nl: Netlink, name: str, rec: dict[str, Any], vips: set[str], out: Outcome
 ) -> None:
@@ -87,7 +96,11 @@ async def _advert(
     except HostError as exc:
         out.error(f"{name}: no priority-0 advert: {exc}")
         return
-    source = link.primary_ip
+    # The daemon's socket address: a vmac's adverts carry the base interface's
+    # address (shell/vmac.py), so the recorded one first, the link's if it is gone.
+    recorded = IPv4Address(rec["source"]) if rec.get("source") else None
+    local = recorded is not None and await _is_local(nl, recorded)
+    source = recorded if local else link.primary_ip
     if source is None:
         out.error(f"{name}: no priority-0 advert: {ifname} has no IPv4 address")
         return

@@ -148,3 +148,86 @@ def test_dont_release_vrrp_leaves_the_vip(pair: Pair, tmp_path: Path) -> None:
     assert kept.returncode == 0, kept.stderr
     assert "left in place" in kept.stdout and "-V" in kept.stdout
     assert pair.has_vip("lb1")
+
+
+AH_CONF = """\
+vrrp_instance VI_1 {{
+  state {state}
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  authentication {{
+    auth_type AH
+    auth_pass s3cret
+  }}
+  virtual_ipaddress {{
+    {vip}
+  }}
+}}
+"""
+
+
+def test_release_with_ah_continues_the_sequence(pair: Pair) -> None:
+    """The priority-0 advert carries AH with a number above the backup's counter."""
+    pair.start("lb1", 0, conf_text=AH_CONF.format(state="MASTER", prio=150, vip=VIP))
+    pair.start("lb2", 0, conf_text=AH_CONF.format(state="BACKUP", prio=100, vip=VIP))
+    assert wait_for(lambda: pair.state("lb1") == "MASTER" and pair.state("lb2") == "BACKUP", 8.0)
+    time.sleep(1.5)  # a few AH adverts: the backup's counter moved on
+    kill9(pair, "lb1")
+    done = release(pair, "lb1", "--control-socket", pair.sock("lb1"))
+    assert done.returncode == 0, done.stderr
+    assert "(AH, sequence" in done.stdout
+    took = wait_for(lambda: pair.has_vip("lb2"), 3.0)
+    assert took is not None
+    print(f"\nAH release: backup holds the VIP {took:.3f} s after release-vips returned")
+    assert took <= SKEW_100 + 0.1
+    assert pair.status("lb2")["stats"]["pri_zero_rcvd"] == 1  # type: ignore[index]
+
+
+VMAC_CONF = """\
+vrrp_instance VI_1 {{
+  state MASTER
+  interface eth0
+  virtual_router_id 51
+  priority 150
+  advert_int 1
+  use_vmac vrrp.51
+  no_accept
+  virtual_ipaddress {{
+    {vip}
+  }}
+}}
+"""
+
+
+def nft_tables(pair: Pair, host: str) -> str:
+    cmd = ["ip", "netns", "exec", pair.ns(host), "nft", "list", "tables"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+
+
+def vmac_present(pair: Pair, host: str) -> bool:
+    cmd = ["ip", "-n", pair.ns(host), "link", "show", "vrrp.51"]
+    return subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
+
+
+def test_release_removes_the_vmac_and_the_nft_table(pair: Pair) -> None:
+    if subprocess.run(["which", "nft"], capture_output=True).returncode != 0:
+        pytest.skip("nft missing")
+    pair.start("lb1", 0, conf_text=VMAC_CONF.format(vip=VIP))
+    out = ["ip", "-n", pair.ns("lb1"), "-4", "-o", "addr", "show", "dev", "vrrp.51"]
+
+    def vip_on_vmac() -> bool:
+        r = subprocess.run(out, capture_output=True, text=True, timeout=10)
+        return f" {VIP}/" in r.stdout
+
+    assert wait_for(vip_on_vmac, 8.0), pair.log("lb1")
+    assert wait_for(lambda: "keepalived" in nft_tables(pair, "lb1"), 3.0)
+    kill9(pair, "lb1")
+    assert vmac_present(pair, "lb1") and "keepalived" in nft_tables(pair, "lb1")
+    done = release(pair, "lb1", "--control-socket", pair.sock("lb1"))
+    assert done.returncode == 0, done.stderr
+    print("\n" + done.stdout)
+    assert "sent priority 0" in done.stdout
+    assert not vmac_present(pair, "lb1")
+    assert "keepalived" not in nft_tables(pair, "lb1")
