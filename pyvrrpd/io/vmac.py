@@ -141,35 +141,34 @@ async def create_vmac(nl: Netlink, name: str, base_index: int, mac: bytes) -> No
     EEXIST is an error here: the caller has already decided the name is free
     (an existing interface of that name may belong to someone else).
     """
-    what = f"cannot create VMAC interface {name!r}"
-
-    async def work() -> None:
-        try:
-            await nl._ipr.link(
-                "add",
-                ifname=name,
-                kind="macvlan",
-                link=base_index,
-                macvlan_mode="private",
-                address=mac.hex(":"),
-            )
-        except Exception as exc:
-            raise _wrap(exc, what) from exc
-
-    await nl._guarded("vmac_add", what, work())
+    await _link(
+        nl,
+        "vmac_add",
+        f"cannot create VMAC interface {name!r}",
+        "add",
+        ifname=name,
+        kind="macvlan",
+        link=base_index,
+        macvlan_mode="private",
+        address=mac.hex(":"),
+    )
 
 
 async def set_link_up(nl: Netlink, index: int, name: str) -> None:
     """Set the interface administratively up (idempotent)."""
-    what = f"cannot set {name!r} up"
+    await _link(nl, "vmac_up", f"cannot set {name!r} up", "set", index=index, state="up")
+
+
+async def _link(nl: Netlink, fault: str, what: str, cmd: str, **kw: Any) -> None:
+    """One `ip link` command through the netlink deadline and fault seam."""
 
     async def work() -> None:
         try:
-            await nl._ipr.link("set", index=index, state="up")
+            await nl._ipr.link(cmd, **kw)
         except Exception as exc:
             raise _wrap(exc, what) from exc
 
-    await nl._guarded("vmac_up", what, work())
+    await nl._guarded(fault, what, work())
 
 
 async def delete_link(nl: Netlink, index: int, name: str) -> bool:
