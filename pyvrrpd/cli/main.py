@@ -13,11 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyvrrpd import __version__
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.config.model import Config
+
+if TYPE_CHECKING:
+    from pyvrrpd.cli.common import CheckResult
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.shell.control import DEFAULT_SOCKET, query
 
@@ -261,6 +264,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from pyvrrpd.cli.common import check_config
 
     result = check_config(args.file, args.config_id, host=not args.syntax_only)
+    if args.json:
+        return _check_json(args.file, result)
     for d in result.diagnostics:
         print(d.format(), file=sys.stderr)
     cfg = result.config
@@ -302,6 +307,33 @@ def _cmd_release(args: argparse.Namespace) -> int:
         else:
             print(line)
     return rc
+
+
+def _check_json(path: str, result: CheckResult) -> int:
+    """`check-config --json`: the verdict and every diagnostic as one JSON object on stdout."""
+    out: dict[str, Any] = {
+        "file": path,
+        "exit_code": result.code,
+        "errors": result.errors,
+        "warnings": result.warnings,
+        "instances": len(result.config.instances) if result.config else None,
+        "diagnostics": [
+            {
+                "severity": d.severity.value,
+                "file": d.loc.file,
+                "line": d.loc.line,
+                "col": d.loc.col,
+                "message": d.message,
+                "keepalived_silent": d.keepalived_silent,
+            }
+            for d in result.diagnostics
+        ],
+    }
+    if result.config is None or result.errors:
+        n = result.errors
+        out = {"error": f"{path}: {n} error{'s' if n != 1 else ''}; would not start", **out}
+    print(json.dumps(out, indent=2))
+    return result.code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--syntax-only",
         action="store_true",
         help="skip the host checks (interfaces present, scripts runnable and secure)",
+    )
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help="the verdict and diagnostics as one JSON object on stdout "
+        '(with an "error" key when the daemon would not start)',
     )
     c.set_defaults(func=_cmd_check)
 

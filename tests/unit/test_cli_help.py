@@ -103,3 +103,26 @@ def test_readme_has_the_exit_code_table() -> None:
     section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     for row in ("| 0 |", "| 1 |", "| 2 |", "| 4 |", "| 5 |", "| 6 |"):
         assert row in section, row
+
+
+def test_check_config_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.conf"
+    bad.write_text("vrrp_instance VI_1 {\n  priority banana\n}\n")
+    r = _pyvrrpd("check-config", "--json", "--syntax-only", "-f", str(bad))
+    assert r.returncode == 5
+    out = json.loads(r.stdout)
+    assert out["exit_code"] == 5 and "would not start" in out["error"]
+    assert any(
+        d["line"] == 2 and d["col"] == 12 and "banana" in d["message"] for d in out["diagnostics"]
+    )
+    missing = _pyvrrpd("check-config", "--json", "-f", str(tmp_path / "missing.conf"))
+    assert missing.returncode == 4 and json.loads(missing.stdout)["exit_code"] == 4
+    good = tmp_path / "good.conf"
+    good.write_text(
+        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 51\n priority 100\n"
+        " virtual_ipaddress {\n  192.0.2.10\n }\n}\n"
+    )
+    ok = _pyvrrpd("check-config", "--json", "--syntax-only", "-f", str(good))
+    assert ok.returncode == 0, ok.stdout
+    verdict = json.loads(ok.stdout)
+    assert "error" not in verdict and verdict["instances"] == 1
