@@ -109,3 +109,27 @@ def test_watchdog_is_shorter_than_the_shortest_master_down_minus_one_advert() ->
         assert re.search(r"^Restart=on-failure$", text, re.M)
         # /tmp/keepalived.* dumps and notify FIFOs stay where operators look.
         assert not re.search(r"^PrivateTmp=", text, re.M)
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None or not SYSTEM_UNITS.is_dir(),
+    reason="systemd-analyze missing (apt-get install systemd)",
+)
+def test_readme_relax_dropin_verifies(tmp_path: Path) -> None:
+    """README "systemd": the drop-in that relaxes the hardening is valid as written."""
+    readme = (REPO / "README.md").read_text()
+    m = re.search(
+        r"```ini\n# (/etc/systemd/system/pyvrrpd\.service\.d/\S+)\n(.*?)```", readme, re.S
+    )
+    assert m, "README has no pyvrrpd.service.d drop-in example"
+    root = _root(tmp_path)
+    dropin = root / m.group(1).lstrip("/")
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text(m.group(2))
+    res = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={root}", "/etc/systemd/system/pyvrrpd.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
