@@ -281,9 +281,9 @@ def _print_side_by_side(title: str, cols: dict[str, list[str]]) -> None:
         print(f"  {left:<45} | {right}")
 
 
-def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: Pair) -> None:
-    """keepalived holds the instance silently until the weight-0 script first
-    reports; a first failure is a FAULT notify (keepalived.md 2.4, last point)."""
+def _start_sides(pair: Pair, *edits: tuple[str, str]) -> dict[str, FifoReader]:
+    """keepalived on lb1 and pyvrrpd on lb2 with CONF (each `edits` pair
+    replaced), a recorder and a plain FIFO reader script; their global FIFOs."""
     work = pair.workdir
     os.chmod(work, 0o755)
     (work / "rec.sh").write_text('#!/bin/sh\nout="$1"; shift\necho "$*" >> "$out"\n')
@@ -294,11 +294,28 @@ def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: 
     for side, (host, vrid, vip) in SIDES.items():
         fifos[side] = FifoReader(work / f"{side}-global.fifo")
         text = CONF.format(rid=side, work=work, side=side, vrid=vrid, vip=vip)
-        text = text.replace("  smtp_alert\n", "")
+        for old, new in edits:
+            text = text.replace(old, new)
         if side == "ka":
             pair.start_keepalived(host, 100, conf_text=text)
         else:
             pair.start(host, 100, conf_text=text)
+    return fifos
+
+
+def _stop_sides(pair: Pair) -> None:
+    """SIGTERM both daemons and wait for them to exit."""
+    for host, _, _ in SIDES.values():
+        pair.signal(host, signal.SIGTERM)
+    for host, _, _ in SIDES.values():
+        pair.procs[host].wait(timeout=10)
+
+
+def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: Pair) -> None:
+    """keepalived holds the instance silently until the weight-0 script first
+    reports; a first failure is a FAULT notify (keepalived.md 2.4, last point)."""
+    work = pair.workdir
+    fifos = _start_sides(pair, ("  smtp_alert\n", ""))
     try:
 
         def got(n: int) -> bool:
@@ -306,10 +323,7 @@ def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: 
 
         assert wait_for(lambda: got(1), 8.0) is not None, {s: fifos[s].lines() for s in SIDES}
         assert wait_for(lambda: got(2), 1.5) is None  # nothing more while the script fails
-        for host, _, _ in SIDES.values():
-            pair.signal(host, signal.SIGTERM)
-        for host, _, _ in SIDES.values():
-            pair.procs[host].wait(timeout=10)
+        _stop_sides(pair)
         assert wait_for(lambda: got(2), 3.0) is not None
         lines = {s: fifos[s].lines() for s in SIDES}
     finally:
@@ -326,32 +340,18 @@ def test_weight0_script_failing_at_startup_notifies_fault_like_keepalived(pair: 
 def test_priority_change_lines_like_keepalived(pair: Pair) -> None:
     """vrrp_notify_priority_changes: a weighted script failing writes
     BACKUP_PRIORITY with the new effective priority, and STOP carries it."""
-    work = pair.workdir
-    os.chmod(work, 0o755)
-    (work / "rec.sh").write_text('#!/bin/sh\nout="$1"; shift\necho "$*" >> "$out"\n')
-    (work / "rec.sh").chmod(0o755)
-    (work / "fifo-reader.sh").write_text('#!/bin/sh\nexec cat "$2" >> "$1"\n')
-    (work / "fifo-reader.sh").chmod(0o755)
-    fifos: dict[str, FifoReader] = {}
-    for side, (host, vrid, vip) in SIDES.items():
-        fifos[side] = FifoReader(work / f"{side}-global.fifo")
-        text = CONF.format(rid=side, work=work, side=side, vrid=vrid, vip=vip)
-        text = text.replace("  smtp_alert\n", "  vrrp_notify_priority_changes\n")
-        text = text.replace("  weight 0\n", "  weight -20\n")
-        if side == "ka":
-            pair.start_keepalived(host, 100, conf_text=text)
-        else:
-            pair.start(host, 100, conf_text=text)
+    fifos = _start_sides(
+        pair,
+        ("  smtp_alert\n", "  vrrp_notify_priority_changes\n"),
+        ("  weight 0\n", "  weight -20\n"),
+    )
     try:
 
         def got(n: int) -> bool:
             return all(len(fifos[s].lines()) >= n for s in SIDES)
 
         assert wait_for(lambda: got(2), 3.0) is not None, {s: fifos[s].lines() for s in SIDES}
-        for host, _, _ in SIDES.values():
-            pair.signal(host, signal.SIGTERM)
-        for host, _, _ in SIDES.values():
-            pair.procs[host].wait(timeout=10)
+        _stop_sides(pair)
         assert wait_for(lambda: got(3), 3.0) is not None
         lines = {s: fifos[s].lines() for s in SIDES}
     finally:
