@@ -8,12 +8,23 @@ only grows by the fields that hold these. Must not parse or do I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 #: keepalived's RTPROT_KEEPALIVED (iproute2's rt_protos "keepalived"): the
 #: protocol of every tracked route and rule it installs.
 RTPROT_KEEPALIVED = 18
+#: /etc/iproute2/rt_scopes: the scope names keepalived accepts (routes and
+#: addresses; pyvrrpd.io.netlink resolves an address's scope with it too).
+SCOPES: Mapping[str, int] = {
+    "global": 0,
+    "universe": 0,
+    "site": 200,
+    "link": 253,
+    "host": 254,
+    "nowhere": 255,
+}
 
 
 @dataclass(frozen=True, slots=True)

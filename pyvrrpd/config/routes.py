@@ -28,20 +28,11 @@ from typing import Any
 
 from .lexer import Stmt, Token
 from .model import VirtualIP
-from .routemodel import RTPROT_KEEPALIVED, Route, Rule
+from .routemodel import RTPROT_KEEPALIVED, SCOPES, Route, Rule
 from .values import Cursor, Reporter, line_block, parse_int
 from .vip import parse_vip
 
 ROUTE_TYPES = ("unicast", "blackhole", "unreachable", "prohibit")
-# /etc/iproute2/rt_scopes
-SCOPES: Mapping[str, int] = {
-    "global": 0,
-    "universe": 0,
-    "site": 200,
-    "link": 253,
-    "host": 254,
-    "nowhere": 255,
-}
 _BUILTIN_TABLES = {"local": 255, "main": 254, "default": 253, "unspec": 0}
 _BUILTIN_PROTOS = {"kernel": 2, "boot": 3, "static": 4, "keepalived": RTPROT_KEEPALIVED}
 # Words keepalived knows for routes / rules that pyvrrpd does not install.

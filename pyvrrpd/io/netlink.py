@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import errno
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Literal, TypeVar
@@ -44,6 +44,7 @@ from typing import Any, Literal, TypeVar
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK
 
+from pyvrrpd.config.routemodel import SCOPES
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 
 __all__ = ["LinkEvent", "LinkInfo", "LinkMonitor", "Netlink"]
@@ -52,16 +53,6 @@ __all__ = ["LinkEvent", "LinkInfo", "LinkMonitor", "Netlink"]
 _IFF_UP = 0x1
 _IFF_RUNNING = 0x40
 _IFA_F_SECONDARY = 0x01
-
-# /etc/iproute2/rt_scopes: the names keepalived accepts for ``scope``.
-_SCOPES: Mapping[str, int] = {
-    "global": 0,
-    "universe": 0,
-    "site": 200,
-    "link": 253,
-    "host": 254,
-    "nowhere": 255,
-}
 
 # Errors that mean "the netlink socket itself is unusable" rather than "this
 # request was refused".
@@ -159,7 +150,7 @@ def _scope(scope: str | int) -> int:
     if scope.isdigit():
         return int(scope)
     try:
-        return _SCOPES[scope]
+        return SCOPES[scope]
     except KeyError:
         raise HostError(f"unknown address scope {scope!r}") from None
 
