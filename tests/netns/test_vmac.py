@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,14 +71,35 @@ def sysctl(pair: Pair, host: str, key: str) -> str:
         return f.read().strip()
 
 
+def capture(pair: Pair, ethertype: int, dev: str = "eth0", timeout: float = 0.0) -> socket.socket:
+    """A packet socket on inj's `dev` for `ethertype` (non-blocking unless `timeout`)."""
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+    try:
+        s.bind((dev, ethertype))
+    except OSError:
+        s.close()
+        raise
+    s.settimeout(timeout)
+    return s
+
+
+def frames(s: socket.socket, wait: float) -> Iterator[bytes]:
+    """Frames received on `s` (which has a timeout) for `wait` seconds."""
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            yield s.recv(2048)
+        except TimeoutError:
+            continue
+
+
 def arp_answers(
     pair: Pair, wait: float = 0.5, vip: str = VIP, dev: str = "eth0", src: str = "192.0.2.66"
 ) -> list[str]:
     """Sender MACs of every ARP reply to one request for `vip` sent from inj."""
-    with in_netns(pair.ns("inj")):
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    s = capture(pair, 0x0806, dev, timeout=0.05)
     try:
-        s.bind((dev, 0x0806))
         mine = s.getsockname()[4]
         request = (
             b"\xff" * 6
@@ -90,14 +112,8 @@ def arp_answers(
             + socket.inet_aton(vip)
         )
         s.send(request)
-        s.settimeout(0.05)
         seen: list[str] = []
-        end = time.monotonic() + wait
-        while time.monotonic() < end:
-            try:
-                frame = s.recv(2048)
-            except TimeoutError:
-                continue
+        for frame in frames(s, wait):
             # An ARP reply (op 2) whose sender protocol address is the VIP.
             if frame[20:22] == b"\x00\x02" and frame[28:32] == socket.inet_aton(vip):
                 seen.append(frame[22:28].hex(":"))
@@ -107,11 +123,7 @@ def arp_answers(
 
 
 def arp_capture(pair: Pair) -> socket.socket:
-    with in_netns(pair.ns("inj")):
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-    s.bind(("eth0", 0x0806))
-    s.setblocking(False)
-    return s
+    return capture(pair, 0x0806)
 
 
 _garps_seen: dict[int, set[tuple[str, str]]] = {}
@@ -132,17 +144,9 @@ def garp_senders(s: socket.socket) -> set[tuple[str, str]]:
 
 def advert_source(pair: Pair, timeout: float = 3.0) -> tuple[str, str] | None:
     """(source MAC, source IP) of the next VRRP advert seen on inj's eth0."""
-    with in_netns(pair.ns("inj")):
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    s = capture(pair, 0x0800, timeout=0.2)
     try:
-        s.bind(("eth0", 0x0800))
-        s.settimeout(0.2)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                frame = s.recv(2048)
-            except TimeoutError:
-                continue
+        for frame in frames(s, timeout):
             if len(frame) >= 34 and frame[23] == 112:
                 src_ip = socket.inet_ntoa(frame[26:30])
                 return frame[6:12].hex(":"), src_ip
@@ -152,11 +156,7 @@ def advert_source(pair: Pair, timeout: float = 3.0) -> tuple[str, str] | None:
 
 
 def igmp_capture(pair: Pair) -> socket.socket:
-    with in_netns(pair.ns("inj")):
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-    s.bind(("eth0", 0x0800))
-    s.setblocking(False)
-    return s
+    return capture(pair, 0x0800)
 
 
 def igmp_sources(s: socket.socket) -> set[str]:
