@@ -28,9 +28,12 @@ def _state_change(f: Mapping[str, Any]) -> str | None:
     new = _STATE_WORD.get(str(f.get("new")))
     if new is None:  # INIT at shutdown: keepalived logs no state line
         return None
-    # vrrp_scheduler.c vrrp_init_state(): the first state carries "(init)",
-    # except MASTER (an address owner), logged by vrrp_state_goto_master().
-    init = " (init)" if f.get("old") == "INIT" and new != "MASTER" else ""
+    # vrrp_scheduler.c vrrp_init_state(): the state decided at start carries
+    # "(init)", except MASTER (an address owner, vrrp_state_goto_master()).
+    # An instance waiting for its first script result is silently FAULT in
+    # keepalived and then logs the plain line, as we do when INIT ends later.
+    first = f.get("old") == "INIT" and f.get("reason") == "startup"
+    init = " (init)" if first and new != "MASTER" else ""
     return f"({f.get('instance')}) Entering {new} STATE{init}"
 
 
@@ -38,6 +41,13 @@ def _group_state(f: Mapping[str, Any]) -> str | None:
     # vrrp_sync.c: "VRRP_Group(G) Syncing instances to MASTER state"; none at STOP.
     new = _STATE_WORD.get(str(f.get("new")))
     return None if new is None else f"VRRP_Group({f.get('group')}) Syncing instances to {new} state"
+
+
+def _script_exit(f: Mapping[str, Any]) -> str | None:
+    # keepalived's last status starts at 0: a first run returning 0 is no news.
+    if f.get("previous") is None and f.get("status") == 0:
+        return None
+    return f"Script `{f.get('script')}` now returning {f.get('status')}"
 
 
 def _script_failed(f: Mapping[str, Any]) -> str:
@@ -75,7 +85,7 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "priority_change": lambda f: (
         f"({f.get('instance')}) Changing effective priority from {f.get('old')} to {f.get('new')}"
     ),
-    "script_exit_changed": lambda f: f"Script `{f.get('script')}` now returning {f.get('status')}",
+    "script_exit_changed": _script_exit,
     "script_succeeded": lambda f: f"VRRP_Script({f.get('script')}) succeeded",
     "script_failed": _script_failed,
 }

@@ -174,7 +174,9 @@ class ScriptTracker:
         self.last_result = result
         code = result.exit_status if result.exit_status is not None else -1
         if code != self.last_exit:
-            log.info("script_exit_changed", script=self.script.name, status=code)
+            log.info(
+                "script_exit_changed", script=self.script.name, status=code, previous=self.last_exit
+            )
             self.last_exit = code
         changed = self.counter.record(result.ok)
         if changed is None:

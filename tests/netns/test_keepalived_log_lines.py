@@ -3,8 +3,9 @@
 One scenario, run twice at once in two private LANs: on lb1 the compat
 command in one, the real keepalived 2.2.7 in the other, with the real
 keepalived as the higher-priority peer on lb2 in both. lb1 starts alone and
-takes the VIP, lb2 preempts it, lb2 is stopped (lb1 takes over again), lb1 is
-stopped. The set of keepalived's state-change lines in lb1's log must be the
+takes the VIP, lb2 preempts it, lb2 is stopped (lb1 takes over again), lb1's
+tracked script fails (FAULT) and recovers (MASTER again), lb1 is stopped.
+The set of keepalived's state-change lines in lb1's log must be the
 same for both, so alerts written against keepalived's log keep firing.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import PLAIN_CONF, VIP, Pair, pair_lan, wait_for
 
 pytestmark = [
     pytest.mark.netns,
@@ -35,8 +36,8 @@ pytestmark = [
 
 # keepalived -l's prefix: "Wed Nov 25 01:33:23 2026: "
 CTIME = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}: ")
+# lb1 waits for its first script result, so keepalived logs no "(init)" line.
 EXPECTED = {
-    "(VI_1) Entering BACKUP STATE (init)",
     "(VI_1) Receive advertisement timeout",
     "(VI_1) Entering MASTER STATE",
     "(VI_1) setting VIPs.",
@@ -46,12 +47,37 @@ EXPECTED = {
     "Stopping",
     "(VI_1) sent 0 priority",
     "Stopped",
+    "VRRP_Script(chk) succeeded",
+    "Script `chk` now returning 1",
+    "VRRP_Script(chk) failed (exited with status 1)",
+    "(VI_1) Entering FAULT STATE",
+    "Script `chk` now returning 0",
 }
 
 
-def _start_compat(pair: Pair, host: str, prio: int) -> subprocess.Popen[bytes]:
+GLOBAL = """\
+global_defs {{
+  enable_script_security
+  script_user root
+}}
+vrrp_script chk {{
+  script "/usr/bin/test -e {flag}"
+  interval 1
+  fall 1
+  rise 1
+}}
+"""
+
+
+def _conf_text(flag: Path) -> str:
+    track = "  track_script {\n    chk\n  }"
+    return GLOBAL.format(flag=flag) + PLAIN_CONF.format(prio=100, extra=track, vip=VIP)
+
+
+def _start_compat(pair: Pair, host: str, conf_text: str) -> subprocess.Popen[bytes]:
     """The `keepalived` compat command with the flags _pair.start_keepalived gives keepalived."""
-    conf = pair.conf(host, prio)
+    conf = pair.workdir / f"{host}.conf"
+    conf.write_text(conf_text)
     log = open(pair.workdir / f"{host}.log", "ab")  # noqa: SIM115
     code = "import sys; from pyvrrpd.cli.main import keepalived_main; sys.exit(keepalived_main())"
     cmd = ["ip", "netns", "exec", pair.ns(host), sys.executable, "-c", code]
@@ -80,17 +106,23 @@ def _ka_lines(log: str) -> set[str]:
 
 def _scenario(tmp: Path, compat: bool) -> tuple[set[str], str]:
     tmp.mkdir()
+    flag = tmp / "healthy"
+    flag.touch()
     with pair_lan(tmp) as pair:
         if compat:
-            _start_compat(pair, "lb1", 100)
+            _start_compat(pair, "lb1", _conf_text(flag))
         else:
-            pair.start_keepalived("lb1", 100)
+            pair.start_keepalived("lb1", 100, conf_text=_conf_text(flag))
         assert wait_for(lambda: pair.holders() == ["lb1"], 10) is not None, pair.log("lb1")
         pair.start_keepalived("lb2", 150)  # preempts lb1
         assert wait_for(lambda: pair.holders() == ["lb2"], 10) is not None, pair.log("lb1")
         pair.signal("lb2", signal.SIGTERM)  # priority 0: lb1 takes over
         assert wait_for(lambda: pair.holders() == ["lb1"], 10) is not None, pair.log("lb1")
         pair.procs["lb2"].wait(timeout=10)
+        flag.unlink()  # the check fails: FAULT, the VIP goes
+        assert wait_for(lambda: pair.holders() == [], 10) is not None, pair.log("lb1")
+        flag.touch()  # back: BACKUP, then MASTER after Master_Down_Interval
+        assert wait_for(lambda: pair.holders() == ["lb1"], 10) is not None, pair.log("lb1")
         pair.signal("lb1", signal.SIGTERM)
         assert pair.procs["lb1"].wait(timeout=10) == 0
         assert pair.holders() == []

@@ -16,8 +16,9 @@ from pyvrrpd.shell.katext import keepalived_text, lead_in
 
 
 def test_state_lines() -> None:
-    def text(old: str, new: str) -> str | None:
-        return keepalived_text("state_change", {"instance": "VI_1", "old": old, "new": new})
+    def text(old: str, new: str, reason: str = "startup") -> str | None:
+        fields = {"instance": "VI_1", "old": old, "new": new, "reason": reason}
+        return keepalived_text("state_change", fields)
 
     assert text("INIT", "BACKUP") == "(VI_1) Entering BACKUP STATE (init)"
     assert text("INIT", "FAULT") == "(VI_1) Entering FAULT STATE (init)"
@@ -26,6 +27,8 @@ def test_state_lines() -> None:
     assert text("MASTER", "BACKUP") == "(VI_1) Entering BACKUP STATE"
     assert text("BACKUP", "FAULT") == "(VI_1) Entering FAULT STATE"
     assert text("MASTER", "INIT") is None  # shutdown: keepalived has no state line
+    # Waiting for a first script result: keepalived logs no "(init)" when it ends.
+    assert text("INIT", "BACKUP", "tracker chk succeeded") == "(VI_1) Entering BACKUP STATE"
 
 
 def test_script_and_daemon_lines() -> None:
@@ -39,6 +42,10 @@ def test_script_and_daemon_lines() -> None:
     assert keepalived_text("script_exit_changed", {"script": "chk", "status": 1}) == (
         "Script `chk` now returning 1"
     )
+    # keepalived's last status starts at 0: a first 0 is not news, a later one is.
+    assert keepalived_text("script_exit_changed", {"script": "chk", "status": 0}) is None
+    back = {"script": "chk", "status": 0, "previous": 1}
+    assert keepalived_text("script_exit_changed", back) == "Script `chk` now returning 0"
     assert keepalived_text("stopping", {}) == "Stopping"
     assert (keepalived_text("stopped", {}) or "").startswith("Stopped ")
     assert keepalived_text("sent_priority_0", {"instance": "VI_1"}) == "(VI_1) sent 0 priority"
