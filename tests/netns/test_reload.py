@@ -8,6 +8,7 @@ keepalived 2.2.7 backup needs when the master's VIP list changes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -275,3 +276,79 @@ def test_rolling_add_with_keepalived_backup(tmp_path: Path, skip_check: bool) ->
             assert both == 0
         else:
             assert both > 0  # the 2.2.x drop this workaround is for (README)
+
+
+TWO = """\
+global_defs {{
+  script_user root
+  enable_script_security
+}}
+vrrp_script chk {{
+  script "{script}"
+  interval 30
+  weight 0
+}}
+{instances}
+"""
+INST = """\
+vrrp_instance {name} {{
+  interface eth0
+  virtual_router_id {vrid}
+  priority 100
+  advert_int 1
+  garp_master_delay 0
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+  track_script {{
+    chk
+  }}
+}}
+"""
+
+
+def test_reload_adds_removes_and_replaces_instances(tmp_path: Path) -> None:
+    """VI_2 removed, VI_3 added, VI_1's VRID changed (remove + add); the
+    unchanged vrrp_script keeps its state and does not run again."""
+    os.chmod(tmp_path, 0o755)
+    script = tmp_path / "chk.sh"
+    script.write_text(f"#!/bin/sh\necho run >> {tmp_path}/runs\n")
+    script.chmod(0o755)
+
+    def text(*insts: tuple[str, int, str]) -> str:
+        body = "".join(INST.format(name=n, vrid=v, vip=a) for n, v, a in insts)
+        return TWO.format(script=script, instances=body)
+
+    def states() -> dict[str, str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "pyvrrpd", "status", "--json", "--control-socket", sock],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        try:
+            return {i["name"]: i["state"] for i in json.loads(out).get("instances", [])}
+        except ValueError:
+            return {}
+
+    def addrs() -> set[str]:
+        out = ip("-n", pair.ns("lb1"), "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        return {a for a in ("192.0.2.10", "192.0.2.20", "192.0.2.30") if f" {a}/" in out}
+
+    with pair_lan(tmp_path) as pair:
+        sock = pair.sock("lb1")
+        pair.start("lb1", 0, conf_text=text(("VI_1", 51, VIP), ("VI_2", 52, VIP2)))
+        both = {"VI_1": "MASTER", "VI_2": "MASTER"}
+        assert wait_for(lambda: states() == both, 8) is not None, pair.log("lb1")[-3000:]
+        assert addrs() == {VIP, VIP2}
+        (tmp_path / "lb1.conf").write_text(text(("VI_1", 53, VIP), ("VI_3", 54, "192.0.2.30")))
+        res = reload_cli(pair, "lb1")
+        assert res.returncode == 0, res.stderr
+        assert VIP2 not in addrs()  # VI_2 resigned and released its VIP
+        after = {"VI_1": "MASTER", "VI_3": "MASTER"}
+        assert wait_for(lambda: states() == after, 6) is not None, pair.log("lb1")[-3000:]
+        assert addrs() == {VIP, "192.0.2.30"}
+        # Kept tracker: one run (at start) in all; the new instances got its result.
+        assert (tmp_path / "runs").read_text().splitlines() == ["run"]
+        log = pair.log("lb1")
+        assert '"replaced": ["VI_1"]' in log and '"scripts_kept": ["chk"]' in log

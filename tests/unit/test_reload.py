@@ -5,6 +5,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
+
 from pyvrrpd.config import load_config
 from pyvrrpd.config.model import Config
 from pyvrrpd.core.actions import PriorityChanged, SendAdvert, StateChanged
@@ -184,3 +186,43 @@ def test_tracker_state_kept_and_removed_failing_tracker_ends_fault() -> None:
     actions = vr.reconfigure(rcfg(), 2.0)
     assert vr.status().state is State.BACKUP
     assert any(isinstance(a, StateChanged) for a in actions)
+
+
+# ------------------------------------------------- control socket and CLI
+
+
+def test_control_socket_reload_waits_for_the_verdict(tmp_path: Path) -> None:
+    import asyncio
+
+    from pyvrrpd.shell.control import ControlServer, query
+
+    path = str(tmp_path / "c.sock")
+
+    async def verdict() -> dict[str, object]:
+        await asyncio.sleep(0.2)  # the daemon applies the config meanwhile
+        return {"ok": False, "errors": ["a.conf:3:5: error: bad"]}
+
+    async def main() -> dict[str, object]:
+        srv = ControlServer(path, lambda: {}, reload=verdict)
+        await srv.start()
+        try:
+            return await asyncio.to_thread(query, path, "reload")
+        finally:
+            await srv.close()
+
+    assert asyncio.run(main()) == {"ok": False, "errors": ["a.conf:3:5: error: bad"]}
+
+
+def test_reload_cli_without_daemon_fails_with_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pyvrrpd.cli.main import main
+
+    sock = str(tmp_path / "none.sock")
+    assert main(["reload", "--control-socket", sock, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and "does not exist" in out["errors"][0]
+    assert main(["reload", "--control-socket", sock]) == 1
+    assert "reload rejected" in capsys.readouterr().err
