@@ -193,6 +193,9 @@ def _cmd_reload(args: argparse.Namespace) -> int:
         reply = {"ok": False, "errors": [str(reply["error"])]}
     ok = bool(reply.get("ok"))
     if args.json:
+        if not ok:  # the CLI's JSON error keys (fail()), the daemon's verdict kept
+            errors = "; ".join(str(e) for e in reply.get("errors", []))
+            reply = {"error": f"reload rejected: {errors}", "exit_code": EXIT_FATAL, **reply}
         print(json.dumps(reply, indent=2))
     elif ok:
         restart = reply.get("restart_needed") or []

@@ -126,3 +126,11 @@ def test_check_config_json(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout
     verdict = json.loads(ok.stdout)
     assert "error" not in verdict and verdict["instances"] == 1
+
+
+def test_reload_json_without_daemon(tmp_path: Path) -> None:
+    r = _pyvrrpd("reload", "--json", "--control-socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 1
+    reply = json.loads(r.stdout)
+    assert reply["exit_code"] == 1 and reply["error"].startswith("reload rejected: no daemon")
+    assert reply["ok"] is False
