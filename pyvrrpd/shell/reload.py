@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pyvrrpd.config.model import Config, SyncGroup, VirtualIP, VrrpInstance
+from pyvrrpd.config.strict import needs_firewall
 
 #: Instance settings whose change makes a new router: the VRRP socket, the
 #: advert's destination or its authentication change under it. Removing and
@@ -141,6 +142,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     old_groups, new_groups = _group_of(old), _group_of(new)
     old_by, new_by = {i.name: i for i in old.instances}, {i.name: i for i in new.instances}
     held_group: set[str] = set()
+    firewall = any(needs_firewall(i) for i in old.instances)  # shell/firewall.py exists
     for name in set(old_by) | set(new_by):
         og, ng = old_groups.get(name), new_groups.get(name)
         if plain(og) != plain(ng):
@@ -171,6 +173,8 @@ def plan(old: Config, new: Config) -> ReloadPlan:
             continue
         diff = _differs(o, n)
         held = sorted(set(diff) & RESTART_FIELDS)
+        if _firewall_changes(o, n, firewall):
+            held.append("VIPs or priority 255 with accept mode off")
         if o.vmac.enabled and set(diff) & REPLACE_FIELDS:
             held.extend(sorted(set(diff) & REPLACE_FIELDS))
         if held:
@@ -207,6 +211,9 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     old_names = set(old_by)
     for n in new.instances:
         if n.name in old_names or n.name in held_group:
+            continue
+        if _firewall_changes(None, n, firewall):
+            restart.append(f"instance {n.name} added with accept mode off: restart needed")
             continue
         if n.vmac.enabled or n.track_interface or n.track_src_ip:
             # Their interfaces and trackers are set up once, at start.
@@ -245,6 +252,20 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         scripts_kept=kept_scripts,
         restart_needed=tuple(restart),
     )
+
+
+def _firewall_changes(o: VrrpInstance | None, n: VrrpInstance, firewall: bool) -> bool:
+    """Whether accept mode's drop rules (shell/firewall.py: made at start, for
+    the VIPs of then) would have to change; `firewall`: the daemon has them."""
+    if o is None:  # a new instance: it gets drop rules only if the firewall is there
+        return needs_firewall(n) and not firewall
+    if needs_firewall(o) != needs_firewall(n):
+        return True
+    return needs_firewall(n) and plain(_all_vips(o)) != plain(_all_vips(n))
+
+
+def _all_vips(inst: VrrpInstance) -> tuple[VirtualIP, ...]:
+    return inst.virtual_ipaddress + inst.virtual_ipaddress_excluded
 
 
 def _scripts(old: Config, new: Config, instances: tuple[VrrpInstance, ...]) -> tuple[Any, ...]:

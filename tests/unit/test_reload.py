@@ -226,3 +226,15 @@ def test_reload_cli_without_daemon_fails_with_json(
     assert out["ok"] is False and "does not exist" in out["errors"][0]
     assert main(["reload", "--control-socket", sock]) == 1
     assert "reload rejected" in capsys.readouterr().err
+
+
+def test_vips_of_an_accept_off_instance_need_a_restart(tmp_path: Path) -> None:
+    old = conf(tmp_path, extra="")
+    text = (tmp_path / "a.conf").read_text().replace("advert_int 1", "advert_int 1\n no_accept")
+    (tmp_path / "b.conf").write_text(text)
+    off = load_config(str(tmp_path / "b.conf"))
+    p = plan(old, off)  # accept mode switched off: the drop rules would be new
+    assert p.config.instances == old.instances and p.restart_needed
+    (tmp_path / "c.conf").write_text(text.replace("192.0.2.10/24", "192.0.2.10/24\n 192.0.2.20/24"))
+    p = plan(off, load_config(str(tmp_path / "c.conf")))
+    assert p.config.instances == off.instances and "accept mode off" in p.restart_needed[0]
