@@ -3,6 +3,10 @@
 # suite (lint, types, unit, simulator, and as root the netns and interop tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test: run as root (the netns tests need network namespaces and raw sockets)" >&2
+    exit 2
+fi
 scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
