@@ -163,10 +163,12 @@ def _records(path: str) -> Iterator[tuple[float, dict[str, Any]]]:
     try:
         with open(path, "rb") as f:
             for raw in f:
-                if not raw.startswith(b"{"):
+                # JSON lines, or the compat command's "ctime: keepalived text {json}".
+                start = raw.find(b"{")
+                if start < 0:
                     continue
                 with contextlib.suppress(ValueError, KeyError, TypeError):
-                    rec = json.loads(raw)
+                    rec = json.loads(raw[start:])
                     yield datetime.fromisoformat(rec["timestamp"]).timestamp(), rec
     except OSError:
         return

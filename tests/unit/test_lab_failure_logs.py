@@ -47,3 +47,17 @@ def test_failed_lab_prints_log_tails_and_keeps_them(
     assert kept, err
     copy = Path(kept[0]) / "lb1-pyvrrpd-1.log"
     assert "no such interface" in copy.read_text()
+
+
+def test_chaos_reads_compat_log_lines(tmp_path: Path) -> None:
+    """The compat command's lines ("ctime: text {json}") and plain JSON lines both parse."""
+    from pyvrrpd.lab.chaos import _records
+
+    log = tmp_path / "lb1.log"
+    log.write_text(
+        'Wed Nov 25 01:37:33 2026: (VI_1) Entering MASTER STATE {"event": "state_change", '
+        '"level": "info", "timestamp": "2026-11-25T01:37:33.267000"}\n'
+        '{"event": "vips_set", "level": "info", "timestamp": "2026-11-25T01:37:33.276618"}\n'
+        "Traceback (most recent call last):\n"
+    )
+    assert [rec["event"] for _, rec in _records(str(log))] == ["state_change", "vips_set"]
