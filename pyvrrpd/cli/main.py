@@ -38,9 +38,9 @@ EXIT_CODES_HELP = """\
 exit codes:
   0  success
   1  fatal: a host error (interface, socket, netlink), no daemon answering
-     (status), a rejected request
+     (status), a rejected reload, release-vips refused (the daemon runs)
   2  usage error (bad option); `run`: config errors or no vrrp_instance
-  4  `run`: not root; `check-config`: the file cannot be read
+  4  `run`, `release-vips`: not root; `check-config`: the file cannot be read
   5  `check-config`: errors, as keepalived -t (the daemon would not start as written)
   6  `check-config`: scripts without enable_script_security (keepalived -t)
 with --json, an error is one JSON object on stdout: {"error": "...", "exit_code": N}
