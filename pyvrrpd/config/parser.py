@@ -10,6 +10,7 @@ Must not: raise anything else for bad input, or touch the network.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import replace
@@ -147,7 +148,10 @@ def _build(lexed: LexResult) -> Config:
         diagnostics = (*diagnostics[:MAX_DIAGNOSTICS], summary)
     if rep.has_errors:
         raise ConfigError(diagnostics, partial=config)
-    return replace(config, warnings=diagnostics, files=tuple(lexed.files))
+    # Absolute: a reload (shell/reloader.py) reads the main file again after
+    # the `keepalived` compat daemon has changed to / (cli/keepalived.py).
+    files = tuple(os.path.abspath(f) for f in lexed.files)
+    return replace(config, warnings=diagnostics, files=files)
 
 
 class _Parser:
