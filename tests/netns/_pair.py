@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HOSTS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12", "inj": "192.0.2.66"}
 VIP = "192.0.2.10"
@@ -131,7 +132,8 @@ class Pair:
         self.procs[host] = proc
         return proc
 
-    def status(self, host: str) -> dict[str, object]:
+    def status_all(self, host: str) -> dict[str, Any]:
+        """`pyvrrpd status --json` of the daemon on `host` (every section)."""
         out = subprocess.run(
             [
                 sys.executable,
@@ -147,7 +149,12 @@ class Pair:
             timeout=10,
             check=True,
         ).stdout
-        inst: dict[str, object] = json.loads(out)["instances"][0]
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def status(self, host: str) -> dict[str, object]:
+        """The first instance of `status_all`."""
+        inst: dict[str, object] = self.status_all(host)["instances"][0]
         return inst
 
     def state(self, host: str) -> str | None:
@@ -165,6 +172,14 @@ class Pair:
         return p.read_text(errors="replace") if p.exists() else ""
 
 
+def _plug(sw: str, bridge: str, port: str, ns: str, ifname: str, addr: str) -> None:
+    """A veth from `bridge` (switch namespace `sw`) to `ifname` in `ns`, addressed and up."""
+    ip("-n", sw, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
+    ip("-n", sw, "link", "set", port, "master", bridge, "up")
+    ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
+    ip("-n", ns, "link", "set", ifname, "up")
+
+
 @contextlib.contextmanager
 def pair_lan(tmp: Path, lans: int = 1) -> Iterator[Pair]:
     """lb1, lb2 and inj on one bridged LAN (eth0); with `lans=2` also on a
@@ -175,52 +190,17 @@ def pair_lan(tmp: Path, lans: int = 1) -> Iterator[Pair]:
     try:
         ip("netns", "add", sw)
         made.append(sw)
-        ip("-n", sw, "link", "add", "br0", "type", "bridge")
-        ip("-n", sw, "link", "set", "br0", "up")
-        for i, (host, addr) in enumerate(HOSTS.items()):
-            ns = pair.ns(host)
-            ip("netns", "add", ns)
-            made.append(ns)
-            ip(
-                "-n",
-                sw,
-                "link",
-                "add",
-                f"p{i}",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                ns,
-            )
-            ip("-n", sw, "link", "set", f"p{i}", "master", "br0", "up")
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
-        if lans >= 2:
-            ip("-n", sw, "link", "add", "br1", "type", "bridge")
-            ip("-n", sw, "link", "set", "br1", "up")
-            for i, (host, addr) in enumerate(HOSTS2.items()):
+        for lan, (hosts, port) in enumerate(((HOSTS, "p"), (HOSTS2, "q"))[:lans]):
+            bridge = f"br{lan}"
+            ip("-n", sw, "link", "add", bridge, "type", "bridge")
+            ip("-n", sw, "link", "set", bridge, "up")
+            for i, (host, addr) in enumerate(hosts.items()):
                 ns = pair.ns(host)
-                ip(
-                    "-n",
-                    sw,
-                    "link",
-                    "add",
-                    f"q{i}",
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth1",
-                    "netns",
-                    ns,
-                )
-                ip("-n", sw, "link", "set", f"q{i}", "master", "br1", "up")
-                ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth1")
-                ip("-n", ns, "link", "set", "eth1", "up")
+                if lan == 0:
+                    ip("netns", "add", ns)
+                    made.append(ns)
+                    ip("-n", ns, "link", "set", "lo", "up")
+                _plug(sw, bridge, f"{port}{i}", ns, f"eth{lan}", addr)
         yield pair
     finally:
         for proc in pair.procs.values():
@@ -237,3 +217,19 @@ def pair_lan(tmp: Path, lans: int = 1) -> Iterator[Pair]:
             ip("netns", "del", ns, check=False)
         leftovers = [n for n in made if os.path.exists(f"/run/netns/{n}")]
         assert not leftovers, f"namespaces survived teardown: {leftovers}"
+
+
+@contextlib.contextmanager
+def logged_pair_lan(tmp: Path, lans: int = 1, tail: int = 3000) -> Iterator[Pair]:
+    """`pair_lan` for a fixture: skipped unless root; the last `tail`
+    characters of lb1's and lb2's logs printed afterwards (shown on failure)."""
+    import pytest  # here: bench/flood.py uses this module without pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    with pair_lan(tmp, lans) as p:
+        try:
+            yield p
+        finally:
+            for host in ("lb1", "lb2"):
+                print(f"--- {host} log ---\n{p.log(host)[-tail:]}")

@@ -18,7 +18,7 @@ import pytest
 
 from pyvrrpd.lab.netns import Lab, cleanup_stale, missing_tools
 from pyvrrpd.lab.services import DaemonKind, Services, daemon_missing
-from tests.netns._pair import Pair, pair_lan
+from tests.netns._pair import Pair, logged_pair_lan
 
 LAB_TOOLS = ("haproxy", "ip", "unshare", "nsenter", "killall", "ps", "mount")
 
@@ -91,11 +91,5 @@ def lab_services(guide_lab: Lab) -> Callable[[DaemonKind], Services]:
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
     """lb1, lb2 and an injector on a bridge (tests/netns/_pair.py); logs printed after."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")
+    with logged_pair_lan(tmp_path) as p:
+        yield p

@@ -12,7 +12,6 @@ after it stops; the virtual route is on the master only and moves with the VIP.
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import signal
 import socket
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns._nshelp import in_netns
-from tests.netns._pair import VIP, Pair, ip, pair_lan, wait_for
+from tests.netns._pair import VIP, Pair, ip, logged_pair_lan, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -48,16 +47,10 @@ vrrp_instance VI_1 {{
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
     if shutil.which("nft") is None:
         pytest.skip("needs the nft command (package nftables)")
-    with pair_lan(tmp_path) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")
+    with logged_pair_lan(tmp_path) as p:
+        yield p
 
 
 def start(lan: Pair, host: str, prio: int, accept: str) -> None:

@@ -9,14 +9,13 @@ MASTER transition), so process start-up does not blur them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import Pair, pair_lan, wait_for
+from tests.netns._pair import Pair, logged_pair_lan, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -38,14 +37,8 @@ SKEW_100 = (256 - 100) / 256  # 0.609 s
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-2000:]}")
+    with logged_pair_lan(tmp_path, tail=2000) as p:
+        yield p
 
 
 def master_after(pair: Pair, host: str) -> float | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import VIP, Pair, ip, pair_lan, wait_for
+from tests.netns._pair import VIP, Pair, ip, logged_pair_lan, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -47,14 +47,8 @@ vrrp_instance VI_1 {{
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    with pair_lan(tmp_path, lans=2) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-3000:]}")
+    with logged_pair_lan(tmp_path, lans=2) as p:
+        yield p
 
 
 def start(lan: Pair, host: str, prio: int, tracked: str) -> None:
