@@ -27,6 +27,7 @@ import pytest
 
 from pyvrrpd.wire.ipv4 import build_ipv4
 from pyvrrpd.wire.vrrp import VRRP_GROUP, encode_advert
+from tests.netns._helpers import check_with_private_etc
 from tests.netns._pair import Pair, ip, wait_for
 from tests.netns.test_daemon_hostile import INJ, send_raw
 
@@ -376,19 +377,10 @@ def test_notify_conf_passes_both_checkers(pair: Pair) -> None:
     namespace (the host's /etc is not touched); both run in lb1's namespace.
     """
     conf = CONF_DIR / "notify.conf"
-    script = (
-        "mkdir -p /etc/keepalived && mount -t tmpfs -o mode=755 none /etc/keepalived"
-        " && for f in check_haproxy.sh notify.sh fifo-reader.sh; do"
+    prepare = (
+        "for f in check_haproxy.sh notify.sh fifo-reader.sh; do"
         " printf '#!/bin/sh\\nexit 0\\n' > /etc/keepalived/$f; chmod 755 /etc/keepalived/$f; done"
-        f" && ip netns exec {pair.ns('lb1')} /usr/sbin/keepalived -t -f {conf}; echo ka=$?"
-        f" && ip netns exec {pair.ns('lb1')} {sys.executable} -m pyvrrpd check-config -f {conf};"
-        " echo py=$?"
     )
-    out = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = check_with_private_etc(pair, conf, prepare)
     assert "ka=0" in out.stdout and "py=0" in out.stdout, out.stdout + out.stderr
     assert "0 warnings" in out.stdout, out.stdout

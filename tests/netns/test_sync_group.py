@@ -11,7 +11,6 @@ notifies a user's hook gets.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,11 +18,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.netns._pair import VIP, VIP2, Pair, ip, pair_lan, wait_for
+from tests.netns._helpers import checker_codes
+from tests.netns._pair import VIP, VIP2, Pair, ip, logged_pair_lan, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -78,15 +77,9 @@ RECORDER = '#!/bin/sh\necho "$@" >> "{out}"\n'
 
 @pytest.fixture
 def lan(tmp_path: Path) -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
     os.chmod(tmp_path, 0o755)
-    with pair_lan(tmp_path, lans=2) as p:
-        try:
-            yield p
-        finally:
-            for host in ("lb1", "lb2"):
-                print(f"--- {host} log ---\n{p.log(host)[-4000:]}")
+    with logged_pair_lan(tmp_path, lans=2, tail=4000) as p:
+        yield p
 
 
 def conf(lan: Pair, host: str, prio: int) -> str:
@@ -115,18 +108,6 @@ def both_on(lan: Pair, host: str) -> bool:
     return holds(lan, host) == (True, True) and holds(lan, other) == (False, False)
 
 
-def status_all(lan: Pair, host: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "pyvrrpd", "status", "--json", "--control-socket", lan.sock(host)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
 def link(lan: Pair, host: str, ifname: str, state: str) -> None:
     ip("-n", lan.ns(host), "link", "set", ifname, state)
 
@@ -151,10 +132,10 @@ def scenario(lan: Pair, kinds: tuple[str, str]) -> None:
     print(f"eth1 down on lb1: both VIPs on lb2 after {took} s (MDI {MDI_90:.3f} s)")
     assert took is not None and took < MDI_90 + 1.0
     if kinds[1] == "pyvrrpd":
-        groups = status_all(lan, "lb2")["sync_groups"]
+        groups = lan.status_all("lb2")["sync_groups"]
         assert groups == [{"name": "VG_1", "state": "MASTER", "members": ["VI_LAN", "VI_DMZ"]}]
     if kinds[0] == "pyvrrpd":
-        assert status_all(lan, "lb1")["sync_groups"][0]["state"] == "FAULT"
+        assert lan.status_all("lb1")["sync_groups"][0]["state"] == "FAULT"
     assert wait_for(lambda: notifies(lan, "lb1")[-1:] == ["GROUP VG_1 FAULT 0"], 2.0)
     assert wait_for(lambda: notifies(lan, "lb2")[seen2:] == ["GROUP VG_1 MASTER 0"], 2.0), notifies(
         lan, "lb2"
@@ -281,17 +262,9 @@ def test_check_config_exit_codes_match_keepalived(lan: Pair) -> None:
     """`pyvrrpd check-config` gives keepalived -t's exit code on sync-group configs."""
     if not os.path.exists("/usr/sbin/keepalived"):
         pytest.skip("keepalived not installed")
-    ns = lan.ns("lb1")
     got = {}
     for name, (tail, _) in PARITY.items():
         path = lan.workdir / f"parity-{name}.conf"
         path.write_text(PARITY_HEAD + tail)
-        codes = []
-        for cmd in (
-            ["/usr/sbin/keepalived", "-t", "-f", str(path)],
-            [sys.executable, "-m", "pyvrrpd", "check-config", "-f", str(path)],
-        ):
-            run = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, timeout=30)
-            codes.append(run.returncode)
-        got[name] = tuple(codes)
+        got[name] = checker_codes(lan, path)
     assert got == {name: (rc, rc) for name, (_, rc) in PARITY.items()}

@@ -19,11 +19,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.netns._helpers import check_with_private_etc, checker_codes
 from tests.netns._pair import HOSTS, VIP, Pair, wait_for
 
 pytestmark = [pytest.mark.netns]
@@ -199,24 +199,7 @@ def _scenario(pair: Pair, a_kind: str, b_kind: str) -> dict[str, float]:
 
 def _no_drops(pair: Pair, host: str) -> None:
     """No drop counted; every advert (all from the listed peer) took the fast queue."""
-    full = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pyvrrpd",
-                "status",
-                "--json",
-                "--control-socket",
-                pair.sock(host),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    )
-    eth0 = full["interfaces"]["eth0"]
+    eth0 = pair.status_all(host)["interfaces"]["eth0"]
     assert eth0["received"] > 0 and eth0["received_slow_queue"] == 0, eth0
     stats = pair.status(host)["stats"]
     assert isinstance(stats, dict)
@@ -261,19 +244,8 @@ def test_unicast_confs_pass_both_checkers(pair: Pair, name: str) -> None:
     if not os.path.exists("/usr/sbin/keepalived"):
         pytest.skip("keepalived not installed (apt-get install keepalived)")
     conf = CONF_DIR / name
-    ns = pair.ns("lb1")
-    script = (
-        "mkdir -p /etc/keepalived && mount -t tmpfs -o mode=755 none /etc/keepalived"
-        f" && install -m 755 {CHECK_SCRIPT} /etc/keepalived/check_haproxy.sh"
-        f" && ip netns exec {ns} /usr/sbin/keepalived -t -f {conf}; echo ka=$?"
-        f" && ip netns exec {ns} {sys.executable} -m pyvrrpd check-config -f {conf}; echo py=$?"
-    )
-    out = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    prepare = f"install -m 755 {CHECK_SCRIPT} /etc/keepalived/check_haproxy.sh"
+    out = check_with_private_etc(pair, conf, prepare)
     assert "ka=0" in out.stdout and "py=0" in out.stdout, out.stdout + out.stderr
 
 
@@ -364,17 +336,9 @@ def test_check_config_exit_codes_match_keepalived(pair: Pair) -> None:
     """`pyvrrpd check-config` and `keepalived -t` give the same exit code on each snippet."""
     if not os.path.exists("/usr/sbin/keepalived"):
         pytest.skip("keepalived not installed (apt-get install keepalived)")
-    ns = pair.ns("lb1")
     got = []
     for n, (body, expect) in enumerate(PARITY_CASES):
         conf = pair.workdir / f"parity{n}.conf"
         conf.write_text(PARITY.format(body=body))
-        codes = []
-        for cmd in (
-            ["/usr/sbin/keepalived", "-t", "-f", str(conf)],
-            [sys.executable, "-m", "pyvrrpd", "check-config", "-f", str(conf)],
-        ):
-            run = subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, timeout=30)
-            codes.append(run.returncode)
-        got.append((body, expect, *codes))
+        got.append((body, expect, *checker_codes(pair, conf)))
     assert [g for g in got if g[2:] != (g[1], g[1])] == []
