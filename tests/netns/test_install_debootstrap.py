@@ -7,7 +7,8 @@ apt-get, the venv, then the lab of network namespaces), the test command's setup
 step (``./scripts/setup.sh --test``) without the suite, the install command
 (``pyvrrpd`` and ``keepalived`` on PATH, units in place, ``systemd-analyze
 verify`` clean), ``--compat`` beside Debian's keepalived, and the uninstall (all
-gone, config kept).
+gone, config kept); then the same from a wheel alone, and the .deb from
+scripts/build-deb.sh installed and purged with apt.
 
 Isolation: the chroot runs in a network namespace this test makes (loopback
 only; tests/netns/_egress.py lets apt and pip reach the package registries and
@@ -287,4 +288,25 @@ def test_readme_commands_on_fresh_debian12(debian_root: tuple[Root, dict[str, fl
     )
     assert "/usr/local/sbin/pyvrrpd\n/opt/pyvrrpd/bin/pyvrrpd\n" in out, out
     assert "verify-ok" in out and "No such file" in out, out
+
+    # The .deb: built from the checkout, installed and purged with apt.
+    phase(
+        "deb install",
+        cd + "./scripts/build-deb.sh /tmp/deb && DEBIAN_FRONTEND=noninteractive"
+        " apt-get install -y -qq /tmp/deb/pyvrrpd_*.deb",
+        300,
+    )
+    out = phase(
+        "check deb",
+        "set -e; command -v pyvrrpd; pyvrrpd --help >/dev/null; dpkg -s pyvrrpd | grep Status;"
+        " test -L /etc/systemd/system/multi-user.target.wants/pyvrrpd.service && echo enabled;"
+        ' v=$(systemd-analyze verify /lib/systemd/system/pyvrrpd.service 2>&1); echo "verify[$v]";'
+        " DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq pyvrrpd >/dev/null;"
+        " ls /opt/pyvrrpd /usr/sbin/pyvrrpd /lib/systemd/system/pyvrrpd.service"
+        " /etc/systemd/system/multi-user.target.wants/pyvrrpd.service 2>&1 | grep -c 'No such'"
+        " || true",
+        300,
+    )
+    assert out.startswith("/usr/sbin/pyvrrpd\nStatus: install ok installed\nenabled\n"), out
+    assert "verify[]" in out and out.rstrip().endswith("\n4"), out
     assert not root.proxy.denied, root.proxy.denied
