@@ -67,6 +67,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 manifest="$PREFIX/install-manifest"
+if [ "$uninstall" = 0 ] && dpkg-query -W -f='${Status}' pyvrrpd 2>/dev/null | grep -q "ok installed"; then
+    echo "install: the pyvrrpd .deb is installed (apt-get purge pyvrrpd first, or keep it)" >&2
+    exit 2
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 
 # systemd is "running" when /run/systemd/system exists (sd_booted(3)); in a
