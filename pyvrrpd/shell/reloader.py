@@ -165,6 +165,9 @@ async def apply(d: Daemon, p: ReloadPlan) -> None:
         actions = inst.router.reconfigure(rc, now)
         inst.adverts.clear()  # priority, VIPs or auth may be in the cached adverts
         inst.vipset.addresses = inst.addresses
+        if d._runstate is not None:
+            # release-vips undoes what the record says: the new VIPs before they go in.
+            d._runstate.instance(inst)
         if ch is not None and inst.router.state is State.MASTER:
             for vip in ch.added_vips:
                 if inst.dev(vip) not in d.interfaces:
@@ -189,6 +192,8 @@ async def apply(d: Daemon, p: ReloadPlan) -> None:
             started = Started(None, False, present=False)
         else:
             started = Started(link.primary_ip if inst.iface.sock else None, link.up)
+        if d._runstate is not None:
+            d._runstate.instance(inst)
         d._feed(inst, started, now)
         _known_trackers(d, inst, now)
     for name in sorted(fresh):
