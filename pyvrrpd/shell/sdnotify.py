@@ -12,7 +12,7 @@ fire late sends late adverts, and the backup takes over anyway; systemd
 should then kill it (and ExecStopPost's release-vips remove its VIPs)
 rather than leave two masters. The units' WatchdogSec (2 s) is shorter than
 the shortest Master_Down_Interval minus one advert interval (RFC 3768 6.1:
-3 * 1 s + Skew_Time >= 3.0039 s, minus 1 s), so a master stuck right after
+3 * 1 s + Skew_Time >= 3.0078 s at priority 254, minus 1 s), so a master stuck right after
 an advert is killed before a backup can have taken over.
 """
 
