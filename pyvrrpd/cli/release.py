@@ -5,9 +5,10 @@ Owns: reading the run-state record a daemon keeps under /run
 undoing exactly what it recorded: a priority-0 advert for each instance that
 was MASTER or still has a VIP here (RFC 3768 6.4.3: the backup then takes
 over after its Skew_Time instead of Master_Down_Interval), then the VIPs,
-the nftables drop-rule table, the use_vmac IGMP table and the vmac
-interfaces. keepalived 2.2.7 leaves its VIPs after SIGKILL until it starts
-again (keepalived.md 2.8); the units run this as ExecStopPost.
+the instances' virtual_routes/virtual_rules, the nftables drop-rule table,
+the use_vmac IGMP table and the vmac interfaces. keepalived 2.2.7 leaves
+its VIPs after SIGKILL until it starts again (keepalived.md 2.8); the units
+run this as ExecStopPost.
 
 A daemon started with -V (`--dont-release-vrrp`) recorded that: its VIPs
 are left in place, as keepalived leaves them. Run this in the network
@@ -28,11 +29,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
+from pyvrrpd.config.routemodel import Route
 from pyvrrpd.io import vmac as vmacio
 from pyvrrpd.io.ah_socket import AhSocket
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.io.nft import Nft
+from pyvrrpd.io.routes import Routes
 from pyvrrpd.io.vrrp_socket import SendTarget, VrrpSocket
 from pyvrrpd.shell import runstate
 from pyvrrpd.wire.ah import build_ah_datagram
@@ -147,6 +150,27 @@ async def _advert(
     out.ok(f"{name}: sent priority 0 (vrid {rec['vrid']}) on {ifname} to {to}{how}")
 
 
+async def _routes(nl: Netlink, name: str, recorded: list[dict[str, Any]], out: Outcome) -> None:
+    """The instance's virtual_routes/rules, rules then routes (as VirtualRoutes removes them)."""
+    kernel = Routes(nl)
+    for data in reversed(recorded):
+        try:
+            item = runstate.decode_item(data)
+        except (ValueError, TypeError) as exc:
+            out.error(f"{name}: unreadable recorded route or rule: {exc}")
+            continue
+        try:
+            if isinstance(item, Route):
+                done = await kernel.route(False, item)
+            else:
+                done = await kernel.rule(False, item)
+        except HostError as exc:
+            out.error(f"{name}: {exc}")
+            continue
+        if done:
+            out.ok(f"{name}: removed {'route' if isinstance(item, Route) else 'rule'} {item}")
+
+
 async def release(record: dict[str, Any]) -> Outcome:
     """Undo `record` in this network namespace (adverts first, then VIPs, tables, vmacs)."""
     out = Outcome()
@@ -160,6 +184,10 @@ async def release(record: dict[str, Any]) -> Outcome:
         for name, rec in instances.items():
             if rec["state"] == "MASTER" or present[name]:
                 await _advert(nl, name, rec, {v[0] for v in rec["vips"]}, out)
+        # virtual_routes/rules out before the VIPs (shell/statics.py VirtualRoutes).
+        for name, rec in instances.items():
+            if rec["state"] == "MASTER" or present[name]:
+                await _routes(nl, name, rec.get("routes", []), out)
         for name, here in present.items():
             for address, prefixlen, dev in here:
                 try:

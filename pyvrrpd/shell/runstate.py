@@ -25,13 +25,16 @@ Must not decide protocol state; writing never raises (a full /run is logged).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
+from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from pyvrrpd.config.routemodel import Route, Rule
 from pyvrrpd.shell.control import DEFAULT_SOCKET
 from pyvrrpd.shell.unicast import send_target
 from pyvrrpd.wire.vrrp import AuthType, encode_advert
@@ -97,6 +100,36 @@ def read(path: str) -> dict[str, Any] | None:
     return data
 
 
+#: The fields of Route/Rule that are not plain JSON values, and their types.
+_TYPED: dict[str, dict[str, type[IPv4Address] | type[IPv4Network]]] = {
+    "Route": {"dst": IPv4Network, "via": IPv4Address, "src": IPv4Address},
+    "Rule": {"src": IPv4Network, "dst": IPv4Network},
+}
+
+
+def encode_item(item: Route | Rule) -> dict[str, Any]:
+    """A virtual route or rule as JSON values (`decode_item` reverses it)."""
+    out: dict[str, Any] = {"kind": type(item).__name__}
+    for f in dataclasses.fields(item):
+        value = getattr(item, f.name)
+        out[f.name] = str(value) if isinstance(value, (IPv4Address, IPv4Network)) else value
+    return out
+
+
+def decode_item(data: dict[str, Any]) -> Route | Rule:
+    """The Route or Rule `encode_item` recorded. ValueError/TypeError if malformed."""
+    kind = data.get("kind")
+    if kind not in _TYPED:
+        raise ValueError(f"unknown recorded item {kind!r}")
+    typed = _TYPED[kind]
+    kw: dict[str, Any] = {
+        k: (typed[k](v) if k in typed and v is not None else v)
+        for k, v in data.items()
+        if k != "kind"
+    }
+    return Route(**kw) if kind == "Route" else Rule(**kw)
+
+
 def _advert0(inst: Instance) -> bytes:
     """The priority-0 VRRP message as the daemon would send it (executor/ahsend)."""
     cfg = inst.router.config
@@ -157,6 +190,9 @@ class RunState:
                 "at": time.monotonic(),
             },
             "vips": [[str(v.address), v.prefixlen, inst.dev(v)] for v in inst.addresses],
+            # Installed with the VIPs while MASTER (shell/statics.py VirtualRoutes).
+            "routes": [encode_item(r) for r in inst.cfg.virtual_routes]
+            + [encode_item(r) for r in inst.cfg.virtual_rules],
         }
         self._write()
 

@@ -197,6 +197,12 @@ vrrp_instance VI_1 {{
   virtual_ipaddress {{
     {vip}
   }}
+  virtual_routes {{
+    203.0.113.0/24 via 192.0.2.66 dev eth0
+  }}
+  virtual_rules {{
+    from {vip} table 100 priority 100
+  }}
 }}
 """
 
@@ -211,7 +217,17 @@ def vmac_present(pair: Pair, host: str) -> bool:
     return subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
 
 
-def test_release_removes_the_vmac_and_the_nft_table(pair: Pair) -> None:
+def routes_and_rules(pair: Pair, host: str) -> str:
+    routes = subprocess.run(
+        ["ip", "-n", pair.ns(host), "route", "show"], capture_output=True, text=True, timeout=10
+    ).stdout
+    rules = subprocess.run(
+        ["ip", "-n", pair.ns(host), "rule", "show"], capture_output=True, text=True, timeout=10
+    ).stdout
+    return routes + rules
+
+
+def test_release_removes_vmac_nft_table_and_virtual_routes(pair: Pair) -> None:
     if subprocess.run(["which", "nft"], capture_output=True).returncode != 0:
         pytest.skip("nft missing")
     pair.start("lb1", 0, conf_text=VMAC_CONF.format(vip=VIP))
@@ -223,6 +239,8 @@ def test_release_removes_the_vmac_and_the_nft_table(pair: Pair) -> None:
 
     assert wait_for(vip_on_vmac, 8.0), pair.log("lb1")
     assert wait_for(lambda: "keepalived" in nft_tables(pair, "lb1"), 3.0)
+    assert wait_for(lambda: "203.0.113.0/24" in routes_and_rules(pair, "lb1"), 3.0)
+    assert "lookup 100" in routes_and_rules(pair, "lb1")
     kill9(pair, "lb1")
     assert vmac_present(pair, "lb1") and "keepalived" in nft_tables(pair, "lb1")
     done = release(pair, "lb1", "--control-socket", pair.sock("lb1"))
@@ -231,3 +249,5 @@ def test_release_removes_the_vmac_and_the_nft_table(pair: Pair) -> None:
     assert "sent priority 0" in done.stdout
     assert not vmac_present(pair, "lb1")
     assert "keepalived" not in nft_tables(pair, "lb1")
+    left = routes_and_rules(pair, "lb1")
+    assert "203.0.113.0/24" not in left and "lookup 100" not in left
