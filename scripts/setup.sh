@@ -16,7 +16,8 @@ fi
 
 debs=(iproute2 haproxy psmisc procps util-linux curl ca-certificates nftables)
 if [ "$want_test" = 1 ]; then
-    debs+=(keepalived tcpdump tshark)
+    # systemd: systemd-analyze for the units' `verify` test (tests/unit/test_systemd_units.py).
+    debs+=(keepalived tcpdump tshark systemd)
 fi
 
 pick_python() {
