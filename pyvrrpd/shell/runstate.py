@@ -204,7 +204,9 @@ class RunState:
             os.unlink(self.path)
 
     def _write(self) -> None:
-        tmp = f"{self.path}.tmp"
+        # Per process: two daemons sharing a path (no socket given) must not
+        # trip over each other's half-written file.
+        tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             directory = os.path.dirname(self.path)
             if directory:
