@@ -156,7 +156,8 @@ class Root:
         try:
             return _run(cmd, timeout)
         except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else ""
+            raw = e.stdout or b""
+            out = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
             pytest.fail(f"timed out after {timeout:.0f} s: {script}\n{_tail(out)}")
 
 
