@@ -110,7 +110,7 @@ if [ "$uninstall" = 1 ]; then
             "$UNITDIR"/*) rm -f "$f" ;;
         esac
     done <"$manifest"
-    systemd_running && systemctl daemon-reload || true
+    if systemd_running; then systemctl daemon-reload || true; fi
     rm -rf "$PREFIX"
     echo "install: pyvrrpd removed ($PREFIX, commands, units); $CONF left as it was"
     exit 0
