@@ -165,12 +165,24 @@ class RunState:
         self._write()
 
     def instance(self, inst: Instance) -> None:
-        """Record `inst` as the core left it (its new state) and write the file."""
+        """Record `inst` as the core left it (its new state) and write the file.
+
+        Never raises: a recording bug must not take the state change with it.
+        """
+        try:
+            self._data["instances"][inst.name] = self._describe(inst)
+        except Exception as exc:  # logged; the daemon carries on
+            log.error("runstate_record_failed", instance=inst.name, error=repr(exc))
+            return
+        self._write()
+
+    @staticmethod
+    def _describe(inst: Instance) -> dict[str, Any]:
         cfg = inst.router.config
         target = send_target(inst.cfg)
         sock = inst.iface.sock
         ah = inst.router.ah_seq
-        self._data["instances"][inst.name] = {
+        return {
             "state": inst.router.state.name,
             "vrid": cfg.vrid,
             "interface": inst.iface.name,
@@ -194,7 +206,6 @@ class RunState:
             "routes": [encode_item(r) for r in inst.cfg.virtual_routes]
             + [encode_item(r) for r in inst.cfg.virtual_rules],
         }
-        self._write()
 
     def remove(self) -> None:
         """A clean stop released everything: no record is left (with -V it is kept)."""
