@@ -192,6 +192,8 @@ class Daemon:
             try:
                 return await reloader.reload(self)
             finally:
+                if self._runstate is not None:
+                    self._record_host()  # instances, vmacs, table as the reload left them
                 sdnotify.ready()
 
     async def _setup(self) -> None:
