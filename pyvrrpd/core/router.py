@@ -9,6 +9,7 @@ I/O: `now` is a monotonic time in seconds chosen by the caller.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
@@ -207,6 +208,10 @@ class VirtualRouter:
         self.master_gate: Callable[[VirtualRouter], bool] | None = None
         self.wants_master = False
         self.group_fault: str | None = None
+        # Offsets for a member held or demoted by its sync group: drawn from a
+        # generator seeded by our address (pure: same inputs, same offsets),
+        # so two boxes re-arm at different times (see _group_offset()).
+        self._group_rng: random.Random | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -349,15 +354,21 @@ class VirtualRouter:
             self._become_master(now, out, "sync group MASTER")
         return out
 
-    def group_demote(self, now: float) -> list[Action]:
-        """The sync group went BACKUP: a MASTER member steps down without a
-        priority-0 advert (keepalived's vrrp_sync_backup(), advF false)."""
+    def group_demote(self, now: float, resign: bool = False) -> list[Action]:
+        """The sync group went BACKUP: a MASTER member steps down, without a
+        priority-0 advert after a higher-priority one (keepalived's
+        vrrp_sync_backup(), advF false), with one (`resign`) when another
+        member resigned, so the peer takes over within Skew_Time."""
         out: list[Action] = []
         if self.state is State.MASTER:
+            if resign:
+                self._send(0, out)
             out.append(RemoveVips())
             self.stats["release_master"] += 1
             self._clear_timers()
             self._enter_backup(now, out, "sync group BACKUP")
+            if self._down_deadline is not None:
+                self._down_deadline += self._group_offset()
         return out
 
     def set_group_fault(self, reason: str | None, now: float) -> list[Action]:
@@ -384,6 +395,26 @@ class VirtualRouter:
             self.wants_master = True
         else:
             self._down_deadline = now + self.master_down_interval
+        if self._down_deadline is not None:
+            self._down_deadline += self._group_offset()
+
+    def _group_offset(self) -> float:
+        """A fresh offset in [0, advert_int/2) for a timer re-armed by the group.
+
+        Crossed priorities (box A prefers VI_0, box B VI_1) started together
+        make both boxes promote their groups at the same instant; the crossing
+        adverts then demote both groups, whose timers restart in step, and so
+        on: no VIP anywhere for as long as the clocks stay aligned. A different
+        offset per box and per round breaks the tie: the box whose member
+        fires first takes its whole group and the other box's members hear
+        it before their own timers run out. Seeded by our address and VRID so
+        two boxes draw different sequences without the core reading a clock
+        or an entropy source.
+        """
+        if self._group_rng is None:
+            ip = self.own_ip
+            self._group_rng = random.Random((int(ip) if ip else 0) << 8 | self.config.vrid)
+        return self._group_rng.uniform(0.0, self.config.advert_int / 2)
 
     # ----------------------------------------------------------------- events
 

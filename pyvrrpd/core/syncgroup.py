@@ -8,10 +8,18 @@ Owns: the group's state and the rules that tie its members (keepalived
   has a fault of its own any more, then they all settle to BACKUP;
 - a member whose Master_Down_Timer runs out becomes MASTER only when every
   other member wants MASTER too ("prefer backup to avoid thrashing"); until
-  then it waits in BACKUP, wanting MASTER, for another Master_Down_Interval;
+  then it waits in BACKUP, wanting MASTER, for another Master_Down_Interval
+  plus a per-box offset (VirtualRouter._group_offset(): two boxes with
+  crossed priorities must not keep promoting and demoting in step);
 - a member becoming MASTER takes the BACKUP members with it at once;
-- a MASTER member stepping down to BACKUP (a higher-priority advert) takes
-  the other MASTER members to BACKUP, without a priority-0 advert.
+- a MASTER member stepping down to BACKUP takes the other MASTER members to
+  BACKUP: without a priority-0 advert when it heard a higher-priority
+  advert (the peer's members are taking over anyway), with one when it
+  resigned itself (its interface was re-created, say), as keepalived's
+  set_vrrp_backup() (keepalived_netlink.c) resigns every member on an
+  address change: the peer's members then all take over within Skew_Time
+  instead of the one that heard priority 0 waiting a Master_Down_Interval
+  for the rest (its group holds it until they all want MASTER).
 
 Like `VirtualRouter`, it is sans-IO: the shell feeds a member an event,
 carries out its actions, then calls `after()` with them and carries out the
@@ -25,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pyvrrpd.core.actions import Action, StateChanged
+from pyvrrpd.core.actions import Action, SendAdvert, StateChanged
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.core.state import State
 
@@ -92,10 +100,12 @@ class SyncGroup:
         elif router.state is State.BACKUP and any(
             c.old is State.MASTER and c.new is State.BACKUP for c in changes
         ):
-            # keepalived vrrp_sync_backup(): the other masters step down.
+            # keepalived vrrp_sync_backup(): the other masters step down, and
+            # resign too when this member resigned (sent priority 0).
+            resigned = any(isinstance(a, SendAdvert) and a.priority == 0 for a in actions)
             for other, r in self._others(name):
                 if r.state is State.MASTER:
-                    out.members.append((other, r.group_demote(now)))
+                    out.members.append((other, r.group_demote(now, resign=resigned)))
             self._set(State.BACKUP, f"{name} left MASTER", out)
         elif self.state is State.INIT and all(
             r.state is State.BACKUP for r in self._routers.values()
