@@ -56,7 +56,8 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from pyvrrpd.wire.checksum import inet_checksum
+from pyvrrpd.wire.ipv4 import build_ipv4
+from pyvrrpd.wire.vrrp import VRRP_PROTO
 
 __all__ = [
     "AH_HEADER_LEN",
@@ -79,10 +80,8 @@ ICV_LEN = 12
 AH_PAYLOAD_LEN = 4
 _AH = struct.Struct("!BBH4sI12s")
 AH_HEADER_LEN = _AH.size  # 24
-_VRRP_PROTO = 112
 # keepalived stops counting at 0xFFFFFFFD (136 years of 1 s adverts).
 _SEQ_LIMIT = 0xFFFFFFFD
-_IP = struct.Struct("!BBHHHBBH4s4s")
 _KEY_LEN = 8  # RFC 3768 5.3.10 / keepalived: auth_pass is 8 bytes, zero padded
 
 
@@ -182,12 +181,11 @@ def build_ah_datagram(
     """
     if not 1 <= ident <= 0xFFFF:
         raise ValueError(f"IP identification must be 1..65535, got {ident}")
-    total = 20 + AH_HEADER_LEN + len(vrrp_payload)
-    # keepalived's vrrp_build_ip4(): TOS 0xC0, no DF, protocol 51.
-    fields = (0x45, 0xC0, total, ident, 0, ttl, AH_PROTO)
-    ah = _AH.pack(_VRRP_PROTO, AH_PAYLOAD_LEN, 0, src.packed, seq, bytes(ICV_LEN))
-    unsigned = _IP.pack(*fields, 0, src.packed, dst.packed) + ah + vrrp_payload
+    ah = _AH.pack(VRRP_PROTO, AH_PAYLOAD_LEN, 0, src.packed, seq, bytes(ICV_LEN))
+    # keepalived's vrrp_build_ip4(): TOS 0xC0, no DF, protocol 51. The ICV
+    # is computed with the header checksum zeroed, so the finished header fits.
+    unsigned = build_ipv4(
+        src, dst, ah + vrrp_payload, ttl=ttl, tos=0xC0, proto=AH_PROTO, ident=ident
+    )
     icv = compute_icv(unsigned, 20, auth_pass, unicast)
-    header = _IP.pack(*fields, 0, src.packed, dst.packed)
-    header = _IP.pack(*fields, inet_checksum(header), src.packed, dst.packed)
-    return header + ah[:12] + icv + vrrp_payload
+    return unsigned[: 20 + 12] + icv + vrrp_payload
