@@ -45,7 +45,7 @@ __all__ = [
     "resolve",
 ]
 
-VRRP_GROUP4 = IPv4Address("224.0.0.18")  # RFC 3768 5.2.2
+
 DEFAULT_TTL = 255  # keepalived's VRRP_IP_TTL, also the default unicast_ttl
 TTL_MAX = 255
 
