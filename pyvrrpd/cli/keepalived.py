@@ -254,4 +254,5 @@ def keepalived_entry(argv: list[str]) -> int:
         # -s also names the USR1 dump (with data_use_instance).
         namespace=args.namespace,
         keepalived=True,  # Keepalived_vrrp, keepalived's log lines (shell/logsetup.py)
+        config_id=args.config_id,
     )

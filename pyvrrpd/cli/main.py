@@ -110,6 +110,7 @@ def run_daemon(
     config: Config | None = None,
     namespace: str | None = None,
     keepalived: bool = False,
+    config_id: str | None = None,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
     from pyvrrpd.shell import logsetup
@@ -129,6 +130,8 @@ def run_daemon(
         release_on_stop=release_on_stop,
         namespace=namespace,
     )
+    # keepalived -i ID: a reload re-reads the file with the same `@ID` lines.
+    daemon.config_id = config_id
     # Before asyncio starts any thread: they inherit the mask (shell/signals.py).
     block_fault_signals()
     try:

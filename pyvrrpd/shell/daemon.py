@@ -89,6 +89,8 @@ class Daemon:
         self.release_on_stop = release_on_stop
         # keepalived -s: names the USR1 dump with data_use_instance (shell/dumps.py).
         self.namespace = namespace
+        # keepalived -i ID: the `@ID` lines a reload selects (shell/reloader.py).
+        self.config_id: str | None = None
         self.instances: list[Instance] = []
         self.by_name: dict[str, Instance] = {}
         self.interfaces: dict[str, Interface] = {}

@@ -51,7 +51,7 @@ def read_new_config(d: Daemon) -> tuple[Config | None, list[str]]:
     if path is None:
         return None, ["the running config was not read from a file"]
     try:
-        new = load_config(path, config_id=getattr(d, "config_id", None))
+        new = load_config(path, config_id=d.config_id)
     except ConfigError as exc:
         return None, [_line(e) for e in exc.errors]
     errors: list[str] = []
