@@ -1,7 +1,8 @@
 """Running track/notify scripts the way keepalived does, without blocking.
 
-Owns: spawning a script in its own process group with output discarded, a
-scrubbed environment and optional user/group drop; enforcing its timeout by
+Owns: spawning a script in its own process group with output discarded
+(or stderr read into a bounded :class:`StderrCapture`), a scrubbed
+environment and optional user/group drop; enforcing its timeout by
 signalling the whole group; classifying the outcome (:class:`ScriptResult`);
 finding scripts in PATH (:func:`find_script`), the command actually executed
 (:class:`ScriptCommand`: argv exactly as configured, plus the resolved file
@@ -36,6 +37,7 @@ from pyvrrpd.io import children
 __all__ = [
     "ScriptCommand",
     "ScriptResult",
+    "StderrCapture",
     "find_script",
     "insecure_reason",
     "resolve_script",
@@ -143,7 +145,7 @@ async def _spawn(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
-        # Notify hooks log their stderr (a memfd the caller reads afterwards).
+        # Notify hooks log their stderr (a StderrCapture pipe, read as it comes).
         stderr=asyncio.subprocess.DEVNULL if stderr_fd is None else stderr_fd,
         # Own session => own process group (pgid == pid), so a timeout can
         # signal the script and everything it started.
@@ -152,6 +154,81 @@ async def _spawn(
         close_fds=True,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+class StderrCapture:
+    """A pipe for a script's stderr, read as it comes: the first and the last
+    ``keep`` bytes are kept, the rest only counted.
+
+    A hook writing stderr in a loop must not fill the daemon's memory (a file
+    or memfd would grow without bound), and a grandchild still holding the
+    write end must not keep us waiting for EOF: :meth:`close` takes what is
+    there and closes the read end (later writes get EPIPE). Use inside the
+    event loop: ``cap = StderrCapture(); run_script(..., stderr_fd=cap.write_fd)``,
+    then ``cap.close()`` and ``cap.text()``.
+    """
+
+    #: bytes read per readiness callback, so a chatty script cannot starve the loop.
+    CHUNK = 65536
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.keep = keep
+        self.total = 0  # bytes the script wrote (kept or not)
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self._read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._loop.add_reader(self._read_fd, self._drain)
+        self._closed = False
+
+    def spawned(self) -> None:
+        """The child has its copy: drop ours, so EOF comes when it exits."""
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def close(self) -> None:
+        """Take what the pipe still holds (bounded) and close it."""
+        if self._closed:
+            return
+        self._drain(rounds=16)
+        self._closed = True
+        self._loop.remove_reader(self._read_fd)
+        os.close(self._read_fd)
+        self.spawned()
+
+    def text(self) -> str:
+        """The kept stderr on one line, with a note of how much was skipped."""
+        head = self._head.decode("utf-8", "replace")
+        tail = self._tail.decode("utf-8", "replace")
+        skipped = self.total - len(self._head) - len(self._tail)
+        gap = f" [... {skipped} bytes skipped ...] " if skipped else ""
+        return " ".join(f"{head}{gap}{tail}".split())
+
+    def _drain(self, rounds: int = 1) -> None:
+        for _ in range(rounds):
+            try:
+                data = os.read(self._read_fd, self.CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                if not self._closed:  # EOF: every writer is gone
+                    self._loop.remove_reader(self._read_fd)
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.keep - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if data:
+            self._tail += data
+            del self._tail[: max(0, len(self._tail) - self.keep)]
 
 
 async def _terminate_group(proc: asyncio.subprocess.Process) -> None:

@@ -56,7 +56,7 @@ import structlog
 
 from pyvrrpd.config.model import GlobalDefs, NotifyConfig, NotifyFifo, NotifyScript, VrrpScript
 from pyvrrpd.io.fifo import NotifyFifoWriter
-from pyvrrpd.io.scripts import ScriptCommand, ScriptResult, run_script
+from pyvrrpd.io.scripts import ScriptCommand, ScriptResult, StderrCapture, run_script
 from pyvrrpd.io.smtp import Mail, SmtpError, send_mail
 from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.shell.scripttrack import ScriptIdentity, prepare_script
@@ -72,7 +72,7 @@ FIFO_SCRIPT_GRACE = 0.5
 #: a fifo script runs until stop (keepalived: TIMER_NEVER).
 FIFO_SCRIPT_TIMEOUT = 10.0 * 365 * 86400
 LOG_EVERY = 60.0  # seconds between log lines of one kind per hook
-STDERR_MAX = 4096  # bytes of a script's stderr kept for the log
+STDERR_MAX = 4096  # bytes kept of the start and of the end of a script's stderr
 #: keepalived's default smtp_connect_timeout (global_data.h).
 SMTP_DEFAULT_TIMEOUT = 30.0
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED")
@@ -421,7 +421,16 @@ class Notifier:
         on_spawn: Callable[[int], None] | None,
     ) -> ScriptResult:
         argv = (*hook.command.argv, *extra)
-        fd = _stderr_buffer()
+        # A pipe keeping the first and last STDERR_MAX bytes: a hook (or a
+        # fifo script, alive for the daemon's life) writing stderr in a loop
+        # costs CPU, never memory.
+        cap = StderrCapture(STDERR_MAX)
+
+        def spawned(pid: int) -> None:
+            cap.spawned()
+            if on_spawn is not None:
+                on_spawn(pid)
+
         try:
             result = await run_script(
                 argv,
@@ -429,13 +438,12 @@ class Notifier:
                 user=hook.identity.user,
                 group=hook.identity.group,
                 executable=hook.command.executable,
-                stderr_fd=fd,
-                on_spawn=on_spawn,
+                stderr_fd=cap.write_fd,
+                on_spawn=spawned,
             )
-            stderr = _read_back(fd)
         finally:
-            if fd is not None:
-                os.close(fd)
+            cap.close()
+        stderr = cap.text()
         log.debug("notify_script_done", hook=hook.label, argv=list(argv), ok=result.ok)
         if kind == "fifo_script":
             # keepalived: "vrrp notify fifo script terminated" (expected at stop).
@@ -553,20 +561,3 @@ def _default_from() -> str:
     except KeyError:
         user = "root"
     return f"{user}@{socket.gethostname()}"
-
-
-def _stderr_buffer() -> int | None:
-    """An anonymous file for a script's stderr (no pipe a grandchild could hold open)."""
-    try:
-        return os.memfd_create("pyvrrpd-notify-stderr", os.MFD_CLOEXEC)
-    except (OSError, AttributeError):
-        return None
-
-
-def _read_back(fd: int | None) -> str:
-    if fd is None:
-        return ""
-    with contextlib.suppress(OSError):
-        data = os.pread(fd, STDERR_MAX, 0)
-        return " ".join(data.decode("utf-8", "replace").split())
-    return ""
