@@ -6,8 +6,10 @@ Owns: one mail per call over a fresh connection, keepalived's dialogue
 the message in keepalived's form (`Date`, `From`, `Subject`,
 `X-Mailer: Keepalived`, `To` with every recipient comma-separated, a blank
 line, the body). `timeout` bounds the connect and every reply, like
-keepalived's smtp_connect_timeout. No TLS and no AUTH: keepalived has
-neither, and alert relays are local.
+keepalived's smtp_connect_timeout; a relay given by name is resolved in a
+daemon thread of its own (:func:`_resolve`), never in the loop's default
+executor. No TLS and no AUTH: keepalived has neither, and alert relays are
+local.
 Must not: log, retry, or be awaited on a path that delays VRRP (callers run
 it as a task).
 """
@@ -17,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import ipaddress
+import socket
+import threading
 from dataclasses import dataclass
 
 __all__ = ["Mail", "SmtpError", "format_message", "send_mail"]
@@ -79,6 +84,59 @@ async def _step(
         raise SmtpError(f"error processing {what} cmd: SMTP status code = {code} {text}".strip())
 
 
+async def _resolve(host: str, port: int) -> list[str]:
+    """The addresses of `host` (an address literal as is).
+
+    getaddrinfo blocks in libc until the resolver gives up (30 s and more
+    with a dead DNS server). asyncio.open_connection would run it in the
+    loop's default executor, whose threads asyncio.run joins at exit: a
+    daemon stopping with a mail pending would hang there. A daemon thread is
+    neither joined by asyncio.run nor at interpreter exit, and cancelling
+    our await (the caller's timeout, the notifier's stop) leaves it to
+    finish on its own.
+    """
+    with contextlib.suppress(ValueError):
+        return [str(ipaddress.ip_address(host))]
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[list[str]] = loop.create_future()
+
+    def deliver(result: list[str] | BaseException) -> None:
+        if done.done():
+            return  # the caller gave up
+        if isinstance(result, BaseException):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
+
+    def lookup() -> None:
+        result: list[str] | BaseException
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            result = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        except OSError as exc:
+            result = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(deliver, result)
+
+    threading.Thread(target=lookup, name=f"smtp-resolve {host}", daemon=True).start()
+    return await done
+
+
+async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Resolve `host` and connect to its first address that answers."""
+    addrs = await _resolve(host, port)
+    if not addrs:
+        raise SmtpError(f"{host}: no address")
+    error: OSError | None = None
+    for addr in addrs:
+        try:
+            return await asyncio.open_connection(addr, port)
+        except OSError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 async def send_mail(
     host: str,
     port: int,
@@ -88,9 +146,12 @@ async def send_mail(
 ) -> None:
     """Deliver `mail` to the relay at host:port; raises SmtpError or OSError."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        # One bound for resolving and connecting: smtp_connect_timeout.
+        reader, writer = await asyncio.wait_for(_connect(host, port), timeout)
     except TimeoutError as exc:
         raise SmtpError(f"timeout connecting to {host}:{port}") from exc
+    except socket.gaierror as exc:
+        raise SmtpError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
     try:
         await _step(reader, writer, None, 220, "connect", timeout)
         await _step(reader, writer, f"HELO {helo}\r\n".encode(), 250, "HELO", timeout)
