@@ -11,9 +11,15 @@ identification, protocol, addresses, TTL), so the daemon builds the header
 itself and the kernel must not choose any of it. The kernel still fills in
 the header checksum.
 
-No kernel queue split here (``pyvrrpd.wire.bpf``): AH traffic is rare and
-every datagram is read with the same per-wake-up budget as the plain socket,
-so a flood of protocol-51 junk costs at most that budget per loop turn.
+Why two receive sockets, as on protocol 112 (``pyvrrpd.io.vrrp_socket``):
+protocol-51 junk needs no key to send, and with one queue a flood of it
+(~70k packets/s from one LAN host) pushed the real adverts out of the buffer
+and made the backup a second master. With ``fast_paths`` a kernel filter
+(``pyvrrpd.wire.bpf`` with ``offset=AH_HEADER_LEN``) queues only datagrams
+that carry VRRP (AH next header 112) shaped like our AH routers' adverts, and
+while a BACKUP follows a master only that master's, on the fast socket;
+everything else waits on a small slow socket read at most ``SLOW_BUDGET``
+datagrams per ``SLOW_PAUSE``. Both queues are fully checked in userspace.
 
 Must not: parse, build or validate packets.
 """
@@ -29,17 +35,21 @@ from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 from pyvrrpd.io.rawsock import (
     RECV_BUDGET,
     attach_drop_all_filter,
+    attach_filter,
     mreqn,
     no_cap_net_raw,
     open_rx,
     read_budget,
 )
-from pyvrrpd.wire.ah import AH_PROTO
-from pyvrrpd.wire.vrrp import VRRP_GROUP
+from pyvrrpd.io.vrrp_socket import SLOW_BUDGET, SLOW_PAUSE, kernel_drops
+from pyvrrpd.wire.bpf import AH_HEADER_LEN, FastPath, assemble, split_filter
 
 __all__ = ["AH_PROTO", "AhSocket"]
 
+AH_PROTO = 51
+_GROUP = IPv4Address("224.0.0.18")
 _RCVBUF = 1 << 20
+_SLOW_RCVBUF = 256 * 1024
 
 
 class AhSocket:
@@ -52,16 +62,20 @@ class AhSocket:
         primary_ip: IPv4Address,
         rx: socket.socket,
         tx: socket.socket,
+        rx_slow: socket.socket | None = None,
     ) -> None:
         self.ifname = ifname
         self.ifindex = ifindex
         self.primary_ip = primary_ip
         self._rx = rx
+        self._rx_slow = rx_slow
         self._tx = tx
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slow_paused: asyncio.TimerHandle | None = None
         self._ident = 0
         self.sent = 0
         self.received = 0
+        self.received_slow = 0
         self.send_errors = 0
 
     @classmethod
@@ -70,19 +84,27 @@ class AhSocket:
         ifname: str,
         ifindex: int,
         primary_ip: IPv4Address,
-        groups: Sequence[IPv4Address] = (VRRP_GROUP,),
+        groups: Sequence[IPv4Address] = (_GROUP,),
+        fast_paths: Sequence[FastPath] | None = None,
     ) -> AhSocket:
-        """Open both sockets; HostError (one line) on any failure.
+        """Open the sockets; HostError (one line) on any failure.
 
         `groups`: the multicast groups to join (none when every AH instance on
         the interface is unicast: a raw socket sees unicast datagrams anyway).
+        `fast_paths` (the AH routers on this interface): split received
+        traffic into a fast and a throttled slow queue (module docstring).
         """
         dev = ifname.encode()
         rx: socket.socket | None = None
+        rx_slow: socket.socket | None = None
         tx: socket.socket | None = None
+        codes = _codes(fast_paths) if fast_paths else None
         step = "receive socket"
         try:
-            rx = open_rx(AH_PROTO, ifname, ifindex, _RCVBUF, groups)
+            rx = open_rx(AH_PROTO, ifname, ifindex, _RCVBUF, groups, codes[0] if codes else None)
+            if codes is not None:
+                step = "slow receive socket"
+                rx_slow = open_rx(AH_PROTO, ifname, ifindex, _SLOW_RCVBUF, groups, codes[1])
             step = "send socket"
             tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, AH_PROTO)
             attach_drop_all_filter(tx)
@@ -93,7 +115,7 @@ class AhSocket:
             tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
             tx.setblocking(False)
         except OSError as exc:
-            for s in (rx, tx):
+            for s in (rx, rx_slow, tx):
                 if s is not None:
                     s.close()
             code = errno_of(exc)
@@ -104,7 +126,7 @@ class AhSocket:
             raise HostError(
                 f"AH socket on {ifname!r}: {step}: {describe_oserror(exc)}", errno_code=code
             ) from exc
-        return cls(ifname, ifindex, primary_ip, rx, tx)
+        return cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
 
     def next_ident(self) -> int:
         """An IP identification for the next datagram: 1..65535, never 0.
@@ -143,16 +165,80 @@ class AhSocket:
 
         loop.add_reader(rx.fileno(), _readable)
         self._loop = loop
+        slow = self._rx_slow
+        if slow is None:
+            return
+
+        def _resume() -> None:
+            self._slow_paused = None
+            if self._loop is not None and slow.fileno() >= 0:
+                self._loop.add_reader(slow.fileno(), _slow_readable)
+
+        def _deliver_slow(data: bytes) -> None:
+            self.received_slow += 1
+            _deliver(data)
+
+        def _slow_readable() -> None:
+            if not read_budget(slow, SLOW_BUDGET, _deliver_slow):
+                return  # empty (or a transient error): wait for the next wake-up
+            # Budget used up: more is waiting. Pause, so a flood gets at most
+            # SLOW_BUDGET per SLOW_PAUSE of our CPU (as on protocol 112).
+            loop.remove_reader(slow.fileno())
+            self._slow_paused = loop.call_later(SLOW_PAUSE, _resume)
+
+        loop.add_reader(slow.fileno(), _slow_readable)
 
     def detach(self) -> None:
         """Stop delivering datagrams. Idempotent."""
+        if self._slow_paused is not None:
+            self._slow_paused.cancel()
+            self._slow_paused = None
         if self._loop is not None:
-            if not self._loop.is_closed() and self._rx.fileno() >= 0:
-                self._loop.remove_reader(self._rx.fileno())
+            if not self._loop.is_closed():
+                for s in (self._rx, self._rx_slow):
+                    if s is not None and s.fileno() >= 0:
+                        self._loop.remove_reader(s.fileno())
             self._loop = None
 
+    def set_fast_paths(self, fast_paths: Sequence[FastPath]) -> bool:
+        """Replace the queue split (the master a BACKUP follows changed).
+
+        Each filter is swapped atomically by the kernel; see
+        ``VrrpSocket.set_fast_paths`` for why the moment between the two
+        swaps is harmless. False if there is no split.
+        """
+        if self._rx_slow is None or not fast_paths:
+            return False
+        codes = _codes(fast_paths)
+        if codes is None:
+            return False
+        try:
+            attach_filter(self._rx, codes[0])
+            attach_filter(self._rx_slow, codes[1])
+        except OSError:
+            return False
+        return True
+
+    def kernel_drops(self) -> dict[str, int]:
+        """Datagrams the kernel dropped on the fast and slow receive queues."""
+        out = {"fast": kernel_drops(self._rx)}
+        if self._rx_slow is not None:
+            out["slow"] = kernel_drops(self._rx_slow)
+        return out
+
     def close(self) -> None:
-        """Detach and close both sockets. Idempotent."""
+        """Detach and close the sockets. Idempotent."""
         self.detach()
         self._rx.close()
+        if self._rx_slow is not None:
+            self._rx_slow.close()
         self._tx.close()
+
+
+def _codes(fast_paths: Sequence[FastPath]) -> tuple[bytes, bytes] | None:
+    """The assembled (fast, slow) filters; None if one program cannot hold them."""
+    try:
+        fast, slow = split_filter(fast_paths, offset=AH_HEADER_LEN)
+    except ValueError:
+        return None  # too many routers for one program: one queue
+    return assemble(fast), assemble(slow)

@@ -8,12 +8,17 @@ The core keeps the anti-replay counter (``VirtualRouter.ah_seq``) because
 received adverts move it too; each advert round takes the next number from it,
 as keepalived's vrrp_send_adv() does (one number and one IP ID per round, the
 same for every unicast peer).
+
+The AH receive queue is split like the protocol-112 one (fast: our AH
+routers' adverts, and a followed master's only; slow: the rest): the daemon
+hands the same ``FastPath`` list to both sockets; the AH socket keeps the AH
+routers' entries (``ah_fast_paths``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 import structlog
@@ -23,9 +28,17 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.shell.instance import Instance, Interface
 from pyvrrpd.shell.unicast import send_target
 from pyvrrpd.wire.ah import build_ah_datagram
+from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.vrrp import AuthType, encode_advert
 
-__all__ = ["close_ah_socket", "send_ah_advert", "sync_ah_socket", "uses_ah"]
+__all__ = [
+    "ah_fast_paths",
+    "close_ah_socket",
+    "refilter_ah_socket",
+    "send_ah_advert",
+    "sync_ah_socket",
+    "uses_ah",
+]
 
 log = structlog.get_logger("pyvrrpd")
 
@@ -45,6 +58,18 @@ def _groups(iface: Interface) -> tuple[IPv4Address, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def ah_fast_paths(paths: Sequence[FastPath]) -> list[FastPath]:
+    """The entries of the AH routers: the only adverts the AH socket expects."""
+    return [p for p in paths if p.auth_type == AuthType.AH]
+
+
+def refilter_ah_socket(iface: Interface, paths: Sequence[FastPath]) -> bool:
+    """Re-split the AH receive queues (the master a BACKUP follows changed)."""
+    if iface.ah_sock is None:
+        return False
+    return iface.ah_sock.set_fast_paths(ah_fast_paths(paths))
+
+
 def close_ah_socket(iface: Interface) -> None:
     if iface.ah_sock is not None:
         iface.ah_sock.close()
@@ -55,23 +80,30 @@ def sync_ah_socket(
     iface: Interface,
     loop: asyncio.AbstractEventLoop,
     on_datagram: Callable[[bytes], None],
+    paths: Sequence[FastPath] = (),
 ) -> None:
     """Make `iface.ah_sock` follow `iface.sock` (same ifindex and primary address).
 
     Call after every change of `iface.sock`. AH datagrams go to the same
     `on_datagram` as the plain ones: ``wire.check`` tells them apart.
+    `paths`: the interface's fast paths (``Daemon._fast_paths``); its AH
+    entries split the AH receive queue.
     """
     sock = iface.sock
     want = (sock.ifindex, sock.primary_ip) if sock is not None and uses_ah(iface) else None
     ah = iface.ah_sock
     have = (ah.ifindex, ah.primary_ip) if ah is not None else None
     if want == have:
+        if ah is not None and paths:
+            ah.set_fast_paths(ah_fast_paths(paths))
         return
     close_ah_socket(iface)
     if sock is None or want is None:
         return
     try:
-        new = AhSocket.open(sock.ifname, sock.ifindex, sock.primary_ip, _groups(iface))
+        new = AhSocket.open(
+            sock.ifname, sock.ifindex, sock.primary_ip, _groups(iface), ah_fast_paths(paths)
+        )
     except HostError as exc:
         log.error("ah_socket_open_failed", interface=iface.name, error=str(exc))
         return

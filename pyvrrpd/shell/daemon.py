@@ -43,7 +43,7 @@ from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell import priority, sdnotify, signals
-from pyvrrpd.shell.ahsend import close_ah_socket, sync_ah_socket
+from pyvrrpd.shell.ahsend import close_ah_socket, refilter_ah_socket, sync_ah_socket
 from pyvrrpd.shell.control import ControlServer
 from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
@@ -523,7 +523,7 @@ class Daemon:
             return False
         iface.sock = new
         new.attach(self._loop, functools.partial(self._on_datagram, iface))
-        sync_ah_socket(iface, self._loop, functools.partial(self._on_datagram, iface))
+        sync_ah_socket(iface, self._loop, functools.partial(self._on_datagram, iface), paths)
         log.info(
             "vrrp_socket_opened", interface=iface.name, ifindex=link.index, address=str(want[1])
         )
@@ -580,8 +580,10 @@ class Daemon:
             return
         paths = self._fast_paths(iface)
         key = tuple((p.vrid, p.src) for p in paths)
-        if key != iface.fast_key and iface.sock.set_fast_paths(paths):
-            iface.fast_key = key
+        if key != iface.fast_key:
+            refilter_ah_socket(iface, paths)  # the AH queue split follows the same master
+            if iface.sock.set_fast_paths(paths):
+                iface.fast_key = key
 
     def _reopen_garp(self, iface: Interface, link: LinkInfo, old: LinkInfo | None) -> bool:
         """Make the ARP sender match the link; True if only the MAC changed."""

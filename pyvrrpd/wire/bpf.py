@@ -42,6 +42,12 @@ Program layout (the packet starts at the IPv4 header on a raw socket)::
 Every load is preceded by a length check, so no load can run past the end of
 the packet (which would end the program with "drop" in both filters and lose
 the packet from both queues).
+
+`auth_type AH` (protocol-51 sockets, ``pyvrrpd.io.ah_socket``): the same
+program with ``offset=AH_HEADER_LEN``. keepalived's AH header (RFC 2402, 12
+fixed bytes and a 12-byte HMAC-96 ICV, ``pyvrrpd.wire.ah``) sits between the
+IP and VRRP headers, so every VRRP load moves 24 bytes further in, and one
+more test comes first: the AH next-header byte (at 4 * IHL) must be 112.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-__all__ = ["BpfInsn", "FastPath", "assemble", "split_filter"]
+__all__ = ["AH_HEADER_LEN", "BpfInsn", "FastPath", "assemble", "split_filter"]
 
 # <linux/bpf_common.h>, <linux/filter.h>
 _LD, _LDX, _ST, _ALU, _JMP, _RET, _MISC = 0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x07
@@ -67,6 +73,9 @@ _TTL_OFFSET = 8
 _SRC_OFFSET = 12
 _VRRP_V2_ADVERT = 0x21  # version 2, type 1 (RFC 3768 5.3.1, 5.3.2)
 _AUTH_PASS = 1
+#: keepalived's AH header: next header, length, reserved, SPI, sequence, ICV.
+AH_HEADER_LEN = 24
+_PROTO_VRRP = 112
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +146,8 @@ class _Builder:
         return out
 
 
-def _program(paths: Sequence[FastPath]) -> _Builder:
+def _program(paths: Sequence[FastPath], offset: int) -> _Builder:
+    """`offset`: bytes between the IP header and the VRRP header (0, or AH)."""
     b = _Builder()
     b.op(_LD | _W | _LEN)
     b.op(_ST, 0)  # M[0] = packet length
@@ -148,18 +158,22 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
     if not ttl_per_path:
         b.op(_LD | _B | _ABS, _TTL_OFFSET)
         b.jump(_JMP | _JEQ | _K, 255, 0, "slow")
-    # X = 4 * IHL; need X + 8 bytes (the VRRP fixed header) in the packet.
+    # X = 4 * IHL; need X + offset + 8 bytes (the VRRP fixed header).
     b.op(_LDX | _B | _MSH, 0)
     b.op(_MISC | _TXA)
-    b.op(_ALU | _ADD | _K, 8)
+    b.op(_ALU | _ADD | _K, offset + 8)
     b.op(_LDX | _W | _MEM, 0)
     b.jump(_JMP | _JGT | _X, 0, "slow", 0)  # A (needed) > X (len)
     b.op(_LDX | _B | _MSH, 0)
-    b.op(_LD | _B | _IND, 0)
+    if offset:
+        # AH: the header after IP must announce VRRP (next header 112).
+        b.op(_LD | _B | _IND, 0)
+        b.jump(_JMP | _JEQ | _K, _PROTO_VRRP, 0, "slow")
+    b.op(_LD | _B | _IND, offset)
     b.jump(_JMP | _JEQ | _K, _VRRP_V2_ADVERT, 0, "slow")
     for n, path in enumerate(paths):
         nxt = f"next{n}"
-        b.op(_LD | _B | _IND, 1)
+        b.op(_LD | _B | _IND, offset + 1)
         b.jump(_JMP | _JEQ | _K, path.vrid, 0, nxt)
         if ttl_per_path and not path.unicast:
             b.op(_LD | _B | _ABS, _TTL_OFFSET)
@@ -174,18 +188,18 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
                 b.jump(_JMP | _JEQ | _K, int(peer), ok, 0)
             b.jump(_JMP | _JEQ | _K, 0, "slow", "slow")
             b.label(ok)
-        b.op(_LD | _B | _IND, 4)
+        b.op(_LD | _B | _IND, offset + 4)
         b.jump(_JMP | _JEQ | _K, path.auth_type, 0, nxt)
-        b.op(_LD | _B | _IND, 5)
+        b.op(_LD | _B | _IND, offset + 5)
         b.jump(_JMP | _JEQ | _K, path.advert_int, 0, nxt)
         if path.auth_type != _AUTH_PASS:
             b.jump(_JMP | _JEQ | _K, 0, "fast", "fast")
         else:
             pw = path.auth_data.ljust(8, b"\0")[:8]
             # The password follows the 4n address bytes: need X + 8 + 4n + 8.
-            b.op(_LD | _B | _IND, 3)
+            b.op(_LD | _B | _IND, offset + 3)
             b.op(_ALU | _LSH | _K, 2)
-            b.op(_ALU | _ADD | _K, 8)
+            b.op(_ALU | _ADD | _K, offset + 8)
             b.op(_ALU | _ADD | _X, 0)  # A = X + 8 + 4n: the password's offset
             b.op(_ST, 1)
             b.op(_ALU | _ADD | _K, 8)
@@ -205,9 +219,12 @@ def _program(paths: Sequence[FastPath]) -> _Builder:
     return b
 
 
-def split_filter(paths: Sequence[FastPath]) -> tuple[list[BpfInsn], list[BpfInsn]]:
+def split_filter(paths: Sequence[FastPath], offset: int = 0) -> tuple[list[BpfInsn], list[BpfInsn]]:
     """(fast, slow): the fast program accepts what looks like our adverts, the
-    slow program accepts exactly everything else."""
-    fast = _program(paths).build(ACCEPT_ALL, 0)
-    slow = _program(paths).build(0, ACCEPT_ALL)
+    slow program accepts exactly everything else.
+
+    `offset`: 0 on protocol-112 sockets, :data:`AH_HEADER_LEN` on AH ones.
+    """
+    fast = _program(paths, offset).build(ACCEPT_ALL, 0)
+    slow = _program(paths, offset).build(0, ACCEPT_ALL)
     return fast, slow

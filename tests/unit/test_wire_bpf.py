@@ -14,7 +14,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from pyvrrpd.wire.bpf import BpfInsn, FastPath, assemble, split_filter
+from pyvrrpd.wire.ah import build_ah_datagram
+from pyvrrpd.wire.bpf import AH_HEADER_LEN, BpfInsn, FastPath, assemble, split_filter
 from pyvrrpd.wire.ipv4 import build_ipv4
 from pyvrrpd.wire.vrrp import VRRP_GROUP, AuthType, encode_advert
 
@@ -189,3 +190,57 @@ def test_a_backup_fast_queues_only_its_master() -> None:
     other = advert()
     other = other[:12] + IPv4Address("192.0.2.66").packed + other[16:]
     assert q(other) == "slow"  # right password, wrong sender: waits behind nothing
+
+
+# --------------------------------------------------------------- AH (offset)
+
+AH_PATHS = [FastPath(51, int(AuthType.AH), 1), FastPath(52, int(AuthType.AH), 2)]
+
+
+def ah_advert(vrid: int = 51, **kw: int) -> bytes:
+    payload = encode_advert(vrid, 100, VIPS, kw.get("advert_int", 1), AuthType.AH, b"")
+    pkt = build_ah_datagram(
+        SRC, VRRP_GROUP, payload, seq=1, ident=1, auth_pass=b"1111", ttl=kw.get("ttl", 255)
+    )
+    return pkt
+
+
+def test_ah_filter_fast_queues_only_our_ah_adverts() -> None:
+    fast, slow = split_filter(AH_PATHS, offset=AH_HEADER_LEN)
+
+    def q(pkt: bytes) -> str:
+        f, s = run_bpf(fast, pkt), run_bpf(slow, pkt)
+        assert (f != 0) != (s != 0), pkt.hex()
+        return "fast" if f else "slow"
+
+    good = ah_advert()
+    assert q(good) == "fast"
+    assert q(ah_advert(52, advert_int=2)) == "fast"
+    assert q(ah_advert(53)) == "slow"  # a VRID we do not serve
+    assert q(ah_advert(advert_int=3)) == "slow"
+    assert q(ah_advert(ttl=64)) == "slow"
+    not_vrrp = bytearray(good)
+    not_vrrp[20] = 6  # AH next header: TCP
+    assert q(bytes(not_vrrp)) == "slow"
+    # Protocol-51 junk as a flood sends it: random bytes after an IP header.
+    rng = random.Random(51)
+    for _ in range(2000):
+        junk = good[:20] + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 60)))
+        q(junk)
+        mutated = bytearray(good)
+        mutated[rng.randrange(len(good))] = rng.randrange(256)
+        q(bytes(mutated))
+    # The plain (offset 0) program never fast-queues an AH datagram, and the
+    # AH program never a plain advert: the VRRP header is 24 bytes apart.
+    assert run_bpf(split_filter(AH_PATHS)[0], good) == 0
+    plain = advert(auth=b"", auth_type=int(AuthType.AH))
+    assert q(plain) == "slow"
+
+
+def test_ah_backup_fast_queues_only_its_master() -> None:
+    path = FastPath(51, int(AuthType.AH), 1, src=SRC)
+    fast, _slow = split_filter([path], offset=AH_HEADER_LEN)
+    good = ah_advert()
+    assert run_bpf(fast, good) != 0
+    other = good[:12] + IPv4Address("192.0.2.66").packed + good[16:]
+    assert run_bpf(fast, other) == 0
