@@ -56,6 +56,11 @@ LOWER_PRIO_ADVERT_GAP = 0.1
 # keepalived's "a bit more than" max(adver_int, rogue's adver_int) that an
 # address owner waits for a second owner to back off (vrrp_state_master_tx()).
 ROGUE_OWNER_WAIT = 1.2
+# After a host fault (VIPs not installable) a BACKUP does not preempt for one
+# Master_Down_Interval, doubled per consecutive fault up to this (seconds)...
+HOST_FAULT_HOLD_MAX = 300.0
+# ...and a fault that arrives after this long as MASTER counts as the first.
+HOST_FAULT_RESET_AFTER = 10.0
 
 # keepalived's stats keys, in its JSON dump's order (keepalived.md 4.2).
 KEEPALIVED_STAT_KEYS: tuple[str, ...] = (
@@ -199,6 +204,10 @@ class VirtualRouter:
         # instance in FAULT until this deadline.
         self._host_fault: str | None = None
         self._host_fault_deadline: float | None = None
+        #: Consecutive host faults (the preemption hold doubles with each;
+        #: see _on_host_fault) and until when a BACKUP does not preempt.
+        self.host_faults = 0
+        self._no_preempt_until: float | None = None
         # vrrp_startup_delay: backup timers count from this time until it passes.
         self._hold_until: float | None = None
         self._expect = self._make_expect()
@@ -559,9 +568,29 @@ class VirtualRouter:
 
     def _on_host_fault(self, event: HostFault, now: float, out: list[Action]) -> None:
         self._host_fault = event.reason
-        # One Master_Down_Interval: long enough for the peer to take over and
-        # for a transient host problem to pass, short enough to come back.
+        # FAULT for one Master_Down_Interval: long enough for the peer to take
+        # over and a transient host problem to pass, short enough to be a
+        # standby again soon (if the peer dies we may still take over).
         self._host_fault_deadline = now + self.master_down_interval
+        # But no preempting a working master for a hold that doubles per
+        # consecutive host fault (one Master_Down_Interval, two, four, ... up
+        # to HOST_FAULT_HOLD_MAX): a box whose VIP install keeps failing (a
+        # hung `nft`) would otherwise take the VIP from the healthy peer
+        # every few seconds and, each time, leave it nowhere until it gave
+        # up. The count restarts when the fault arrives after
+        # HOST_FAULT_RESET_AFTER as a steady MASTER: the VIPs went in then
+        # (the shell gives up within seconds of becoming MASTER), so this is
+        # a new problem, not the same one again.
+        if (
+            self.state is State.MASTER
+            and self.last_transition is not None
+            and now - self.last_transition >= HOST_FAULT_RESET_AFTER
+        ):
+            self.host_faults = 0
+        self.host_faults += 1
+        first = self.master_down_interval
+        hold = first * 2 ** min(self.host_faults - 1, 16)
+        self._no_preempt_until = now + min(hold, max(HOST_FAULT_HOLD_MAX, first))
         if not self.started:
             return
         if self.state is State.INIT:
@@ -610,6 +639,8 @@ class VirtualRouter:
             if self._preempt_until is None:
                 self._preempt_until = now + self.config.preempt_delay
             preempt = now >= self._preempt_until
+        if self._no_preempt_until is not None and now < self._no_preempt_until:
+            preempt = False  # after a host fault: follow the working master
         if not preempt or advert.priority >= mine:
             # RFC 3768 6.4.2: reset Master_Down_Timer to Master_Down_Interval.
             self._arm_down(now, self.master_down_interval)

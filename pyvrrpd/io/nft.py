@@ -12,9 +12,18 @@ checked with `nft list ruleset` in a namespace running it)::
                     ip daddr @vips drop }
     }
 
-The table is created when the first address goes in and deleted at stop,
-as keepalived does; `nftables_priority` sets the chains' priority and
+The table is created at start, with an empty set (``ensure_table``), so a
+transition to MASTER runs only `add element`: keepalived creates it when the
+first address goes in, which makes the first transition the slowest nft run.
+If that start-up run fails, the first `add` creates it instead. It is deleted
+at stop. `nftables_priority` sets the chains' priority and
 `nftables_counters` adds a counter to both rules.
+
+Deadlines: a transition's run (`add`/`remove` of set elements) gets
+NFT_TIMEOUT, kept below shell/vips.py GIVE_UP_AFTER (two attempts fit in
+it), so a hung nft makes the instance give up, and the peer take over, as
+fast as a hung netlink call would. Table creation and deletion at start and
+stop, when nobody waits for a VIP, get NFT_TABLE_TIMEOUT.
 
 No Python binding is used: the command keeps the daemon free of a C library
 dependency, and one `nft -f -` run is one atomic batch. Must not decide when
@@ -34,10 +43,16 @@ from ipaddress import IPv4Address
 from pyvrrpd.io import children
 from pyvrrpd.io.errors import HostError
 
-__all__ = ["NFT_TIMEOUT", "Nft"]
+__all__ = ["NFT_TABLE_TIMEOUT", "NFT_TIMEOUT", "Nft"]
 
-#: Seconds one `nft` run may take; a healthy host answers in a few ms.
-NFT_TIMEOUT = 2.0
+#: Seconds one transition's `nft` run may take; a healthy host answers in a
+#: few ms. Two attempts (and the 0.1 s backoff between) fit in GIVE_UP_AFTER.
+NFT_TIMEOUT = 0.7
+#: Seconds for creating or deleting the table (start and stop).
+NFT_TABLE_TIMEOUT = 2.0
+#: Seconds to wait for a killed nft to be reaped: the caller holds the
+#: Firewall lock; a process stuck in the kernel is left to the orphan reaper.
+_REAP_TIMEOUT = 1.0
 #: stderr text of nft when the table or set does not exist.
 _MISSING = "No such file or directory"
 
@@ -59,8 +74,11 @@ class Nft:
         self.counters = counters
         self.timeout = timeout
         self._binary = binary
-        #: The chains and rules are in the kernel (created by this process).
+        #: The table is (or may be: a run that timed out) in the kernel, made
+        #: by this process: removal and the delete at stop must not skip it.
         self.created = False
+        #: The table, set, chains and rules are known to be complete.
+        self._ready = False
 
     def binary(self) -> str:
         """The nft command's path; HostError if it is not installed."""
@@ -73,8 +91,11 @@ class Nft:
             self._binary = found
         return self._binary
 
-    async def run(self, script: str, what: str) -> str:
-        """Run an nft script (one atomic batch); its stdout. HostError on failure."""
+    async def run(self, script: str, what: str, timeout: float | None = None) -> str:
+        """Run an nft script (one atomic batch); its stdout. HostError on failure.
+
+        `timeout`: seconds (default: the instance's, NFT_TIMEOUT)."""
+        deadline = self.timeout if timeout is None else timeout
         argv = [self.binary(), "-f", "-"]
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -89,13 +110,15 @@ class Nft:
             raise HostError(f"{what}: cannot run nft: {exc.strerror}") from exc
         children.OWNED.add(proc.pid)  # asyncio waits for it: the orphan reaper must not
         try:
-            out, err = await asyncio.wait_for(proc.communicate(script.encode()), self.timeout)
+            out, err = await asyncio.wait_for(proc.communicate(script.encode()), deadline)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            # Bounded: SIGKILL does not end a process stuck in the kernel.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _REAP_TIMEOUT)
             raise HostError(
-                f"{what}: nft did not finish within {self.timeout:g} s", errno_code=errno.ETIMEDOUT
+                f"{what}: nft did not finish within {deadline:g} s", errno_code=errno.ETIMEDOUT
             ) from None
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
@@ -115,26 +138,49 @@ class Nft:
         t = self.table
         counter = "counter " if self.counters else ""
         prio = self.priority
-        # `add` is idempotent; the rules are added only on the first call, so
-        # a second pass does not stack copies of them.
+        # Idempotent: `add` keeps what exists (the set's elements too), and
+        # the chains are flushed before their rule goes in, in the same atomic
+        # batch, so running it again (after a run that timed out and may have
+        # committed) never stacks copies and never leaves a moment without it.
         return (
             f"add table ip {t}\n"
             f"add set ip {t} vips {{ type ipv4_addr; }}\n"
             f"add chain ip {t} out {{ type filter hook output priority {prio}; policy accept; }}\n"
             f"add chain ip {t} in {{ type filter hook input priority {prio}; policy accept; }}\n"
+            f"flush chain ip {t} out\n"
+            f"flush chain ip {t} in\n"
             f"add rule ip {t} out ip saddr @vips {counter}drop\n"
             f"add rule ip {t} in ip daddr @vips {counter}drop\n"
         )
 
+    async def ensure_table(self) -> None:
+        """Create the table, set and chains (empty set: nothing dropped yet)."""
+        if self._ready:
+            return
+        try:
+            await self.run(self._setup(), "cannot create the nftables table", NFT_TABLE_TIMEOUT)
+        except HostError as exc:
+            if exc.errno_code == errno.ETIMEDOUT:
+                self.created = True  # nft may have committed: stop must delete it
+            raise
+        self.created = self._ready = True
+
     async def add(self, addresses: Iterable[IPv4Address]) -> None:
-        """Drop traffic to and from `addresses` (creating the table the first time)."""
+        """Drop traffic to and from `addresses` (creating the table if needed)."""
         elems = _elements(addresses)
         if not elems:
             return
-        script = "" if self.created else self._setup()
+        script = "" if self._ready else self._setup()
         script += f"add element ip {self.table} vips {{ {elems} }}\n"
-        await self.run(script, f"cannot add nftables drop rules for {elems}")
-        self.created = True
+        try:
+            await self.run(script, f"cannot add nftables drop rules for {elems}")
+        except HostError as exc:
+            if exc.errno_code == errno.ETIMEDOUT:
+                # nft may have committed before it was killed: the removal
+                # and the delete at stop must not skip the table.
+                self.created = True
+            raise
+        self.created = self._ready = True
 
     async def remove(self, addresses: Iterable[IPv4Address]) -> None:
         """Stop dropping traffic for `addresses`; a missing table means done."""
@@ -151,18 +197,22 @@ class Nft:
         except HostError as exc:
             if exc.errno_code != errno.ENOENT:
                 raise
-            self.created = False  # someone deleted the table: nothing is dropped
+            self.created = self._ready = False  # someone deleted the table: nothing is dropped
 
     async def delete_table(self) -> bool:
         """Delete the whole table (start: a stale one; stop: ours). True if it existed."""
         try:
-            await self.run(f"delete table ip {self.table}\n", f"cannot delete table {self.table}")
+            await self.run(
+                f"delete table ip {self.table}\n",
+                f"cannot delete table {self.table}",
+                NFT_TABLE_TIMEOUT,
+            )
         except HostError as exc:
             if exc.errno_code != errno.ENOENT:
                 raise
             return False
         finally:
-            self.created = False
+            self.created = self._ready = False
         return True
 
     async def elements(self) -> set[IPv4Address] | None:

@@ -47,21 +47,35 @@ class Firewall:
         return any(needs_firewall(i) for i in config.instances)
 
     async def start(self) -> None:
-        """Check nft is there (HostError if not); delete a table a previous run left."""
+        """Check nft is there (HostError if not); delete a table a previous run
+        left, and create ours with an empty set.
+
+        Creating it now (keepalived waits for the first address) leaves a
+        transition to MASTER a single `add element` run: the least a slow or
+        hung nft can cost while the VIPs wait. If it fails here, the error is
+        logged and the first add creates the table.
+        """
         self.nft.binary()
         async with self._lock:
             if await self.nft.delete_table():
                 # keepalived: "Deleting old ip keepalived table"
                 log.info("nftables_stale_table_deleted", table=self.nft.table)
+            try:
+                await self.nft.ensure_table()
+            except HostError as exc:
+                log.error("nftables_setup_failed", table=self.nft.table, error=str(exc))
 
     async def stop(self) -> None:
-        """Delete our table (after the VIPs are gone); errors are logged."""
+        """Delete our table (after the VIPs are gone); errors are logged.
+
+        Always tried, whatever this process believes: an nft run that timed
+        out may have committed the table before it was killed. A table that
+        is not there is fine.
+        """
         async with self._lock:
-            if not self.nft.created:
-                return
             try:
-                await self.nft.delete_table()
-                log.info("nftables_table_deleted", table=self.nft.table)
+                if await self.nft.delete_table():
+                    log.info("nftables_table_deleted", table=self.nft.table)
             except HostError as exc:
                 log.error("nftables_cleanup_failed", table=self.nft.table, error=str(exc))
 

@@ -273,3 +273,57 @@ def test_adopt_keeps_counters_trackers_and_state_so_a_master_still_resigns() -> 
     assert actions == [
         StateChanged(State.FAULT, State.BACKUP, "cleared: internal error: RuntimeError('boom')")
     ]
+
+
+def _preempt_gap(vr: VirtualRouter, fault_at: float) -> float:
+    """Fault the MASTER at `fault_at` while a lower-priority peer advertises
+    every second; how long until it preempts the peer (MASTER again)."""
+    vr.handle(HostFault(REASON), fault_at)
+    assert vr.state is State.FAULT
+    t, n = fault_at, 0
+    while vr.state is not State.MASTER:
+        n += 1
+        t = fault_at + n * 0.25
+        run_until(vr, t)
+        if vr.state is not State.MASTER and n % 4 == 0:
+            vr.handle(advert(50), t)  # the peer took over: its adverts say so
+    return t - fault_at
+
+
+def test_repeated_host_faults_back_off_preempting_exponentially_then_reset() -> None:
+    # A hung `nft` makes every VIP install give up: a box that preempts the
+    # healthy peer again every few seconds leaves the VIP nowhere for a while
+    # each time, forever (issue 6 review). The peer is let be, for one
+    # Master_Down_Interval after the first fault, doubling after each next.
+    vr, now = master()
+    gaps = []
+    for _ in range(10):
+        gaps.append(_preempt_gap(vr, now + 0.5))  # each give-up right after MASTER
+        now = vr.last_transition or 0.0
+    # Preempting: the master-down timer armed by the last advert followed
+    # within the hold (one a second) runs out, unanswered.
+    holds = [min(MDI * 2**k, 300.0) for k in range(10)]
+    for gap, hold in zip(gaps, holds, strict=True):
+        assert hold + MDI - 1.25 <= gap <= hold + MDI + 0.25, (gaps, holds)
+    assert vr.host_faults == 10
+    # A steady MASTER (its VIPs went in) that faults again starts over.
+    run_until(vr, now + 11.0)
+    assert vr.state is State.MASTER
+    assert 2 * MDI - 1.25 <= _preempt_gap(vr, now + 11.0) <= 2 * MDI + 0.25
+    assert vr.host_faults == 1
+
+
+def test_after_a_host_fault_the_box_still_takes_over_when_the_peer_resigns() -> None:
+    # Held back from preempting, but a standby: the peer's priority 0 makes
+    # it MASTER after Skew_Time, as any backup.
+    vr, now = master()
+    for _ in range(3):
+        _preempt_gap(vr, now + 0.5)
+        now = vr.last_transition or 0.0
+    vr.handle(HostFault(REASON), now + 0.5)
+    run_until(vr, now + 0.5 + MDI)
+    assert vr.state is State.BACKUP
+    vr.handle(advert(50), now + 5.0)
+    vr.handle(advert(0), now + 5.5)
+    run_until(vr, now + 6.5)
+    assert vr.state is State.MASTER
