@@ -6,8 +6,8 @@ resolving `track_src_ip`: keepalived clears it when the instance has no
 configured source address (`unicast_src_ip` / `mcast_src_ip`; vrrp.c "Clear
 track_saddr if no saddr specified"). Must not act on them: the daemon refuses
 to start on a missing interface without `dynamic_interfaces`, and
-pyvrrpd.trackers.srcip puts the instance in FAULT while its tracked source
-address is missing.
+pyvrrpd.trackers.srcip puts the instance in FAULT while its source address is
+missing (from its interface with `track_src_ip`, else from every interface).
 """
 
 from __future__ import annotations

@@ -287,8 +287,12 @@ class VirtualRouter:
     def adopt(self, old: VirtualRouter) -> None:
         """Carry over what survives an internal error in `old` (a fresh router
         replaces one whose event handling raised): counters, tracker results,
-        link facts and the state it claimed, so a MASTER still resigns."""
+        link facts, the AH sequence numbers and the state it claimed, so a
+        MASTER still resigns and its peers accept the resignation."""
         self.stats.update(old.stats)
+        if old.ah_seq is not None and self.ah_seq is not None:
+            # AH anti-replay: a peer drops adverts numbered again from 1.
+            self.ah_seq = old.ah_seq
         self.tracker_status.update(
             {k: v for k, v in old.tracker_status.items() if k in self.tracker_status}
         )

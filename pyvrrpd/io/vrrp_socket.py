@@ -51,7 +51,7 @@ from pyvrrpd.io.rawsock import (
 from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
 from pyvrrpd.wire.vrrp import VRRP_GROUP, VRRP_PROTO
 
-__all__ = ["VRRP_GROUP", "VRRP_PROTO", "SendTarget", "VrrpSocket"]
+__all__ = ["VRRP_GROUP", "VRRP_PROTO", "AdvertNotSent", "SendTarget", "VrrpSocket"]
 
 _TTL = 255
 _TOS = 0xC0  # DSCP CS6 (network control), as keepalived sends it.
@@ -93,6 +93,14 @@ class SendTarget:
 
 
 _DEFAULT_TARGET = SendTarget()
+
+
+class AdvertNotSent(HostError):
+    """No destination of an advert round took it (no socket, or every send refused).
+
+    A MASTER in that state holds the VIPs while its peers hear nothing and
+    take them too; the shell resigns it after two such rounds (shell/executor.py).
+    """
 
 
 def _cmsgs(
@@ -246,6 +254,7 @@ class VrrpSocket:
         target = self.targets.get(payload[1], _DEFAULT_TARGET) if len(payload) > 1 else None
         target = target or _DEFAULT_TARGET
         failure: HostError | None = None
+        errors = 0
         for dest in target.dests:
             try:
                 cmsgs = _cmsgs(target, dest, self.ifindex, self.primary_ip)
@@ -255,12 +264,15 @@ class VrrpSocket:
                     self._tx.sendto(payload, (str(dest), 0))
             except OSError as exc:
                 self.send_errors += 1
+                errors += 1
                 failure = failure or HostError(
                     f"cannot send VRRP advert on {self.ifname!r} to {dest}:"
                     f" {describe_oserror(exc)}",
                     errno_code=errno_of(exc),
                 )
         if failure is not None:
+            if len(target.dests) == errors:
+                raise AdvertNotSent(str(failure), errno_code=failure.errno_code) from failure
             raise failure
         self.sent += 1
 

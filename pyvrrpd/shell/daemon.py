@@ -57,7 +57,7 @@ from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.syncgroups import SyncGroups
 from pyvrrpd.shell.timerheap import TimerHeap
-from pyvrrpd.shell.unicast import resolve_interfaces, send_target
+from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.shell.vmac import VmacManager
 from pyvrrpd.trackers.interface import InterfaceTracker, tracker_kind
@@ -112,6 +112,9 @@ class Daemon:
         self._extras: HostExtras | None = None
         self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/vmac.py)
         self._executor = Executor(self.garp_senders)
+        # A MASTER whose adverts reach nobody resigns (shell/executor.py); later,
+        # never inside the _feed that sent them.
+        self._executor.on_silent = lambda inst, reason: self._soon(self._host_fault, inst, reason)
         # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
         self.notifier = Notifier(
             config.global_defs,
@@ -163,7 +166,9 @@ class Daemon:
         self._watchdog = sdnotify.Watchdog.start(loop, self._timers)
         now = loop.time()
         self.syncgroups.bind()
-        for inst in self.instances:
+        # A SIGTERM during the start: no Started, or a priority-255 instance
+        # would take the VIPs only to resign them at once.
+        for inst in self.instances if not self._stop.is_set() else ():
             link = inst.iface.link
             if link is None:
                 started = Started(None, False, present=False)
@@ -208,6 +213,9 @@ class Daemon:
         self._monitor = await LinkMonitor.open()
         # An instance may omit `interface` when unicast_src_ip is set (shell/unicast.py).
         self.config = resolve_interfaces(self.config, self._monitor.has_address)
+        dup = duplicate_vrid(self.config)  # resolved interfaces may collide (shell/unicast.py)
+        if dup is not None:
+            raise HostError(dup)
         # use_vmac: the macvlans exist before their interfaces are linked (shell/vmac.py).
         self._vmacs = VmacManager(self.config)
         await self._vmacs.start(self._netlink)
@@ -278,6 +286,9 @@ class Daemon:
         if iface is None:
             iface = self.interfaces[ifname] = Interface(ifname)
         return iface
+
+    def _soon(self, fn: Any, *args: Any) -> None:
+        asyncio.get_running_loop().call_soon(fn, *args)
 
     def _host_fault(self, inst: Instance, reason: str) -> None:
         assert self._loop is not None
@@ -668,6 +679,7 @@ class Daemon:
         except Exception:
             # Even recovery failed: resign by hand and start from INIT.
             fresh = VirtualRouter(old.config)
+            fresh.ah_seq = old.ah_seq  # a peer drops AH adverts numbered again from 1
             actions = [SendAdvert(0), SendAdvert(0), RemoveVips()]
             log.exception("internal_error_recovery_failed", instance=inst.name)
         inst.router = fresh

@@ -41,6 +41,7 @@ from pyvrrpd.core.actions import (
 from pyvrrpd.core.state import State
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
+from pyvrrpd.io.vrrp_socket import AdvertNotSent
 from pyvrrpd.shell.ahsend import send_ah_advert
 from pyvrrpd.shell.instance import Instance
 from pyvrrpd.shell.katext import lead_in
@@ -55,6 +56,10 @@ PER_PACKET_EVERY = 5.0  # seconds between lines of one kind a peer can trigger p
 LOG_ONLY = (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)
 #: Warned reasons about the peers' configuration, logged as lines of their own.
 OWN_LINE_WARNINGS = frozenset({"owner_conflict"})
+#: A MASTER whose advert rounds reached no destination this many times in a
+#: row resigns (HostFault): it holds the VIPs while its peers, hearing
+#: nothing, take them too. Two rounds: one can be a transient refusal.
+SILENT_ROUNDS = 2
 
 
 class Executor:
@@ -70,6 +75,10 @@ class Executor:
         self._drops = RateLimiter(DROP_WARN_EVERY, clock)
         #: notify hooks, FIFO lines and mails (shell/notify.py); None: none configured
         self.notifier: Notifier | None = None
+        #: Called (instance, reason) when a MASTER went SILENT_ROUNDS advert
+        #: rounds without reaching anyone; the daemon feeds it a HostFault.
+        self.on_silent: Callable[[Instance, str], None] | None = None
+        self._silent: dict[str, int] = {}  # instance name -> failed rounds in a row
 
     @property
     def suppressed_lines(self) -> int:
@@ -110,13 +119,7 @@ class Executor:
 
     def _do(self, inst: Instance, action: Action) -> None:
         if isinstance(action, SendAdvert):
-            sock = inst.iface.sock
-            if sock is None:
-                raise HostError(f"no VRRP socket on {inst.cfg.interface!r} (interface missing)")
-            if inst.router.ah_seq is not None:  # auth_type AH (shell/ahsend.py)
-                send_ah_advert(inst, action.priority)
-            else:
-                sock.send(self._advert(inst, action.priority))
+            self._send_advert(inst, action.priority)
             if action.priority == 0:
                 log.info("sent_priority_0", instance=inst.name)
         elif isinstance(action, AddVips):
@@ -129,6 +132,38 @@ class Executor:
             inst.vipset.garp(action.repeat)
         elif isinstance(action, LOG_ONLY):
             self.log_action(inst, action)
+
+    def _send_advert(self, inst: Instance, priority: int) -> None:
+        """One advert round; counts a MASTER's rounds that reached nobody."""
+        try:
+            sock = inst.iface.sock
+            if sock is None:
+                raise AdvertNotSent(f"no VRRP socket on {inst.cfg.interface!r} (interface missing)")
+            if inst.router.ah_seq is not None:  # auth_type AH (shell/ahsend.py)
+                if inst.iface.ah_sock is None:
+                    raise AdvertNotSent(f"no AH socket on {inst.cfg.interface!r}")
+                send_ah_advert(inst, priority)
+            else:
+                sock.send(self._advert(inst, priority))
+        except AdvertNotSent as exc:
+            r = getattr(inst, "router", None)  # unit-test fakes may have none
+            if priority > 0 and r is not None and r.state is State.MASTER:
+                self._silent_round(inst, str(exc))
+            raise
+        except HostError:
+            self._silent.pop(inst.name, None)  # some peer got it: not silent
+            raise
+        self._silent.pop(inst.name, None)
+
+    def _silent_round(self, inst: Instance, error: str) -> None:
+        count = self._silent.get(inst.name, 0) + 1
+        self._silent[inst.name] = count
+        if count < SILENT_ROUNDS or self.on_silent is None:
+            return
+        self._silent.pop(inst.name, None)
+        reason = f"adverts reach no peer: {error}"
+        log.error("master_silent", instance=inst.name, rounds=count, detail=reason)
+        self.on_silent(inst, reason)
 
     def send_garp(self, inst: Instance, repeat: int) -> None:
         """One GARP burst for every address of `inst`, on each address's device."""

@@ -9,7 +9,12 @@ keepalived runs such an instance with no interface at all (its socket is
 bound to the address); pyvrrpd needs one for the VIPs, the GARPs and the
 link state, and the interface carrying the address is the one keepalived's
 adverts leave from on a LAN. If no interface carries the address at start,
-the instance stays in FAULT with that reason until pyvrrpd is restarted.
+the instance stays in FAULT with that reason until pyvrrpd is restarted; so
+does one whose address is on a loopback interface (keepalived 2.2.7: "cannot
+use a loopback interface (lo) for vrrp").
+
+Also owns the check that no two instances share a VRID on one interface once
+every interface is known (config/parser.py can only check written ones).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from ipaddress import IPv4Address
+from pathlib import Path
 
 import structlog
 
@@ -26,7 +32,17 @@ from pyvrrpd.io.vrrp_socket import SendTarget
 
 log = structlog.get_logger("pyvrrpd")
 
-__all__ = ["resolve_interfaces", "send_target"]
+__all__ = ["duplicate_vrid", "resolve_interfaces", "send_target"]
+
+_IFF_LOOPBACK = 0x8
+
+
+def _is_loopback(ifname: str) -> bool:
+    try:
+        flags = Path(f"/sys/class/net/{ifname}/flags").read_text()
+        return bool(int(flags, 16) & _IFF_LOOPBACK)
+    except (OSError, ValueError):
+        return ifname == "lo"
 
 
 def send_target(inst: VrrpInstance) -> SendTarget:
@@ -37,7 +53,11 @@ def send_target(inst: VrrpInstance) -> SendTarget:
     return SendTarget((inst.mcast_dst_ip,), inst.src_ip)
 
 
-def resolve_interfaces(config: Config, has_address: Callable[[str, IPv4Address], bool]) -> Config:
+def resolve_interfaces(
+    config: Config,
+    has_address: Callable[[str, IPv4Address], bool],
+    is_loopback: Callable[[str], bool] = _is_loopback,
+) -> Config:
     """`config` with every omitted `interface` filled in from its unicast_src_ip.
 
     `has_address(ifname, address)` answers from the kernel's view (the link
@@ -59,6 +79,37 @@ def resolve_interfaces(config: Config, has_address: Callable[[str, IPv4Address],
             log.error("unicast_src_ip_missing", instance=inst.name, detail=reason)
             out.append(replace(inst, unicast_fault=inst.unicast_fault or reason))
             continue
+        if is_loopback(found):
+            reason = (
+                f"cannot use a loopback interface ({found}) for vrrp: unicast_src_ip"
+                f" {inst.src_ip} is on it (set `interface`)"
+            )
+            log.error("unicast_src_ip_on_loopback", instance=inst.name, detail=reason)
+            out.append(replace(inst, unicast_fault=inst.unicast_fault or reason))
+            continue
         log.info("interface_from_unicast_src_ip", instance=inst.name, interface=found)
         out.append(replace(inst, interface=found))
     return replace(config, instances=tuple(out))
+
+
+def duplicate_vrid(config: Config) -> str | None:
+    """A one-line error if two instances share a VRID on one interface, else None.
+
+    Run once every `interface` is resolved: one interface's socket hands each
+    advert to the instance of its VRID, so the second instance would never
+    hear its peer and become a second MASTER. keepalived 2.2.7 refuses it too
+    ("(VI_A) duplicate VRID conflict with VI_B VRID 51"), except for unicast
+    instances with different peers, which pyvrrpd refuses as well (README).
+    """
+    seen: dict[tuple[str, int], str] = {}
+    for inst in config.instances:
+        if not inst.interface:
+            continue  # no interface: FAULT, never on a socket
+        key = (inst.interface, inst.virtual_router_id)
+        other = seen.setdefault(key, inst.name)
+        if other != inst.name:
+            return (
+                f"virtual_router_id {key[1]} on {key[0]} is used by both vrrp_instance"
+                f" {other} and {inst.name} (keepalived: duplicate VRID conflict)"
+            )
+    return None
