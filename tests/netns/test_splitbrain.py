@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,3 +111,33 @@ def test_unicast_src_ip_on_loopback_is_a_fault(lan: Pair) -> None:
     assert wait_for(lambda: lan.state("lb1") == "FAULT", 10), lan.state("lb1")
     assert any("loopback interface (lo)" in r for r in reasons(lan, "lb1")), reasons(lan, "lb1")
     assert not lan.has_vip("lb1")
+
+
+NFT_DROP_ADVERTS = """\
+table inet splitbrain_test {
+  chain out {
+    type filter hook output priority 0;
+    ip protocol 112 counter drop
+  }
+}
+"""
+
+
+def test_a_master_whose_adverts_all_fail_resigns(lan: Pair) -> None:
+    # Every advert refused by the kernel (an output drop rule: EPERM), source
+    # address still local, so only the shell's safety net can notice.
+    if shutil.which("nft") is None:
+        pytest.skip("nft not installed")
+    lan.start("lb1", 200)
+    lan.start("lb2", 100)
+    assert wait_for(lambda: lan.holders() == ["lb1"] and lan.state("lb2") == "BACKUP", 12)
+    subprocess.run(
+        ["ip", "netns", "exec", lan.ns("lb1"), "nft", "-f", "-"],
+        input=NFT_DROP_ADVERTS,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    # Two failed rounds (2 s), then lb2's Master_Down_Interval (~3.6 s).
+    assert wait_for(lambda: lan.holders() == ["lb2"], 8), lan.holders()
+    assert "master_silent" in lan.log("lb1")
