@@ -405,12 +405,14 @@ class _Parser:
                 if d.vrid_tok is None:
                     rep.error(d.name, f"vrrp_instance {name} has no 'virtual_router_id' (1..255)")
                 ok = False
-            elif d.interface is not None and d.vrid_tok is not None:
-                key = (d.interface, d.vrid)
+            elif d.vrid_tok is not None and (where := _vrid_place(d)) is not None:
+                # Omitted interfaces sharing a unicast_src_ip share the interface
+                # found for it; the daemon checks the rest once they are resolved.
+                key = (where, d.vrid)
                 if key in vrids:
                     rep.error(
                         d.vrid_tok,
-                        f"virtual_router_id {d.vrid} on {d.interface} is already used by "
+                        f"virtual_router_id {d.vrid} on {where} is already used by "
                         f"vrrp_instance {vrids[key].text} ({vrids[key].loc})",
                     )
                     ok = False
@@ -576,3 +578,11 @@ def _script_argv(rep: Reporter, stmt: Stmt) -> tuple[str, ...] | None:
 
 
 __all__ = ["ConfigError", "Severity", "load_config", "parse_text"]
+
+
+def _vrid_place(d: InstanceDraft) -> str | None:
+    """Where an instance's VRID must be unique, as far as the file tells."""
+    if d.interface is not None:
+        return d.interface
+    src = d.unicast.src_ip
+    return None if src is None else f"the interface of unicast_src_ip {src}"

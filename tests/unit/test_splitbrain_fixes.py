@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 from types import SimpleNamespace
 from typing import Any, cast
@@ -161,19 +162,30 @@ def test_a_partial_failure_is_no_silence() -> None:
 
 def test_duplicate_vrid_after_resolution_names_both_instances() -> None:
     uni = f"  unicast_src_ip {SRC}\n  unicast_peer {{\n 192.0.2.12\n }}"
-    c = conf(instance("VI_A", uni) + instance("VI_B", uni))
+    # VI_A names eth0; VI_B's interface is found from its address: eth0 too.
+    c = conf(instance("VI_A", "  interface eth0\n" + uni) + instance("VI_B", uni))
     out = resolve_interfaces(c, lambda i, a: i == "eth0", is_loopback=lambda n: False)
-    if not all(i.interface for i in out.instances):  # no eth0 here: resolve by hand
-        from dataclasses import replace
-
+    if not all(i.interface for i in out.instances):  # no eth0 on this host
         out = replace(out, instances=tuple(replace(i, interface="eth0") for i in out.instances))
     err = duplicate_vrid(out)
     assert err is not None and "VI_A" in err and "VI_B" in err and "51" in err
-    c2 = conf(instance("VI_A", uni) + instance("VI_B", uni, vrid=52))
-    from dataclasses import replace
-
+    c2 = conf(instance("VI_A", "  interface eth0\n" + uni) + instance("VI_B", uni, vrid=52))
     c2 = replace(c2, instances=tuple(replace(i, interface="eth0") for i in c2.instances))
     assert duplicate_vrid(c2) is None
+
+
+def test_two_omitted_interfaces_with_one_source_share_the_vrid_check() -> None:
+    import pytest
+
+    from pyvrrpd.config.model import ConfigError
+
+    uni = f"  unicast_src_ip {SRC}\n  unicast_peer {{\n 192.0.2.12\n }}"
+    with pytest.raises(
+        ConfigError, match="virtual_router_id 51 on the interface of unicast_src_ip"
+    ):
+        conf(instance("VI_A", uni) + instance("VI_B", uni))
+    other = uni.replace(str(SRC), "192.0.2.22")
+    assert len(conf(instance("VI_A", uni) + instance("VI_B", other)).instances) == 2
 
 
 # ------------------------------------------------- 3. AH sequence across adopt
