@@ -17,6 +17,9 @@ per ``sendmmsg(2)`` call (ctypes): the kernel's IPv4 output path (routing,
 multicast loop-back) is skipped, which is what lets pure Python put 250-400k
 frames/s on a veth from one core.
 
+``AH_KINDS`` (in no default mix) make it a protocol-51 flood instead: AH junk
+for ``auth_type AH`` instances (tests/netns/test_ah_flood.py).
+
 By default it behaves like an attacker on a box of its own: nice -20 on its
 core (the daemons under test cannot slow it down) and a send buffer so large
 it never waits for the lab. A veth hands each frame straight to the next hop's
@@ -52,6 +55,7 @@ from pyvrrpd.wire.ipv4 import build_ipv4
 from pyvrrpd.wire.vrrp import VRRP_GROUP, AuthType, encode_advert
 
 __all__ = [
+    "AH_KINDS",
     "DEFAULT_MIX",
     "KINDS",
     "Flood",
@@ -74,6 +78,13 @@ KINDS: tuple[str, ...] = (
 )
 #: The issue's mix: each kind equally often.
 DEFAULT_MIX: Mapping[str, int] = dict.fromkeys(KINDS, 1)
+#: Protocol-51 (`auth_type AH`) junk, in no default mix: needs no key to send.
+AH_KINDS: tuple[str, ...] = (
+    "ah_junk",  # an AH header (next header 112, made-up SPI/sequence/ICV), then an
+    # advert for the target's VRID with auth type AH: the ICV check rejects it
+    "ah_garbage",  # random bytes with protocol 51
+)
+_AH_PROTO = 51
 
 _ETH_P_ALL = 0x0003
 _ETH_P_IP = 0x0800
@@ -141,8 +152,9 @@ def parse_mix(text: str) -> dict[str, int]:
     for part in text.split(","):
         name, _, weight = part.partition("=")
         name = name.strip()
-        if name not in KINDS:
-            raise ValueError(f"unknown flood kind {name!r} (known: {', '.join(KINDS)})")
+        if name not in KINDS + AH_KINDS:
+            known = ", ".join(KINDS + AH_KINDS)
+            raise ValueError(f"unknown flood kind {name!r} (known: {known})")
         mix[name] = int(weight) if weight else 1
     if not any(mix.values()):
         raise ValueError("flood mix has no packets")
@@ -169,6 +181,17 @@ def _one(kind: str, src: IPv4Address, t: Target, rng: random.Random) -> bytes:
         payload = bytes([0x31]) + good[1:]
     elif kind == "garbage":
         payload = rng.randbytes(rng.randrange(0, 64))
+    elif kind in AH_KINDS:
+        if kind == "ah_garbage":
+            payload = rng.randbytes(rng.randrange(0, 64))
+        else:
+            # keepalived's AH layout (pyvrrpd.wire.ah): next header 112, length 4.
+            ah = struct.pack("!BBH4sI", 112, 4, 0, src.packed, rng.randrange(1, 2**32))
+            vrrp = encode_advert(t.vrid, 254, t.vips, t.advert_int, AuthType.AH, b"")
+            payload = ah + rng.randbytes(12) + vrrp
+        return build_ipv4(
+            src, VRRP_GROUP, payload, ident=rng.randrange(1, 0x10000), proto=_AH_PROTO
+        )
     elif kind == "lower_prio":
         # RFC 3768 6.4.3: a master receiving a lower priority advert answers
         # with its own advert at once (keepalived also re-sends GARPs).
