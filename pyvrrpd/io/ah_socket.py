@@ -42,12 +42,12 @@ from pyvrrpd.io.rawsock import (
     read_budget,
 )
 from pyvrrpd.io.vrrp_socket import SLOW_BUDGET, SLOW_PAUSE, kernel_drops
+from pyvrrpd.wire.ah import AH_PROTO
 from pyvrrpd.wire.bpf import AH_HEADER_LEN, FastPath, assemble, split_filter
+from pyvrrpd.wire.vrrp import VRRP_GROUP
 
 __all__ = ["AH_PROTO", "AhSocket"]
 
-AH_PROTO = 51
-_GROUP = IPv4Address("224.0.0.18")
 _RCVBUF = 1 << 20
 _SLOW_RCVBUF = 256 * 1024
 
@@ -84,7 +84,7 @@ class AhSocket:
         ifname: str,
         ifindex: int,
         primary_ip: IPv4Address,
-        groups: Sequence[IPv4Address] = (_GROUP,),
+        groups: Sequence[IPv4Address] = (VRRP_GROUP,),
         fast_paths: Sequence[FastPath] | None = None,
     ) -> AhSocket:
         """Open the sockets; HostError (one line) on any failure.
