@@ -30,7 +30,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.shell.instance import Instance, router_config, without_trackers
 from pyvrrpd.shell.reload import ReloadPlan, plan
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
-from pyvrrpd.shell.unicast import resolve_interfaces, send_target
+from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.trackers.interface import tracker_name
 
 if TYPE_CHECKING:
@@ -59,8 +59,14 @@ def read_new_config(d: Daemon) -> tuple[Config | None, list[str]]:
         errors.append(f"{path}: no vrrp_instance configured; nothing to do")
     if d._monitor is not None:
         new = resolve_interfaces(new, d._monitor.has_address)
-    # The host check a start makes: a missing interface would stop a start.
+    # keepalived's host check (-t exits 5). A start waits in FAULT for a
+    # missing interface; a reload refuses it instead, so a typo in a reloaded
+    # file cannot take a running MASTER down (the old config keeps running).
     errors.extend(_line(f) for f in interface_findings(new) if f.severity is Severity.ERROR)
+    # Resolved interfaces may collide (two instances, one VRID, one socket).
+    dup = duplicate_vrid(new)
+    if dup is not None:
+        errors.append(f"{path}: {dup}")
     return (None, errors) if errors else (new, [])
 
 

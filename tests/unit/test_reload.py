@@ -238,3 +238,46 @@ def test_vips_of_an_accept_off_instance_need_a_restart(tmp_path: Path) -> None:
     (tmp_path / "c.conf").write_text(text.replace("192.0.2.10/24", "192.0.2.10/24\n 192.0.2.20/24"))
     p = plan(off, load_config(str(tmp_path / "c.conf")))
     assert p.config.instances == off.instances and "accept mode off" in p.restart_needed[0]
+
+
+def test_reload_refuses_a_vrid_that_collides_once_interfaces_are_resolved(
+    tmp_path: Path,
+) -> None:
+    """One instance names the interface, the other finds it from unicast_src_ip:
+    same VRID on one socket, so the reload is refused and the old config kept."""
+    import socket
+    from types import SimpleNamespace
+
+    from pyvrrpd.shell.reloader import read_new_config
+
+    names = [n for _, n in socket.if_nameindex() if n != "lo"]
+    if not names:
+        pytest.skip("no non-loopback interface on this host to resolve onto")
+    ifname = names[0]
+    path = tmp_path / "k.conf"
+    path.write_text(
+        f"""
+vrrp_instance A {{
+  interface {ifname}
+  virtual_router_id 51
+  virtual_ipaddress {{
+    192.0.2.10
+  }}
+}}
+vrrp_instance B {{
+  virtual_router_id 51
+  unicast_src_ip 192.0.2.11
+  unicast_peer {{
+    192.0.2.12
+  }}
+  virtual_ipaddress {{
+    192.0.2.20
+  }}
+}}
+"""
+    )
+    monitor = SimpleNamespace(has_address=lambda n, a: n == ifname and str(a) == "192.0.2.11")
+    d = SimpleNamespace(config=load_config(path), config_id=None, _monitor=monitor)
+    new, errors = read_new_config(d)  # type: ignore[arg-type]
+    assert new is None
+    assert any("virtual_router_id 51" in e and "A and B" in e for e in errors), errors
