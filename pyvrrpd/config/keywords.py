@@ -48,6 +48,7 @@ GLOBAL = "global_defs"
 INSTANCE = "vrrp_instance"
 SCRIPT = "vrrp_script"
 VIP = "virtual_ipaddress"  # per-address options, also virtual_ipaddress_excluded
+SYNC = "vrrp_sync_group"
 
 # -- keepalived 2.2.7's own lists (install_keyword* in global_parser.c,
 # vrrp_parser.c, check_parser.c, bfd_parser.c; vrrp_ipaddress.c for VIP options) --
@@ -121,6 +122,14 @@ KEEPALIVED_227: Mapping[str, frozenset[str]] = {
         _w("""
         dev scope broadcast brd label peer home -nodad mngtmpaddr noprefixroute autojoin
         no_track preferred_lft use_vmac
+        """)
+    ),
+    # vrrp_parser.c's vrrp_sync_group keywords (install_keyword under it).
+    SYNC: frozenset(
+        _w("""
+        group track_interface track_script track_file track_process track_bfd
+        notify_backup notify_master notify_fault notify_stop notify smtp_alert
+        global_tracking sync_group_tracking_weight notify_priority_changes
         """)
     ),
 }
@@ -199,6 +208,11 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "noprefixroute": "addresses without their prefix route are not implemented",
         "autojoin": "multicast autojoin addresses are not implemented",
         "preferred_lft": "address lifetimes are not implemented",
+    },
+    SYNC: {
+        "track_process": f"process tracking is {_TRACKING}",
+        "track_file": f"file tracking is {_TRACKING}",
+        "track_bfd": _BFD,
     },
 }
 

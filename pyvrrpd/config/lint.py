@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import keywords as kw
-from . import parser
+from . import parser, syncgroup
 from .instance import _HANDLERS as INSTANCE_HANDLERS
 from .model import ConfigError, Diagnostic
 from .parser import parse_text
@@ -28,7 +28,7 @@ REFUSED = "refused"
 NO_EFFECT = "no effect"
 UNKNOWN = "unknown"
 
-BLOCKS = (kw.TOP, kw.GLOBAL, kw.INSTANCE, kw.SCRIPT, kw.VIP)
+BLOCKS = (kw.TOP, kw.GLOBAL, kw.INSTANCE, kw.SCRIPT, kw.VIP, kw.SYNC)
 BEGIN = "<!-- keyword-table:begin (python -m pyvrrpd.config.lint --write README.md) -->"
 END = "<!-- keyword-table:end -->"
 
@@ -39,6 +39,7 @@ _PROBES: dict[str, tuple[str, int, int]] = {
     kw.INSTANCE: ("vrrp_instance V {{\n{w}\n}}\n", 2, 1),
     kw.SCRIPT: ("vrrp_script S {{\n{w}\n}}\n", 2, 1),
     kw.VIP: ("vrrp_instance V {{\nvirtual_ipaddress {{\n192.0.2.10 {w}\n}}\n}}\n", 3, 12),
+    kw.SYNC: ("vrrp_sync_group G {{\n{w}\n}}\n", 2, 1),
 }
 
 
@@ -82,6 +83,8 @@ def handler_keywords(block: str) -> frozenset[str]:
         return frozenset(INSTANCE_HANDLERS) | {"version"}
     if block == kw.SCRIPT:
         return parser.SCRIPT_KEYWORDS
+    if block == kw.SYNC:
+        return syncgroup.KEYWORDS - syncgroup.REFUSED_WORDS
     return frozenset({"dev", "brd", "broadcast", "scope", "label"})
 
 
@@ -146,6 +149,7 @@ def table_markdown(table: Iterable[Row] | None = None) -> str:
         kw.INSTANCE: "`vrrp_instance`",
         kw.SCRIPT: "`vrrp_script`",
         kw.VIP: "Per-address options of `virtual_ipaddress`",
+        kw.SYNC: "`vrrp_sync_group`",
     }
     lines: list[str] = []
     for block in BLOCKS:

@@ -121,8 +121,7 @@ def _statement(rep: Reporter, d: SyncGroupDraft, stmt: Stmt, body: Cursor) -> No
         )
         d.tracking_weight = True
     elif word in REFUSED_WORDS:
-        why = keywords.REFUSED.get(keywords.INSTANCE, {}).get(word, "not implemented")
-        rep.error(kw, f"'{word}' in vrrp_sync_group is not supported by pyvrrpd: {why}")
+        rep.error(kw, keywords.refused_message(keywords.SYNC, word))
         body.skip_optional_block(stmt)
     else:
         rep.warn(kw, unknown_keyword(word, "vrrp_sync_group", KEYWORDS))
