@@ -130,7 +130,7 @@ def test_unimplemented_group_trackers_are_refused(word: str) -> None:
         + f"vrrp_sync_group G {{\n  group {{\n    VI_1 VI_2\n  }}\n  {word} {{\n    x\n  }}\n}}\n"
     )
     (e,) = errors(text)
-    assert e.startswith("21: ") and f"'{word}' in vrrp_sync_group is not supported" in e
+    assert e.startswith("21: ") and f"'{word}' is not supported by pyvrrpd" in e
 
 
 def test_group_notify_priority_changes_overrides_members() -> None:
