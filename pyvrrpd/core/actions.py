@@ -88,6 +88,30 @@ class LowerPriorityHeard:
     priority: int
 
 
+@dataclass(frozen=True, slots=True)
+class LowerPriorityDiscarded:
+    """A preempting BACKUP discarded a lower-priority advert from `src` (RFC 3768 6.4.2).
+
+    keepalived logs "(VI_1) received lower priority (P) advert from X -
+    discarding" for each one (vrrp.c vrrp_state_backup()); one per packet,
+    so the shell rate-limits it.
+    """
+
+    src: IPv4Address
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityZeroHeard:
+    """A BACKUP heard a priority-0 advert from `src`: Master_Down_Timer = Skew_Time.
+
+    keepalived (-D) logs "(VI_1) Backup received priority 0 advertisement"
+    (vrrp.c vrrp_state_backup()); one per packet, so the shell rate-limits it.
+    """
+
+    src: IPv4Address
+
+
 Action = (
     SendAdvert
     | AddVips
@@ -99,4 +123,6 @@ Action = (
     | Warned
     | MasterSeen
     | LowerPriorityHeard
+    | LowerPriorityDiscarded
+    | PriorityZeroHeard
 )

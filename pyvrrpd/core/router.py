@@ -19,9 +19,11 @@ from pyvrrpd.core.actions import (
     Action,
     AddVips,
     Dropped,
+    LowerPriorityDiscarded,
     LowerPriorityHeard,
     MasterSeen,
     PriorityChanged,
+    PriorityZeroHeard,
     RemoveVips,
     SendAdvert,
     SendGarp,
@@ -634,6 +636,7 @@ class VirtualRouter:
             # RFC 3768 6.4.2: priority 0 -> Master_Down_Timer = Skew_Time.
             self._arm_down(now, self.skew_time)
             self.master_ip, self.master_priority = None, None
+            out.append(PriorityZeroHeard(src))
             return
         mine = self.effective_priority
         preempt = self.config.preempt or self.config.priority == PRIO_OWNER
@@ -652,8 +655,10 @@ class VirtualRouter:
                 out.append(MasterSeen(src, advert.priority))
             self.master_ip, self.master_priority = src, advert.priority
             self.wants_master = False  # keepalived: following a master, wantstate BACKUP
-        # else: preempting; discard the lower-priority advert and let the
-        # master-down timer run out (RFC 3768 6.4.2 "Discard the ADVERTISEMENT").
+        else:
+            # Preempting: discard the lower-priority advert and let the
+            # master-down timer run out (RFC 3768 6.4.2 "Discard the ADVERTISEMENT").
+            out.append(LowerPriorityDiscarded(src, advert.priority))
 
     def _master_rx(self, src: IPv4Address, advert: Advert, now: float, out: list[Action]) -> None:
         mine = self.effective_priority

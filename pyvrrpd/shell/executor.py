@@ -11,7 +11,8 @@ of packets that each trigger work never becomes a flood of tasks (issue 5).
 Order is preserved because the only asynchronous work (netlink) is behind the
 VipSet, and a GARP asked for before the addresses are in waits for them.
 
-Lines a peer can trigger once per packet (master seen, drops, send errors)
+Lines a peer can trigger once per packet (master seen, drops, send errors,
+lower-priority adverts discarded, priority-0 adverts heard)
 are rate-limited per instance and reason, with counts of what was folded;
 state changes are always logged. Must not decide anything: every action
 comes from `pyvrrpd.core`.
@@ -29,9 +30,11 @@ from pyvrrpd.core.actions import (
     Action,
     AddVips,
     Dropped,
+    LowerPriorityDiscarded,
     LowerPriorityHeard,
     MasterSeen,
     PriorityChanged,
+    PriorityZeroHeard,
     RemoveVips,
     SendAdvert,
     SendGarp,
@@ -53,7 +56,15 @@ log = structlog.get_logger("pyvrrpd")
 
 DROP_WARN_EVERY = 10.0  # seconds between WARNING summaries of dropped packets
 PER_PACKET_EVERY = 5.0  # seconds between lines of one kind a peer can trigger per packet
-LOG_ONLY = (StateChanged, PriorityChanged, MasterSeen, Dropped, Warned)
+LOG_ONLY = (
+    StateChanged,
+    PriorityChanged,
+    MasterSeen,
+    Dropped,
+    Warned,
+    LowerPriorityDiscarded,
+    PriorityZeroHeard,
+)
 #: Warned reasons about the peers' configuration, logged as lines of their own.
 OWN_LINE_WARNINGS = frozenset({"owner_conflict"})
 #: A MASTER whose advert rounds reached no destination this many times in a
@@ -220,6 +231,25 @@ class Executor:
                 instance=inst.name,
                 master=str(action.src),
                 priority=action.priority,
+            )
+        elif isinstance(action, LowerPriorityDiscarded):
+            # keepalived logs one line per discarded advert; a flood of them
+            # (a misconfigured or rogue peer) must not flood the log.
+            self._limited(
+                "info",
+                (inst.name, "lower_priority_advert"),
+                "lower_priority_advert",
+                instance=inst.name,
+                src=str(action.src),
+                priority=action.priority,
+            )
+        elif isinstance(action, PriorityZeroHeard):
+            self._limited(
+                "info",
+                (inst.name, "priority_0_advert"),
+                "priority_0_advert",
+                instance=inst.name,
+                src=str(action.src),
             )
         elif isinstance(action, Warned) and action.reason == "vip_removed":
             self._limited(

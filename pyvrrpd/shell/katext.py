@@ -79,6 +79,9 @@ _TEXT: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
         f"({f.get('instance')}) received lower priority ({f.get('priority')}) "
         f"advert from {f.get('src')} - discarding"
     ),
+    "priority_0_advert": lambda f: (
+        f"({f.get('instance')}) Backup received priority 0 advertisement"
+    ),
     "sent_priority_0": lambda f: f"({f.get('instance')}) sent 0 priority",
     "setting_vips": lambda f: f"({f.get('instance')}) setting VIPs.",
     "removing_vips": lambda f: f"({f.get('instance')}) removing VIPs.",

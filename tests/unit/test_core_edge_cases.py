@@ -12,6 +12,7 @@ import pytest
 
 from pyvrrpd.core.actions import (
     Action,
+    LowerPriorityDiscarded,
     LowerPriorityHeard,
     PriorityChanged,
     RemoveVips,
@@ -232,7 +233,8 @@ def test_lower_prio_garp_cycle_restarts_after_leaving_and_regaining_master() -> 
 def test_backup_ignores_lower_prio_garp_settings() -> None:
     vr = VirtualRouter(cfg(garp_lower_prio_repeat=5))
     vr.handle(Started(ME), 0.0)
-    assert vr.handle(advert(50), 1.0) == []
+    # Discarded (RFC 3768 6.4.2), logged as keepalived does; no GARP.
+    assert vr.handle(advert(50), 1.0) == [LowerPriorityDiscarded(PEER, 50)]
     assert vr.state is State.BACKUP
 
 
