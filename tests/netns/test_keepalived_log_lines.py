@@ -3,8 +3,10 @@
 One scenario, run twice at once in two private LANs: on lb1 the compat
 command in one, the real keepalived 2.2.7 in the other, with the real
 keepalived as the higher-priority peer on lb2 in both. lb1 starts alone and
-takes the VIP, lb2 preempts it, lb2 is stopped (lb1 takes over again), lb1's
-tracked script fails (FAULT) and recovers (MASTER again), lb1 is stopped.
+takes the VIP, lb2 preempts it, inj sends one lower-priority advert (lb1,
+a preempting BACKUP, discards it), lb2 is stopped (its priority-0 advert
+reaches lb1, which takes over again), lb1's tracked script fails (FAULT) and
+recovers (MASTER again), lb1 is stopped.
 The set of keepalived's state-change lines in lb1's log must be the
 same for both, so alerts written against keepalived's log keep firing.
 """
@@ -16,14 +18,19 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from tests.netns._pair import PLAIN_CONF, VIP, Pair, pair_lan, wait_for
+from pyvrrpd.wire.ipv4 import build_ipv4
+from pyvrrpd.wire.vrrp import VRRP_GROUP, AuthType, encode_advert
+from tests.netns._nshelp import in_netns
+from tests.netns._pair import HOSTS, PLAIN_CONF, VIP, Pair, pair_lan, wait_for
 
 pytestmark = [
     pytest.mark.netns,
@@ -43,6 +50,8 @@ EXPECTED = {
     "(VI_1) setting VIPs.",
     "(VI_1) Master received advert from 192.0.2.12 with higher priority 150, ours 100",
     "(VI_1) Entering BACKUP STATE",
+    "(VI_1) received lower priority (50) advert from 192.0.2.66 - discarding",
+    "(VI_1) Backup received priority 0 advertisement",  # keepalived: with -D only
     "(VI_1) removing VIPs.",
     "Stopping",
     "(VI_1) sent 0 priority",
@@ -89,6 +98,20 @@ def _start_compat(pair: Pair, host: str, conf_text: str) -> subprocess.Popen[byt
     return proc
 
 
+def _send_lower_advert(pair: Pair) -> None:
+    """One valid advert at priority 50 from inj (PLAIN_CONF's VRID, VIP and password)."""
+    inj = HOSTS["inj"]
+    payload = encode_advert(51, 50, (IPv4Address(VIP),), 1, AuthType.PASS, b"1111")
+    with in_netns(pair.ns("inj")):
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(inj))
+        s.sendto(build_ipv4(IPv4Address(inj), VRRP_GROUP, payload), (str(VRRP_GROUP), 0))
+    finally:
+        s.close()
+
+
 def _ka_lines(log: str) -> set[str]:
     """keepalived's texts in a -l log, trimmed to the ones in EXPECTED (Stopped: its prefix)."""
     found: set[str] = set()
@@ -116,6 +139,9 @@ def _scenario(tmp: Path, compat: bool) -> tuple[set[str], str]:
         assert wait_for(lambda: pair.holders() == ["lb1"], 10) is not None, pair.log("lb1")
         pair.start_keepalived("lb2", 150)  # preempts lb1
         assert wait_for(lambda: pair.holders() == ["lb2"], 10) is not None, pair.log("lb1")
+        _send_lower_advert(pair)  # lb1, BACKUP with preempt, discards it
+        discarded = "advert from 192.0.2.66 - discarding"
+        assert wait_for(lambda: discarded in pair.log("lb1"), 5) is not None, pair.log("lb1")
         pair.signal("lb2", signal.SIGTERM)  # priority 0: lb1 takes over
         assert wait_for(lambda: pair.holders() == ["lb1"], 10) is not None, pair.log("lb1")
         pair.procs["lb2"].wait(timeout=10)
