@@ -26,6 +26,6 @@ fi
 # enough to disturb other tests' timing bounds (floods, chaos, realtime
 # scheduling, the debootstrap install), one at a time.
 echo "== pytest, parallel pass"
-pytest -q -n 2 -m "not serial"
+pytest -q -n 2 --dist worksteal -m "not serial"
 echo "== pytest, serial pass"
 exec pytest -q -m serial
