@@ -32,16 +32,15 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
+from pyvrrpd.io.queuepair import QueuePair
 from pyvrrpd.io.rawsock import (
-    RECV_BUDGET,
     attach_drop_all_filter,
     attach_filter,
     mreqn,
     no_cap_net_raw,
     open_rx,
-    read_budget,
 )
-from pyvrrpd.io.vrrp_socket import SLOW_BUDGET, SLOW_PAUSE, kernel_drops
+from pyvrrpd.io.vrrp_socket import kernel_drops
 from pyvrrpd.wire.ah import AH_PROTO
 from pyvrrpd.wire.bpf import AH_HEADER_LEN, FastPath, assemble, split_filter
 from pyvrrpd.wire.vrrp import VRRP_GROUP
@@ -70,12 +69,9 @@ class AhSocket:
         self._rx = rx
         self._rx_slow = rx_slow
         self._tx = tx
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._slow_paused: asyncio.TimerHandle | None = None
+        self._queues = QueuePair(rx, rx_slow)
         self._ident = 0
         self.sent = 0
-        self.received = 0
-        self.received_slow = 0
         self.send_errors = 0
 
     @classmethod
@@ -150,55 +146,22 @@ class AhSocket:
             ) from exc
         self.sent += 1
 
+    @property
+    def received(self) -> int:
+        return self._queues.received
+
+    @property
+    def received_slow(self) -> int:
+        return self._queues.received_slow
+
     def attach(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[bytes], None]) -> None:
-        """Call ``on_datagram(whole_ipv4_datagram)`` for each received AH datagram."""
-        self.detach()
-        rx = self._rx
-
-        def _deliver(data: bytes) -> None:
-            self.received += 1
-            on_datagram(data)
-
-        # The budget of the plain socket (rawsock.RECV_BUDGET): timers run between wake-ups.
-        def _readable() -> None:
-            read_budget(rx, RECV_BUDGET, _deliver)
-
-        loop.add_reader(rx.fileno(), _readable)
-        self._loop = loop
-        slow = self._rx_slow
-        if slow is None:
-            return
-
-        def _resume() -> None:
-            self._slow_paused = None
-            if self._loop is not None and slow.fileno() >= 0:
-                self._loop.add_reader(slow.fileno(), _slow_readable)
-
-        def _deliver_slow(data: bytes) -> None:
-            self.received_slow += 1
-            _deliver(data)
-
-        def _slow_readable() -> None:
-            if not read_budget(slow, SLOW_BUDGET, _deliver_slow):
-                return  # empty (or a transient error): wait for the next wake-up
-            # Budget used up: more is waiting. Pause, so a flood gets at most
-            # SLOW_BUDGET per SLOW_PAUSE of our CPU (as on protocol 112).
-            loop.remove_reader(slow.fileno())
-            self._slow_paused = loop.call_later(SLOW_PAUSE, _resume)
-
-        loop.add_reader(slow.fileno(), _slow_readable)
+        """Call ``on_datagram(whole_ipv4_datagram)`` for each received datagram
+        (the fast queue per wake-up, the slow one rate-bounded: io/queuepair.py)."""
+        self._queues.attach(loop, on_datagram)
 
     def detach(self) -> None:
         """Stop delivering datagrams. Idempotent."""
-        if self._slow_paused is not None:
-            self._slow_paused.cancel()
-            self._slow_paused = None
-        if self._loop is not None:
-            if not self._loop.is_closed():
-                for s in (self._rx, self._rx_slow):
-                    if s is not None and s.fileno() >= 0:
-                        self._loop.remove_reader(s.fileno())
-            self._loop = None
+        self._queues.detach()
 
     def set_fast_paths(self, fast_paths: Sequence[FastPath]) -> bool:
         """Replace the queue split (the master a BACKUP follows changed).

@@ -39,14 +39,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
+from pyvrrpd.io.queuepair import QueuePair
 from pyvrrpd.io.rawsock import (
-    RECV_BUDGET,
     attach_drop_all_filter,
     attach_filter,
     mreqn,
     no_cap_net_raw,
     open_rx,
-    read_budget,
 )
 from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
 from pyvrrpd.wire.vrrp import VRRP_GROUP, VRRP_PROTO
@@ -56,13 +55,8 @@ __all__ = ["VRRP_GROUP", "VRRP_PROTO", "AdvertNotSent", "SendTarget", "VrrpSocke
 _TTL = 255
 _TOS = 0xC0  # DSCP CS6 (network control), as keepalived sends it.
 _RCVBUF = 1 << 20
-# The fast queue is read RECV_BUDGET datagrams per wake-up (pyvrrpd.io.rawsock).
-#: The slow queue (junk, or anything the filter did not recognise) is read at
-#: most this many datagrams per SLOW_PAUSE: about 13k packets/s, a fifth of a
-#: core, so a flood cannot take the CPU the kernel and our timers need. What
-#: overflows its buffer is counted by the kernel (SO_MEMINFO drops).
-SLOW_BUDGET = 64
-SLOW_PAUSE = 0.005
+# The two receive queues are read by pyvrrpd.io.queuepair (RECV_BUDGET per
+# wake-up for the fast one, SLOW_BUDGET per SLOW_PAUSE for the slow one).
 _SLOW_RCVBUF = 256 * 1024
 _SO_MEMINFO = 55  # <asm-generic/socket.h>
 _SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>
@@ -160,14 +154,11 @@ class VrrpSocket:
         self._rx = rx
         self._rx_slow = rx_slow
         self._tx = tx
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._slow_paused: asyncio.TimerHandle | None = None
+        self._queues = QueuePair(rx, rx_slow)
         #: Per VRID: where that router's adverts go (default: 224.0.0.18).
         self.targets: dict[int, SendTarget] = {}
         #: Counters for the stats/debug output.
         self.sent = 0
-        self.received = 0
-        self.received_slow = 0
         self.send_errors = 0
 
     @classmethod
@@ -276,61 +267,22 @@ class VrrpSocket:
             raise failure
         self.sent += 1
 
+    @property
+    def received(self) -> int:
+        return self._queues.received
+
+    @property
+    def received_slow(self) -> int:
+        return self._queues.received_slow
+
     def attach(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[bytes], None]) -> None:
-        """Call ``on_datagram(whole_ipv4_datagram)`` for each received packet.
-
-        At most :data:`RECV_BUDGET` datagrams are read per wake-up; the rest
-        wait in the socket buffer for the next loop iteration, after the timers
-        that are due (the kernel drops what overflows the buffer, counted in
-        /proc/net/raw). Exceptions from ``on_datagram`` propagate to the loop's
-        exception handler, as for any reader callback.
-        """
-        self.detach()
-        rx = self._rx
-
-        def _deliver(data: bytes) -> None:
-            self.received += 1
-            on_datagram(data)
-
-        def _readable() -> None:
-            read_budget(rx, RECV_BUDGET, _deliver)
-
-        loop.add_reader(rx.fileno(), _readable)
-        self._loop = loop
-        slow = self._rx_slow
-        if slow is None:
-            return
-
-        def _resume() -> None:
-            self._slow_paused = None
-            if self._loop is not None and slow.fileno() >= 0:
-                self._loop.add_reader(slow.fileno(), _slow_readable)
-
-        def _deliver_slow(data: bytes) -> None:
-            self.received_slow += 1
-            _deliver(data)
-
-        def _slow_readable() -> None:
-            if not read_budget(slow, SLOW_BUDGET, _deliver_slow):
-                return  # empty (or a transient error): wait for the next wake-up
-            # Budget used up: more is waiting. Pause the slow queue so a flood
-            # gets at most SLOW_BUDGET per SLOW_PAUSE of our CPU.
-            loop.remove_reader(slow.fileno())
-            self._slow_paused = loop.call_later(SLOW_PAUSE, _resume)
-
-        loop.add_reader(slow.fileno(), _slow_readable)
+        """Call ``on_datagram(whole_ipv4_datagram)`` for each received datagram
+        (the fast queue per wake-up, the slow one rate-bounded: io/queuepair.py)."""
+        self._queues.attach(loop, on_datagram)
 
     def detach(self) -> None:
         """Stop delivering datagrams. Idempotent."""
-        if self._slow_paused is not None:
-            self._slow_paused.cancel()
-            self._slow_paused = None
-        if self._loop is not None:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._rx.fileno())
-                if self._rx_slow is not None and self._rx_slow.fileno() >= 0:
-                    self._loop.remove_reader(self._rx_slow.fileno())
-            self._loop = None
+        self._queues.detach()
 
     def set_fast_paths(self, fast_paths: Sequence[FastPath]) -> bool:
         """Replace the queue split (the master a BACKUP follows changed).

@@ -25,10 +25,10 @@ from typing import Any, cast
 import pytest
 
 from pyvrrpd.io import netlink as netlink_mod
-from pyvrrpd.io import vrrp_socket
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
-from pyvrrpd.io.vrrp_socket import RECV_BUDGET, VrrpSocket
+from pyvrrpd.io.rawsock import RECV_BUDGET
+from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.faults import FaultInjector
 
 VIP = IPv4Address("192.0.2.10")
@@ -367,4 +367,4 @@ def test_timers_run_on_time_under_a_flood() -> None:
 
 def test_budget_is_small_enough_to_matter() -> None:
     # The figure the docstring reasons about (~1-2 ms of classification).
-    assert 1 <= vrrp_socket.RECV_BUDGET <= 256
+    assert 1 <= RECV_BUDGET <= 256
