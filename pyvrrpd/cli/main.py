@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -212,6 +213,17 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FATAL
 
 
+def _tracker_line(t: dict[str, Any]) -> str:
+    """`NAME STATUS (weight W[, reverse]) [value V] [since HH:MM:SS]`."""
+    line = f"{t['name']} {t['status']} (weight {t['weight']}{', reverse' if t['reverse'] else ''})"
+    if t.get("value") is not None:
+        line += f" value {t['value']}"
+    if t.get("last_change") is not None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t["last_change"]))
+        line += f" since {stamp}"
+    return line
+
+
 def render_status(reply: dict[str, Any]) -> str:
     """Human-readable status, one block per instance."""
     lines: list[str] = []
@@ -232,10 +244,7 @@ def render_status(reply: dict[str, Any]) -> str:
             lines.append("  master:   none seen")
         lines.append(f"  vips:     {', '.join(inst['vips']) or '-'}")
         for t in inst.get("trackers", []):
-            lines.append(
-                f"  tracker:  {t['name']} {t['status']} (weight {t['weight']}"
-                f"{', reverse' if t['reverse'] else ''})"
-            )
+            lines.append(f"  tracker:  {_tracker_line(t)}")
         for t in inst.get("disabled_trackers", []):
             lines.append(f"  tracker:  {t['name']} DISABLED: {t['reason']}")
         if inst.get("fault_reasons"):

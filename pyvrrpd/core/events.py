@@ -41,10 +41,16 @@ class PacketReceived:
 
 @dataclass(frozen=True, slots=True)
 class TrackerChanged:
-    """A tracked object changed: ok True (up), False (down) or None (unknown)."""
+    """A tracked object changed: ok True (up), False (down) or None (unknown).
+
+    `value` is what the tracker measured (a file's integer, a process count,
+    an HTTP status), shown in status; for a scaled (track_file) tracker it is
+    what the priority arithmetic uses and `ok` is derived from it.
+    """
 
     name: str
     ok: bool | None
+    value: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,6 +186,9 @@ class VirtualRouter:
         self.last_transition: float | None = None
         self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
         self.tracker_status: dict[str, bool | None] = {t.name: None for t in config.trackers}
+        # What each tracker last measured (TrackerChanged.value); a scaled
+        # (track_file) tracker's priority change is computed from it.
+        self.tracker_values: dict[str, int | None] = {t.name: None for t in config.trackers}
         # Another address owner did not back off: we act as 254 (keepalived).
         self._owner_demoted = False
         self._rogue_counter = 0  # our adverts still to send before the rogue's deadline
@@ -271,7 +274,7 @@ class VirtualRouter:
         elif self.primary_ip is None:
             reasons.append("no IPv4 address on interface")
         for spec in self.config.trackers:
-            if faulted(spec, self.tracker_status[spec.name]):
+            if faulted(spec, self.tracker_status[spec.name], self.tracker_values[spec.name]):
                 reasons.append(f"tracker {spec.name} failed")
         if self._host_fault is not None:
             reasons.append(self._host_fault)
@@ -297,6 +300,9 @@ class VirtualRouter:
             self.ah_seq = old.ah_seq
         self.tracker_status.update(
             {k: v for k, v in old.tracker_status.items() if k in self.tracker_status}
+        )
+        self.tracker_values.update(
+            {k: v for k, v in old.tracker_values.items() if k in self.tracker_values}
         )
         self.primary_ip, self.link_up = old.primary_ip, old.link_up
         self.link_present, self.started = old.link_present, old.started
@@ -325,6 +331,7 @@ class VirtualRouter:
         old = self.config
         self.config = config
         self.tracker_status = {t.name: self.tracker_status.get(t.name) for t in config.trackers}
+        self.tracker_values = {t.name: self.tracker_values.get(t.name) for t in config.trackers}
         self._expect = self._make_expect()
         self._reprioritise(now, out)
         timing = (old.advert_int, old.down_timer_adverts) != (
@@ -521,9 +528,17 @@ class VirtualRouter:
             self._master_rx(result.src, advert, now, out)
 
     def _on_tracker(self, event: TrackerChanged, now: float, out: list[Action]) -> None:
-        if event.name not in self.tracker_status or self.tracker_status[event.name] == event.ok:
+        spec = next((t for t in self.config.trackers if t.name == event.name), None)
+        if spec is None:
             return
-        self.tracker_status[event.name] = event.ok
+        ok = event.ok
+        if spec.scaled:
+            # keepalived.md 1.6: a file's value decides; "ok" is "no FAULT".
+            ok = None if event.value is None else not faulted(spec, True, event.value)
+        if (self.tracker_status[event.name], self.tracker_values[event.name]) == (ok, event.value):
+            return
+        self.tracker_status[event.name] = ok
+        self.tracker_values[event.name] = event.value
         self._reprioritise(now, out)
         if self.started:
             self._settle(now, out, reason=f"tracker {event.name} {_ok_word(event.ok)}")
@@ -901,7 +916,10 @@ class VirtualRouter:
             return PRIO_OWNER - 1
         return effective_priority(
             self.config.priority,
-            (contribution(t, self.tracker_status[t.name]) for t in self.config.trackers),
+            (
+                contribution(t, self.tracker_status[t.name], self.tracker_values[t.name])
+                for t in self.config.trackers
+            ),
         )
 
     def _send(self, priority: int, out: list[Action]) -> None:

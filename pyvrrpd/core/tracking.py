@@ -20,6 +20,9 @@ class TrackerSpec:
     name: str
     weight: int = 0
     reverse: bool = False
+    # track_file: the tracker reports an integer and the priority moves by
+    # value x weight (keepalived.md 1.6), not by a fixed weight on failure.
+    scaled: bool = False
 
 
 class RiseFall:
@@ -64,12 +67,37 @@ class RiseFall:
         return after if after != before else None
 
 
-def contribution(spec: TrackerSpec, ok: bool | None) -> int:
+#: keepalived's track_file bounds on one file's value x weight; the floor
+#: means FAULT (trackers/track_file.c `process_update_vrrp_track_file_status`).
+SCALED_MIN = -254
+SCALED_MAX = 253
+
+
+def scaled_status(spec: TrackerSpec, value: int | None) -> int | None:
+    """A scaled (track_file) tracker's priority change, or None for FAULT.
+
+    keepalived: with weight 0 a non-zero value is a failure (reverse: a zero
+    value); otherwise value x weight (negated when reversed), clamped to
+    -254..253, where -254 means FAULT. An unknown value changes nothing.
+    """
+    if value is None:
+        return 0
+    if spec.weight == 0:
+        return None if (value != 0) != spec.reverse else 0
+    mult = -1 if spec.reverse else 1
+    change = max(SCALED_MIN, min(SCALED_MAX, value * spec.weight * mult))
+    return None if change == SCALED_MIN else change
+
+
+def contribution(spec: TrackerSpec, ok: bool | None, value: int | None = None) -> int:
     """Priority change a weighted tracker makes in status `ok` (keepalived.md 2.2).
 
     Positive weights add while OK; negative weights subtract while failed;
-    `reverse` swaps the sense. Unknown status contributes nothing.
+    `reverse` swaps the sense. Unknown status contributes nothing. A scaled
+    tracker contributes its value x weight (`scaled_status`), nothing in FAULT.
     """
+    if spec.scaled:
+        return scaled_status(spec, value) or 0
     if ok is None or spec.weight == 0:
         return 0
     mult = -1 if spec.reverse else 1
@@ -78,8 +106,11 @@ def contribution(spec: TrackerSpec, ok: bool | None) -> int:
     return 0 if ok else spec.weight * mult
 
 
-def faulted(spec: TrackerSpec, ok: bool | None) -> bool:
-    """A weight-0 tracker faults the instance when failed (OK when reversed)."""
+def faulted(spec: TrackerSpec, ok: bool | None, value: int | None = None) -> bool:
+    """A weight-0 tracker faults the instance when failed (OK when reversed);
+    a scaled one when its value says so (`scaled_status`)."""
+    if spec.scaled:
+        return scaled_status(spec, value) is None
     if spec.weight != 0 or ok is None:
         return False
     return ok if spec.reverse else not ok

@@ -60,7 +60,9 @@ from pyvrrpd.shell.timerheap import TimerHeap
 from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.shell.vips import VipSet
 from pyvrrpd.shell.vmac import VmacManager
-from pyvrrpd.trackers.interface import InterfaceTracker, tracker_kind
+from pyvrrpd.trackers import registry
+from pyvrrpd.trackers.base import TrackerSource, tracker_kind
+from pyvrrpd.trackers.interface import InterfaceTracker
 from pyvrrpd.trackers.srcip import SrcIpTracker
 from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.check import peek_vrid
@@ -108,6 +110,11 @@ class Daemon:
         self._reaper: Reaper | None = None
         self._iftrack: InterfaceTracker | None = None  # track_interface (trackers/interface.py)
         self._srctrack: SrcIpTracker | None = None  # track_src_ip (trackers/srcip.py)
+        # track_process, track_file, vrrp_track_http sources (trackers/registry.py)
+        self._sources: list[TrackerSource] = []
+        # Per tracker name: the last (ok, value) reported and when it changed
+        # (wall clock), for status and to brief routers made by a reload.
+        self._tracker_seen: dict[str, tuple[bool | None, int | None, float]] = {}
         # static_*, virtual_routes/rules, no_accept firewall (shell/statics.py)
         self._extras: HostExtras | None = None
         self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/vmac.py)
@@ -249,6 +256,9 @@ class Daemon:
         await self._iftrack.start(self._netlink)
         self._srctrack = SrcIpTracker(self.config.instances, self._on_tracker_change)
         self._srctrack.start(self._monitor.has_address)
+        self._sources = registry.sources(self.config, self._on_tracker_change)
+        for source in self._sources:
+            await source.start()
         self.notifier.start()
         self._spawn(self._watch_links())
         self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/statics.py)
@@ -331,6 +341,8 @@ class Daemon:
         assert self._loop is not None
         for tracker in self.scripts.values():
             tracker.stop()
+        for source in self._sources:
+            source.stop()
         now = self._loop.time()
         if not self.release_on_stop:
             log.info("leaving_vips", detail="-V/--dont-release-vrrp: VIPs stay, no priority 0")
@@ -394,12 +406,26 @@ class Daemon:
             return
         self._feed(inst, PacketReceived(data), self._loop.time())
 
-    def _on_tracker_change(self, name: str, ok: bool | None) -> None:
+    def _on_tracker_change(self, name: str, ok: bool | None, value: int | None = None) -> None:
         assert self._loop is not None
         now = self._loop.time()
+        seen = self._tracker_seen.get(name)
+        if seen is None or seen[:2] != (ok, value):
+            self._tracker_seen[name] = (ok, value, time.time())
         for inst in self.instances:
             if name in inst.router.tracker_status:
-                self._feed(inst, TrackerChanged(name, ok), now)
+                self._feed(inst, TrackerChanged(name, ok, value), now)
+
+    def brief_trackers(self, inst: Instance) -> None:
+        """Tell a router made after start (a reload) what the event-driven
+        trackers last reported: they report changes only, and a weight-0
+        tracker never heard from would hold the instance in INIT."""
+        assert self._loop is not None
+        now = self._loop.time()
+        for name, (ok, value, _) in self._tracker_seen.items():
+            status = inst.router.tracker_status
+            if name in status and status[name] is None and tracker_kind(name) != "script":
+                self._feed(inst, TrackerChanged(name, ok, value), now)
 
     async def _watch_links(self) -> None:
         """Feed link and address changes in; reopen the monitor if it fails."""
@@ -709,6 +735,9 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         out = []
+        details: dict[str, dict[str, object]] = {}
+        for source in self._sources:
+            details.update(source.describe())
         for inst in self.instances:
             st = inst.router.status()
             d = st.as_dict()
@@ -738,6 +767,9 @@ class Daemon:
                     "weight": spec.weight,
                     "reverse": spec.reverse,
                     "status": _status_word(st.trackers.get(spec.name)),
+                    "value": inst.router.tracker_values.get(spec.name),
+                    "last_change": self._tracker_seen.get(spec.name, (None, None, None))[2],
+                    **details.get(spec.name, {}),
                 }
                 for spec in inst.router.config.trackers
             ]

@@ -58,7 +58,7 @@ from pyvrrpd.shell.dumpformat import (
     render_parent_data,
     render_stats,
 )
-from pyvrrpd.trackers.interface import tracker_kind
+from pyvrrpd.trackers.base import tracker_kind
 
 if TYPE_CHECKING:
     from pyvrrpd.shell.daemon import Daemon

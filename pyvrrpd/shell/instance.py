@@ -23,6 +23,7 @@ from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.trackers import registry
 from pyvrrpd.trackers.interface import interface_specs
 from pyvrrpd.trackers.srcip import srcip_specs
 from pyvrrpd.wire.check import Peer
@@ -57,7 +58,12 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         initial_master=inst.state == "MASTER",
         auth_type=int(auth),
         auth_data=inst.auth_pass,
-        trackers=(*trackers, *interface_specs(inst), *srcip_specs(inst)),
+        trackers=(
+            *trackers,
+            *interface_specs(inst),
+            *srcip_specs(inst),
+            *registry.specs(inst, config),  # process:, file:, http: (trackers/registry.py)
+        ),
         garp_master_delay=inst.garp_master_delay,
         garp_master_repeat=inst.garp_master_repeat,
         garp_master_refresh=inst.garp_master_refresh,

@@ -291,3 +291,4 @@ def _known_trackers(d: Daemon, inst: Instance, now: float) -> None:
                     ok = up
         if ok is not None:
             d._feed(inst, TrackerChanged(spec.name, ok), now)
+    d.brief_trackers(inst)  # process:, file:, http: trackers (trackers/registry.py)

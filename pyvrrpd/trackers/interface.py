@@ -35,14 +35,6 @@ def tracker_name(ifname: str) -> str:
     return PREFIX + ifname
 
 
-def tracker_kind(name: str) -> str:
-    """`interface` for interface trackers, else `script` (vrrp_script names)."""
-    if name.startswith(PREFIX):
-        return "interface"
-    # trackers/srcip.py's names (not imported: the two trackers stay independent)
-    return "src_ip" if name.startswith("src_ip:") else "script"
-
-
 def interface_specs(inst: VrrpInstance) -> tuple[TrackerSpec, ...]:
     """The instance's `track_interface` entries as core trackers."""
     return tuple(

@@ -17,7 +17,8 @@ from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.shell.dumpformat import InstanceView, TrackedScript, _instance_lines, _json_data
-from pyvrrpd.trackers.interface import InterfaceTracker, interface_specs, tracker_kind
+from pyvrrpd.trackers.base import tracker_kind
+from pyvrrpd.trackers.interface import InterfaceTracker, interface_specs
 
 HEAD = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n"
 VIPS = "  virtual_ipaddress {\n    192.0.2.10\n  }\n"

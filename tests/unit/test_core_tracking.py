@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyvrrpd.core.tracking import RiseFall
+from pyvrrpd.core.events import Started, TrackerChanged
+from pyvrrpd.core.router import RouterConfig, VirtualRouter
+from pyvrrpd.core.state import State
+from pyvrrpd.core.tracking import RiseFall, TrackerSpec, scaled_status
 
 
 def test_first_result_decides_either_way() -> None:
@@ -64,3 +69,48 @@ def test_status_follows_runs(rise: int, fall: int, results: list[bool]) -> None:
         elif not status and run_ok >= rise:
             status = True
         assert c.ok is status
+
+
+# ---------------------------------------------------------------- scaled (track_file)
+
+
+def _file(weight: int, reverse: bool = False) -> TrackerSpec:
+    return TrackerSpec("file:f", weight, reverse, scaled=True)
+
+
+def test_scaled_value_times_weight_clamped_and_floor_is_fault() -> None:
+    # keepalived.md 1.6: value x weight; the result is clamped to -254..253
+    # and -254 means FAULT.
+    assert scaled_status(_file(1), 5) == 5
+    assert scaled_status(_file(-2), 5) == -10
+    assert scaled_status(_file(2, reverse=True), 5) == -10
+    assert scaled_status(_file(10), 100) == 253
+    assert scaled_status(_file(1), -254) is None
+    assert scaled_status(_file(-100), 3) is None
+    assert scaled_status(_file(1), -253) == -253
+    assert scaled_status(_file(5), None) == 0
+
+
+def test_scaled_weight_zero_faults_on_nonzero_value_or_zero_when_reversed() -> None:
+    assert scaled_status(_file(0), 0) == 0
+    assert scaled_status(_file(0), 7) is None
+    assert scaled_status(_file(0, reverse=True), 0) is None
+    assert scaled_status(_file(0, reverse=True), 1) == 0
+
+
+def test_router_effective_priority_follows_the_file_value() -> None:
+    cfg = RouterConfig(name="VI", vrid=1, priority=100, trackers=(_file(1),))
+    r = VirtualRouter(cfg)
+    r.handle(Started(IPv4Address("192.0.2.1"), True), 0.0)
+    r.handle(TrackerChanged("file:f", True, -30), 0.1)
+    assert r.effective_priority == 70
+    r.handle(TrackerChanged("file:f", True, 20), 0.2)
+    assert r.effective_priority == 120
+    assert r.status().trackers["file:f"] is True
+    r.handle(TrackerChanged("file:f", True, -254), 0.3)
+    assert r.state is State.FAULT
+    assert r.status().trackers["file:f"] is False
+    assert "tracker file:f failed" in r.fault_reasons()
+    r.handle(TrackerChanged("file:f", True, 0), 0.4)
+    assert r.state is State.BACKUP
+    assert r.effective_priority == 100
