@@ -49,8 +49,20 @@ RESTART_FIELDS = frozenset(
         "track_src_ip",
         "notify",
         "mcast_dst_ip",  # the socket joined the old group
+        # References to the blocks below: their sources report to the
+        # instances they were built for (trackers/registry.py).
+        "track_process",
+        "track_file",
+        "track_http",
     }
 )
+#: Tracker blocks whose sources (trackers/registry.py) are built once, at
+#: start: a change keeps the running definition and needs a restart.
+SOURCE_BLOCKS = {
+    "track_processes": "vrrp_track_process",
+    "track_files": "track_file",
+    "track_https": "vrrp_track_http",
+}
 #: global_defs applied on reload: they only feed values the routers are given
 #: (config.instance resolved them into each instance already).
 LIVE_GLOBALS = frozenset({"fifo_write_vrrp_states_on_reload"})
@@ -136,6 +148,11 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     for field in ("static_ipaddress", "static_routes", "static_rules"):
         if plain(getattr(old, field)) != plain(getattr(new, field)):
             restart.append(f"{field} changed: restart needed")
+    blocks: dict[str, Any] = {}
+    for field, keyword in SOURCE_BLOCKS.items():
+        if plain(getattr(old, field, ())) != plain(getattr(new, field, ())):
+            restart.append(f"{keyword} blocks changed: restart needed (the old ones stay)")
+            blocks[field] = getattr(old, field)
 
     # Sync groups: a member's group changed (membership, trackers, notify):
     # it keeps running as it was; keepalived too needs care here (man8).
@@ -215,9 +232,12 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         if _firewall_changes(None, n, firewall):
             restart.append(f"instance {n.name} added with accept mode off: restart needed")
             continue
-        if n.vmac.enabled or n.track_interface or n.track_src_ip:
+        sourced = any(getattr(n, f, ()) for f in ("track_process", "track_file", "track_http"))
+        if n.vmac.enabled or n.track_interface or n.track_src_ip or sourced:
             # Their interfaces and trackers are set up once, at start.
             what = "use_vmac" if n.vmac.enabled else "track_interface/track_src_ip"
+            if sourced:
+                what = "track_process/track_file/track_http"
             restart.append(f"{what} instance {n.name} added: restart needed")
             continue
         added.append(n.name)
@@ -241,6 +261,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         static_rules=old.static_rules,
         sync_groups=old.sync_groups if held_group else new.sync_groups,
         scripts=_scripts(old, new, tuple(result)),
+        **blocks,
     )
     return ReloadPlan(
         config=config,
