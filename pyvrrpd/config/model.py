@@ -333,6 +333,8 @@ class VrrpInstance:
     down_timer_adverts: int = 3
     # use_vmac [NAME] [MAC], vmac_xmit_base, use_vmac_addr (pyvrrpd.config.vmac).
     vmac: VmacConfig = VmacConfig()
+    # track_http { NAME [weight W [reverse]] } (pyvrrpd-only; config/trackhttp.py).
+    track_http: tuple[TrackHttpRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +354,8 @@ class Config:
     # vrrp_sync_group blocks (pyvrrpd.config.syncgroup); their trackers are
     # already copied onto the member instances.
     sync_groups: tuple[SyncGroup, ...] = ()
+    # vrrp_track_http blocks (pyvrrpd-only; config/trackhttp.py).
+    track_https: tuple[TrackHttp, ...] = ()
 
     def script(self, name: str) -> VrrpScript | None:
         for s in self.scripts:
@@ -380,3 +384,37 @@ class SyncGroup:
     notify: NotifyConfig = NotifyConfig()  # notify_master|backup|fault|stop, notify, smtp_alert
     tracking_weight: bool = False  # sync_group_tracking_weight (or global_tracking)
     loc: SourceLoc | None = None
+    # track_http refs, applied to every member (config/trackhttp.py).
+    track_http: tuple[TrackHttpRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackHttp:
+    """A `vrrp_track_http NAME { }` block: pyvrrpd-only (config/trackhttp.py).
+
+    Exactly one of `url` (split into host, port, path) and `stats_socket`.
+    """
+
+    name: str
+    url: str | None = None  # as written: http://HOST[:PORT][/PATH]
+    host: str = ""
+    port: int = 80
+    path: str = "/"
+    stats_socket: str | None = None  # HAProxy's stats socket (`show info`)
+    expect: int = 200  # the HTTP status code that means healthy
+    interval: float = 0.5
+    timeout: float = 0.5
+    rise: int = 2
+    fall: int = 2
+    weight: int = 0  # -253..253; 0: FAULT while failed
+    reverse: bool = False
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackHttpRef:
+    """An entry of `track_http { NAME [weight W [reverse|noreverse]] }`."""
+
+    name: str
+    weight: int | None = None  # None: the block's weight
+    reverse: bool | None = None  # None: the block's setting

@@ -17,7 +17,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import hostside, keywords, notify, sched, strict, syncgroup, tracking, unicast, vmac
+from . import (
+    hostside,
+    keywords,
+    notify,
+    sched,
+    strict,
+    syncgroup,
+    trackhttp,
+    tracking,
+    unicast,
+    vmac,
+)
 from . import routes as routecfg
 from .instance import (
     MAX_ADVERT_VIPS,
@@ -59,6 +70,7 @@ TOP_KEYWORDS = frozenset(
     {"global_defs", "vrrp_script", "vrrp_instance", "instance", "vrrp_sync_group"}
 )
 TOP_KEYWORDS = TOP_KEYWORDS | routecfg.TOP_KEYWORDS  # static_* (config/routes.py)
+TOP_KEYWORDS = TOP_KEYWORDS | {trackhttp.TOP_KEYWORD}  # pyvrrpd-only (config/trackhttp.py)
 # global_defs keywords read by their feature's module (the sets are disjoint).
 _FEATURE_GLOBALS: dict[str, Callable[[Reporter, Stmt, dict[str, object]], None]] = {
     word: read
@@ -164,6 +176,7 @@ class _Parser:
         self.drafts: list[InstanceDraft] = []
         self.sync_drafts: list[syncgroup.SyncGroupDraft] = []  # vrrp_sync_group
         self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
+        self.track_http = trackhttp.Blocks()  # vrrp_track_http (config/trackhttp.py)
 
     # -- top level ---------------------------------------------------------
 
@@ -196,6 +209,8 @@ class _Parser:
                     self.drafts.append(read_instance(rep, name, body))
             elif word == "vrrp_sync_group":
                 syncgroup.read_top(rep, stmt, top, self.sync_drafts)
+            elif word == trackhttp.TOP_KEYWORD:
+                trackhttp.read_top(rep, stmt, top, self.track_http)  # pyvrrpd-only
             elif word == "instance":
                 # Names the USR1 dump with data_use_instance (keepalived.md 4.1);
                 # keepalived keeps the first and reports any other.
@@ -215,11 +230,15 @@ class _Parser:
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
         instances, sync_groups = syncgroup.resolve(rep, self.sync_drafts, instances, self.scripts)
+        instances, sync_groups = trackhttp.resolve(
+            rep, self.track_http, self.drafts, self.sync_drafts, instances, sync_groups
+        )
         return Config(
             global_defs=gd,
             scripts=tuple(self.scripts),
             instances=instances,
             sync_groups=sync_groups,
+            track_https=self.track_http.model(),
             **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
         )
 

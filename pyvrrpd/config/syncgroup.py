@@ -43,6 +43,7 @@ from .model import (
     VrrpScript,
 )
 from .notify import read_instance_keyword as _notify
+from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .values import Cursor, Reporter, extra_args, flag, need_arg
 
@@ -61,6 +62,7 @@ KEYWORDS = frozenset(
         "notify_priority_changes",
         "sync_group_tracking_weight",
         "global_tracking",
+        "track_http",
         *NOTIFY_WORDS,
         *REFUSED_WORDS,
     }
@@ -107,6 +109,8 @@ def _statement(rep: Reporter, d: SyncGroupDraft, stmt: Stmt, body: Cursor) -> No
         _track_script(rep, scratch, stmt, body)
     elif word == "track_interface":
         TRACKING_HANDLERS["track_interface"](rep, scratch, stmt, body)
+    elif word == "track_http":  # pyvrrpd-only; merged by config/trackhttp.py
+        TRACKHTTP_HANDLERS["track_http"](rep, scratch, stmt, body)
     elif word in NOTIFY_WORDS or word == "notify_priority_changes":
         _notify(rep, scratch, stmt, body)
     elif word == "sync_group_tracking_weight":

@@ -14,12 +14,17 @@ from collections.abc import Callable
 from pyvrrpd.config.model import Config, VrrpInstance
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.base import OnChange, TrackerSource
+from pyvrrpd.trackers.http import http_source, http_specs
 
 SpecsFor = Callable[[VrrpInstance, Config], tuple[TrackerSpec, ...]]
 SourceFor = Callable[[Config, OnChange], TrackerSource | None]
 
-SPECS: list[SpecsFor] = []
-SOURCES: list[SourceFor] = []
+SPECS: list[SpecsFor] = [
+    http_specs,
+]
+SOURCES: list[SourceFor] = [
+    http_source,
+]
 
 
 def specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
