@@ -21,6 +21,8 @@ from .notify import read_instance_keyword as _notify
 from .routemodel import Route, Rule
 from .routes import INSTANCE_HANDLERS as ROUTE_HANDLERS
 from .strict import INSTANCE_HANDLERS as STRICT_HANDLERS
+from .trackfile import INSTANCE_HANDLERS as TRACKFILE_HANDLERS
+from .trackfile import FileRefDraft
 from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
 from .trackhttp import HttpRefDraft
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
@@ -115,6 +117,7 @@ class InstanceDraft:
     virtual_rules: list[Rule] = field(default_factory=list)
     track_src_ip: bool = False  # config/hostside.py
     vmac: VmacDraft = field(default_factory=VmacDraft)  # use_vmac & co (config/vmac.py)
+    track_file: list[FileRefDraft] = field(default_factory=list)  # config/trackfile.py
     track_http: list[HttpRefDraft] = field(default_factory=list)  # config/trackhttp.py
 
 
@@ -416,5 +419,6 @@ _HANDLERS = {
     **VMAC_HANDLERS,  # use_vmac, use_vmac_addr, vmac_xmit_base (config/vmac.py)
     **ROUTE_HANDLERS,  # virtual_routes, virtual_rules (config/routes.py)
     **HOSTSIDE_HANDLERS,  # track_src_ip (config/hostside.py)
+    **TRACKFILE_HANDLERS,  # track_file (config/trackfile.py)
     **TRACKHTTP_HANDLERS,  # track_http (config/trackhttp.py, pyvrrpd-only)
 }

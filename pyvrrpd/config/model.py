@@ -335,6 +335,9 @@ class VrrpInstance:
     vmac: VmacConfig = VmacConfig()
     # track_http { NAME [weight W [reverse]] } (pyvrrpd-only; config/trackhttp.py).
     track_http: tuple[TrackHttpRef, ...] = ()
+    # track_file { NAME [weight W [reverse|noreverse]] }, sync-group entries
+    # merged in (pyvrrpd.config.trackfile, pyvrrpd.config.syncgroup).
+    track_file: tuple[TrackFileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +359,8 @@ class Config:
     sync_groups: tuple[SyncGroup, ...] = ()
     # vrrp_track_http blocks (pyvrrpd-only; config/trackhttp.py).
     track_https: tuple[TrackHttp, ...] = ()
+    # Top-level track_file / vrrp_track_file blocks (pyvrrpd.config.trackfile).
+    track_files: tuple[TrackFile, ...] = ()
 
     def script(self, name: str) -> VrrpScript | None:
         for s in self.scripts:
@@ -386,6 +391,8 @@ class SyncGroup:
     loc: SourceLoc | None = None
     # track_http refs, applied to every member (config/trackhttp.py).
     track_http: tuple[TrackHttpRef, ...] = ()
+    # track_file { } entries, already applied to every member (config.trackfile)
+    track_file: tuple[TrackFileRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,3 +425,31 @@ class TrackHttpRef:
     name: str
     weight: int | None = None  # None: the block's weight
     reverse: bool | None = None  # None: the block's setting
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFile:
+    """A top-level `track_file NAME { }` block (keepalived.md 1.6; config.trackfile).
+
+    The file holds an integer; the priority moves by value x weight. `path`
+    is absolute (a relative one is resolved against the directory of the
+    configuration file that wrote it).
+    """
+
+    name: str
+    path: str
+    weight: int = 1  # keepalived's default; -254..254
+    reverse: bool = False
+    init_file: bool = False  # `init_file [VALUE] [overwrite]` written
+    init_value: int = 0
+    overwrite: bool = False
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFileRef:
+    """An entry of `track_file { NAME [weight W [reverse|noreverse]] }`."""
+
+    name: str
+    weight: int | None = None  # None: the block's own weight
+    reverse: bool | None = None  # None: the block's own setting

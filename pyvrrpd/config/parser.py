@@ -24,6 +24,7 @@ from . import (
     sched,
     strict,
     syncgroup,
+    trackfile,
     trackhttp,
     tracking,
     unicast,
@@ -70,6 +71,7 @@ TOP_KEYWORDS = frozenset(
     {"global_defs", "vrrp_script", "vrrp_instance", "instance", "vrrp_sync_group"}
 )
 TOP_KEYWORDS = TOP_KEYWORDS | routecfg.TOP_KEYWORDS  # static_* (config/routes.py)
+TOP_KEYWORDS = TOP_KEYWORDS | trackfile.TOP_KEYWORDS  # track_file (config/trackfile.py)
 TOP_KEYWORDS = TOP_KEYWORDS | {trackhttp.TOP_KEYWORD}  # pyvrrpd-only (config/trackhttp.py)
 # global_defs keywords read by their feature's module (the sets are disjoint).
 _FEATURE_GLOBALS: dict[str, Callable[[Reporter, Stmt, dict[str, object]], None]] = {
@@ -176,6 +178,7 @@ class _Parser:
         self.drafts: list[InstanceDraft] = []
         self.sync_drafts: list[syncgroup.SyncGroupDraft] = []  # vrrp_sync_group
         self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
+        self.track_files: list[trackfile.TrackFileDraft] = []  # config/trackfile.py
         self.track_http = trackhttp.Blocks()  # vrrp_track_http (config/trackhttp.py)
 
     # -- top level ---------------------------------------------------------
@@ -220,6 +223,8 @@ class _Parser:
                     rep.warn(kw, f"duplicate instance definition '{name.text}'; ignored")
                 elif name is not None:
                     self.globals["instance_name"] = name.text
+            elif word in trackfile.TOP_KEYWORDS:
+                trackfile.read_top(rep, stmt, top, self.track_files)
             elif word in routecfg.TOP_KEYWORDS:
                 extra_args(rep, stmt, 0)
                 routecfg.read_top(rep, stmt, top, self.statics)
@@ -230,6 +235,9 @@ class _Parser:
         gd = GlobalDefs(**self.globals)  # type: ignore[arg-type]
         instances = self._resolve(gd)
         instances, sync_groups = syncgroup.resolve(rep, self.sync_drafts, instances, self.scripts)
+        instances, sync_groups, track_files = trackfile.resolve(
+            rep, self.track_files, self.drafts, self.sync_drafts, instances, sync_groups
+        )
         instances, sync_groups = trackhttp.resolve(
             rep, self.track_http, self.drafts, self.sync_drafts, instances, sync_groups
         )
@@ -239,6 +247,7 @@ class _Parser:
             instances=instances,
             sync_groups=sync_groups,
             track_https=self.track_http.model(),
+            track_files=track_files,
             **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
         )
 

@@ -6,7 +6,8 @@ vrrp_sync.c `vrrp_sync_set_group()`, vrrp.c `sync_group_tracking_init()`):
 - the block: `group { INST ... }`, `track_script { }`, `track_interface { }`,
   `notify_master|backup|fault|stop`, `notify`, `smtp_alert`,
   `notify_priority_changes`, `sync_group_tracking_weight` and the deprecated
-  `global_tracking`. `track_file`, `track_process` and `track_bfd` are refused
+  `global_tracking`; `track_file { }` (read and merged into the members by
+  config/trackfile.py). `track_process` and `track_bfd` are refused
   here as in a vrrp_instance (pyvrrpd does not do them yet);
 - the cross-checks: a member must exist and be in one group only, a group
   needs members (keepalived's "Sync group X has only 1 virtual router(s)" is
@@ -43,6 +44,7 @@ from .model import (
     VrrpScript,
 )
 from .notify import read_instance_keyword as _notify
+from .trackfile import INSTANCE_HANDLERS as TRACKFILE_HANDLERS
 from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .values import Cursor, Reporter, extra_args, flag, need_arg
@@ -53,7 +55,7 @@ PRIO_OWNER = 255
 NOTIFY_WORDS = frozenset(
     {"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert"}
 )
-REFUSED_WORDS = frozenset({"track_file", "track_process", "track_bfd"})
+REFUSED_WORDS = frozenset({"track_process", "track_bfd"})
 KEYWORDS = frozenset(
     {
         "group",
@@ -63,6 +65,7 @@ KEYWORDS = frozenset(
         "sync_group_tracking_weight",
         "global_tracking",
         "track_http",
+        "track_file",
         *NOTIFY_WORDS,
         *REFUSED_WORDS,
     }
@@ -109,6 +112,8 @@ def _statement(rep: Reporter, d: SyncGroupDraft, stmt: Stmt, body: Cursor) -> No
         _track_script(rep, scratch, stmt, body)
     elif word == "track_interface":
         TRACKING_HANDLERS["track_interface"](rep, scratch, stmt, body)
+    elif word == "track_file":  # merged into the members by config/trackfile.py
+        TRACKFILE_HANDLERS["track_file"](rep, scratch, stmt, body)
     elif word == "track_http":  # pyvrrpd-only; merged by config/trackhttp.py
         TRACKHTTP_HANDLERS["track_http"](rep, scratch, stmt, body)
     elif word in NOTIFY_WORDS or word == "notify_priority_changes":

@@ -14,15 +14,18 @@ from collections.abc import Callable
 from pyvrrpd.config.model import Config, VrrpInstance
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.base import OnChange, TrackerSource
+from pyvrrpd.trackers.file import file_source, file_specs
 from pyvrrpd.trackers.http import http_source, http_specs
 
 SpecsFor = Callable[[VrrpInstance, Config], tuple[TrackerSpec, ...]]
 SourceFor = Callable[[Config, OnChange], TrackerSource | None]
 
 SPECS: list[SpecsFor] = [
+    file_specs,
     http_specs,
 ]
 SOURCES: list[SourceFor] = [
+    file_source,
     http_source,
 ]
 
