@@ -27,6 +27,8 @@ from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
 from .trackhttp import HttpRefDraft
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .tracking import TrackingDraft
+from .trackprocess import INSTANCE_HANDLERS as TRACKPROCESS_HANDLERS
+from .trackprocess import ProcRefDraft
 from .unicast import INSTANCE_HANDLERS as UNICAST_HANDLERS
 from .unicast import UnicastDraft
 from .values import (
@@ -117,6 +119,7 @@ class InstanceDraft:
     virtual_rules: list[Rule] = field(default_factory=list)
     track_src_ip: bool = False  # config/hostside.py
     vmac: VmacDraft = field(default_factory=VmacDraft)  # use_vmac & co (config/vmac.py)
+    track_process: list[ProcRefDraft] = field(default_factory=list)  # config/trackprocess.py
     track_file: list[FileRefDraft] = field(default_factory=list)  # config/trackfile.py
     track_http: list[HttpRefDraft] = field(default_factory=list)  # config/trackhttp.py
 
@@ -419,6 +422,7 @@ _HANDLERS = {
     **VMAC_HANDLERS,  # use_vmac, use_vmac_addr, vmac_xmit_base (config/vmac.py)
     **ROUTE_HANDLERS,  # virtual_routes, virtual_rules (config/routes.py)
     **HOSTSIDE_HANDLERS,  # track_src_ip (config/hostside.py)
+    **TRACKPROCESS_HANDLERS,  # track_process (config/trackprocess.py)
     **TRACKFILE_HANDLERS,  # track_file (config/trackfile.py)
     **TRACKHTTP_HANDLERS,  # track_http (config/trackhttp.py, pyvrrpd-only)
 }

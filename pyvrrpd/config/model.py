@@ -333,6 +333,9 @@ class VrrpInstance:
     down_timer_adverts: int = 3
     # use_vmac [NAME] [MAC], vmac_xmit_base, use_vmac_addr (pyvrrpd.config.vmac).
     vmac: VmacConfig = VmacConfig()
+    # track_process { NAME [weight W [reverse]] } (pyvrrpd.config.trackprocess),
+    # the sync group's entries already merged in.
+    track_process: tuple[TrackProcessRef, ...] = ()
     # track_http { NAME [weight W [reverse]] } (pyvrrpd-only; config/trackhttp.py).
     track_http: tuple[TrackHttpRef, ...] = ()
     # track_file { NAME [weight W [reverse|noreverse]] }, sync-group entries
@@ -357,6 +360,8 @@ class Config:
     # vrrp_sync_group blocks (pyvrrpd.config.syncgroup); their trackers are
     # already copied onto the member instances.
     sync_groups: tuple[SyncGroup, ...] = ()
+    # vrrp_track_process blocks (pyvrrpd.config.trackprocess).
+    track_processes: tuple[VrrpTrackProcess, ...] = ()
     # vrrp_track_http blocks (pyvrrpd-only; config/trackhttp.py).
     track_https: tuple[TrackHttp, ...] = ()
     # Top-level track_file / vrrp_track_file blocks (pyvrrpd.config.trackfile).
@@ -389,6 +394,8 @@ class SyncGroup:
     notify: NotifyConfig = NotifyConfig()  # notify_master|backup|fault|stop, notify, smtp_alert
     tracking_weight: bool = False  # sync_group_tracking_weight (or global_tracking)
     loc: SourceLoc | None = None
+    # track_process { } of the group (pyvrrpd.config.trackprocess); applied to every member.
+    track_process: tuple[TrackProcessRef, ...] = ()
     # track_http refs, applied to every member (config/trackhttp.py).
     track_http: tuple[TrackHttpRef, ...] = ()
     # track_file { } entries, already applied to every member (config.trackfile)
@@ -449,6 +456,37 @@ class TrackFile:
 @dataclass(frozen=True, slots=True)
 class TrackFileRef:
     """An entry of `track_file { NAME [weight W [reverse|noreverse]] }`."""
+
+    name: str
+    weight: int | None = None  # None: the block's own weight
+    reverse: bool | None = None  # None: the block's own setting
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpTrackProcess:
+    """A `vrrp_track_process NAME { }` block (keepalived.md 1.5; pyvrrpd.config.trackprocess).
+
+    Without `full_command`, `process` is compared with /proc/PID/comm; with it
+    (implied by parameters or param_match), with argv[0] of /proc/PID/cmdline.
+    """
+
+    name: str
+    process: str
+    params: tuple[str, ...] = ()
+    param_match: str | None = None  # None: parameters not compared; exact|initial|partial
+    full_command: bool = False
+    weight: int = 0  # -254..254; 0: FAULT while the quorum is not met
+    weight_reverse: bool = False
+    quorum: int = 1  # 0 only with quorum_max 0 (the process must not run)
+    quorum_max: int | None = None  # None: unlimited
+    fork_delay: float = 0.0  # seconds
+    terminate_delay: float = 0.0
+    loc: SourceLoc | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackProcessRef:
+    """An entry of `track_process { NAME [weight W [reverse|noreverse]] }`."""
 
     name: str
     weight: int | None = None  # None: the block's own weight

@@ -27,6 +27,7 @@ from . import (
     trackfile,
     trackhttp,
     tracking,
+    trackprocess,
     unicast,
     vmac,
 )
@@ -50,6 +51,7 @@ from .model import (
     VirtualIP,
     VrrpInstance,
     VrrpScript,
+    VrrpTrackProcess,
 )
 from .values import (
     Cursor,
@@ -73,6 +75,7 @@ TOP_KEYWORDS = frozenset(
 TOP_KEYWORDS = TOP_KEYWORDS | routecfg.TOP_KEYWORDS  # static_* (config/routes.py)
 TOP_KEYWORDS = TOP_KEYWORDS | trackfile.TOP_KEYWORDS  # track_file (config/trackfile.py)
 TOP_KEYWORDS = TOP_KEYWORDS | {trackhttp.TOP_KEYWORD}  # pyvrrpd-only (config/trackhttp.py)
+TOP_KEYWORDS = TOP_KEYWORDS | {trackprocess.TOP_KEYWORD}  # config/trackprocess.py
 # global_defs keywords read by their feature's module (the sets are disjoint).
 _FEATURE_GLOBALS: dict[str, Callable[[Reporter, Stmt, dict[str, object]], None]] = {
     word: read
@@ -180,6 +183,8 @@ class _Parser:
         self.statics: dict[str, list[Any]] = {}  # static_* blocks (config/routes.py)
         self.track_files: list[trackfile.TrackFileDraft] = []  # config/trackfile.py
         self.track_http = trackhttp.Blocks()  # vrrp_track_http (config/trackhttp.py)
+        self.track_procs: list[VrrpTrackProcess] = []  # vrrp_track_process (config/trackprocess.py)
+        self.track_proc_names: dict[str, Token] = {}
 
     # -- top level ---------------------------------------------------------
 
@@ -214,6 +219,8 @@ class _Parser:
                 syncgroup.read_top(rep, stmt, top, self.sync_drafts)
             elif word == trackhttp.TOP_KEYWORD:
                 trackhttp.read_top(rep, stmt, top, self.track_http)  # pyvrrpd-only
+            elif word == trackprocess.TOP_KEYWORD:
+                trackprocess.read_top(rep, stmt, top, self.track_procs, self.track_proc_names)
             elif word == "instance":
                 # Names the USR1 dump with data_use_instance (keepalived.md 4.1);
                 # keepalived keeps the first and reports any other.
@@ -241,12 +248,16 @@ class _Parser:
         instances, sync_groups = trackhttp.resolve(
             rep, self.track_http, self.drafts, self.sync_drafts, instances, sync_groups
         )
+        instances, sync_groups = trackprocess.resolve(
+            rep, tuple(self.track_procs), self.drafts, self.sync_drafts, instances, sync_groups
+        )
         return Config(
             global_defs=gd,
             scripts=tuple(self.scripts),
             instances=instances,
             sync_groups=sync_groups,
             track_https=self.track_http.model(),
+            track_processes=tuple(self.track_procs),
             track_files=track_files,
             **{k: tuple(v) for k, v in self.statics.items()},  # static_* (config/routes.py)
         )

@@ -47,6 +47,7 @@ from .notify import read_instance_keyword as _notify
 from .trackfile import INSTANCE_HANDLERS as TRACKFILE_HANDLERS
 from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
+from .trackprocess import INSTANCE_HANDLERS as TRACKPROCESS_HANDLERS
 from .values import Cursor, Reporter, extra_args, flag, need_arg
 
 PRIO_OWNER = 255
@@ -55,7 +56,7 @@ PRIO_OWNER = 255
 NOTIFY_WORDS = frozenset(
     {"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "smtp_alert"}
 )
-REFUSED_WORDS = frozenset({"track_process", "track_bfd"})
+REFUSED_WORDS = frozenset({"track_bfd"})
 KEYWORDS = frozenset(
     {
         "group",
@@ -66,6 +67,7 @@ KEYWORDS = frozenset(
         "global_tracking",
         "track_http",
         "track_file",
+        "track_process",
         *NOTIFY_WORDS,
         *REFUSED_WORDS,
     }
@@ -112,6 +114,8 @@ def _statement(rep: Reporter, d: SyncGroupDraft, stmt: Stmt, body: Cursor) -> No
         _track_script(rep, scratch, stmt, body)
     elif word == "track_interface":
         TRACKING_HANDLERS["track_interface"](rep, scratch, stmt, body)
+    elif word == "track_process":  # merged into the members by config/trackprocess.py
+        TRACKPROCESS_HANDLERS["track_process"](rep, scratch, stmt, body)
     elif word == "track_file":  # merged into the members by config/trackfile.py
         TRACKFILE_HANDLERS["track_file"](rep, scratch, stmt, body)
     elif word == "track_http":  # pyvrrpd-only; merged by config/trackhttp.py

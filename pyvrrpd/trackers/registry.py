@@ -16,15 +16,18 @@ from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.base import OnChange, TrackerSource
 from pyvrrpd.trackers.file import file_source, file_specs
 from pyvrrpd.trackers.http import http_source, http_specs
+from pyvrrpd.trackers.process import process_source, process_specs
 
 SpecsFor = Callable[[VrrpInstance, Config], tuple[TrackerSpec, ...]]
 SourceFor = Callable[[Config, OnChange], TrackerSource | None]
 
 SPECS: list[SpecsFor] = [
+    process_specs,
     file_specs,
     http_specs,
 ]
 SOURCES: list[SourceFor] = [
+    process_source,
     file_source,
     http_source,
 ]

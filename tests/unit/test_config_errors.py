@@ -94,22 +94,17 @@ def test_no_effect_keywords_warn_and_skip_their_blocks() -> None:
 
 def test_refused_keywords_are_located_errors_with_the_reason() -> None:
     # Changes VRRP behaviour and pyvrrpd does not do it: the config is refused.
-    text = (
-        "vrrp_track_process haproxy {\n  process haproxy\n}\n"
-        + GOOD_HEAD
-        + "  track_process {\n    haproxy\n  }\n}\n"
-    )
+    text = "garp_group {\n  interface eth0\n}\n" + GOOD_HEAD + "  track_bfd {\n    b1\n  }\n}\n"
     err = errors_of(text)
     assert [(str(d.loc), d.message) for d in err.errors] == [
         (
             "keepalived.conf:1:1",
-            "'vrrp_track_process' is not supported by pyvrrpd: process tracking is planned "
-            "for issue 8 (tracking); use a vrrp_script meanwhile",
+            "'garp_group' is not supported by pyvrrpd: per-interface GARP groups are not "
+            "implemented; use vrrp_garp_interval",
         ),
         (
             "keepalived.conf:7:3",
-            "'track_process' is not supported by pyvrrpd: process tracking is planned "
-            "for issue 8 (tracking); use a vrrp_script meanwhile",
+            "'track_bfd' is not supported by pyvrrpd: BFD is not provided by pyvrrpd",
         ),
     ]
 

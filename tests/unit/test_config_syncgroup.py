@@ -123,7 +123,7 @@ def test_one_member_group_warns() -> None:
     assert any("has only 1 virtual router(s)" in w for w in warnings(cfg))
 
 
-@pytest.mark.parametrize("word", ["track_process", "track_bfd"])
+@pytest.mark.parametrize("word", ["track_bfd"])
 def test_unimplemented_group_trackers_are_refused(word: str) -> None:
     text = (
         TWO
