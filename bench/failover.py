@@ -2,10 +2,13 @@
 
 Run as root from the repository (after scripts/setup.sh --test):
 
-    .venv/bin/python -m bench.failover [--rounds N]
+    .venv/bin/python -m bench.failover [--rounds N] [--only classic|haproxy-death]
+        [--variants py-process,py-script,ka-script,ka-process]
 
-For each daemon and round it builds the guide lab (real HAProxy, the guide's
-configs and check script), elects lb1, then measures:
+Two parts, both by default (``--only`` picks one):
+
+classic: for each daemon and round it builds the guide lab (real HAProxy, the
+guide's configs and check script), elects lb1, then measures:
 
 - haproxy-death: HAProxy stopped on the master; the guide's check script
   (interval 2 s) runs `killall keepalived`; time until the backup has the VIP
@@ -20,6 +23,14 @@ configs and check script), elects lb1, then measures:
   processes.
 
 Prints medians per daemon and the ratio pyvrrpd / keepalived (lower is better).
+
+haproxy-death (bench/haproxy_death.py): SIGKILL of HAProxy's master process on
+the master box, HAProxy in master-worker mode; detection, priority-0 advert on
+the wire, VIP on the backup and the client's longest gap (10 ms requests), for
+pyvrrpd with vrrp_track_process, pyvrrpd and keepalived with the guide's
+script, and keepalived's own vrrp_track_process (which cannot work in the lab's
+network namespaces: reported as what it does). Medians, ratio pyvrrpd
+track_process / keepalived guide script, and the issue's targets.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from collections.abc import Callable
 
 import psutil
 
+from bench import haproxy_death
 from pyvrrpd.lab.netns import Lab, cleanup_stale
 from pyvrrpd.lab.services import DaemonKind, Services, daemon_missing
 from pyvrrpd.lab.walkthrough import measure_takeover, step_start_both, step_stop_lb1
@@ -125,8 +137,22 @@ def _fmt(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", choices=("classic", "haproxy-death"), default=None)
+    ap.add_argument(
+        "--variants",
+        default=",".join(v.key for v in haproxy_death.VARIANTS),
+        help="haproxy-death variants, comma-separated (default: all)",
+    )
     args = ap.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in haproxy_death.BY_KEY]
+    if unknown:
+        print(f"bench: unknown variant(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if args.rounds < 1:
+        print("bench: --rounds must be at least 1", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("bench: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -138,24 +164,49 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with contextlib.suppress(Exception):
         cleanup_stale()
+    load0 = os.getloadavg()
+    tables: list[str] = []
+    if args.only in (None, "classic"):
+        tables.append(classic(kinds, args.rounds))
+    if args.only in (None, "haproxy-death"):
+        res = haproxy_death.run(variants, args.rounds, _progress)
+        tables.append(haproxy_death.table(res, args.rounds))
+    load1 = os.getloadavg()
+    for text in tables:
+        print(f"\n{text}")
+    print(
+        f"\nload average (1/5/15 min) at start {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
+        f"at end {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f} ({os.cpu_count()} CPUs)"
+    )
+    return 0
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def classic(kinds: list[DaemonKind], rounds: int) -> str:
+    """The haproxy-death (SIGTERM, guide script), SIGTERM, SIGKILL and idle rows."""
     # Offsets spread over the 2 s check interval, identical for both daemons.
-    phases = [(2.0 * (i + 0.5) / args.rounds) for i in range(args.rounds)]
+    phases = haproxy_death.phases(rounds)
     results: dict[str, Metrics] = {}
     for kind in kinds:
         metrics: Metrics = {key: [] for key, _ in ROWS}
-        for i in range(args.rounds):
-            print(f"{kind}: round {i + 1}/{args.rounds}", file=sys.stderr, flush=True)
+        for i in range(rounds):
+            _progress(f"{kind}: round {i + 1}/{rounds}")
             one_round(kind, metrics, phases[i])
         results[kind] = metrics
-    print(f"\nguide lab, {args.rounds} rounds each; median [min-max]; ratio = pyvrrpd / keepalived")
-    print(f"{'metric':40s} {'pyvrrpd':>22s} {'keepalived':>22s} {'ratio':>7s}")
+    lines = [
+        f"guide lab, {rounds} rounds each; median [min-max]; ratio = pyvrrpd / keepalived",
+        f"{'metric':40s} {'pyvrrpd':>22s} {'keepalived':>22s} {'ratio':>7s}",
+    ]
     for key, label in ROWS:
         py, ka = results["pyvrrpd"][key], results["keepalived"][key]
         ratio = "-"
         if py and ka and statistics.median(ka) > 0:
             ratio = f"{statistics.median(py) / statistics.median(ka):.2f}"
-        print(f"{label:40s} {_fmt(py):>22s} {_fmt(ka):>22s} {ratio:>7s}")
-    return 0
+        lines.append(f"{label:40s} {_fmt(py):>22s} {_fmt(ka):>22s} {ratio:>7s}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,25 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _stamp_copy(src: IO[bytes], dest: IO[bytes]) -> None:
+    """Copy ``src`` to ``dest`` line by line, each prefixed ``@<arrival time.time()> ``."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: log closed at teardown
+        for line in iter(src.readline, b""):
+            dest.write(b"@%.6f " % time.time() + line)
+            dest.flush()
+
+
+def stamped_lines(text: str) -> list[tuple[float, str]]:
+    """``(arrival time.time(), line)`` of a log written by ``spawn(..., stamp=True)``."""
+    out: list[tuple[float, str]] = []
+    for line in text.splitlines():
+        head, _, rest = line.partition(" ")
+        if head.startswith("@"):
+            with contextlib.suppress(ValueError):
+                out.append((float(head[1:]), rest))
+    return out
 
 
 def _list_netns() -> list[str]:
@@ -425,12 +445,15 @@ class Lab:
         return proc
 
     def spawn(
-        self, host: str, argv: Sequence[str], log: str, net_only: bool = False
+        self, host: str, argv: Sequence[str], log: str, net_only: bool = False, stamp: bool = False
     ) -> subprocess.Popen[bytes]:
         """Start ``argv`` on ``host`` in the background, output to ``logs/<log>.log``.
 
         The process is registered for teardown. With ``net_only`` the command
         enters only the network namespace and the returned Popen *is* the command.
+        With ``stamp`` each output line is prefixed with its arrival time
+        (``@<time.time()> ``, see :func:`stamped_lines`): keepalived's console
+        lines carry whole seconds only, the benchmark needs milliseconds.
         """
         out = self.open_log(log)
         prefix = (
@@ -439,10 +462,41 @@ class Lab:
             else self.nsenter(host)
         )
         proc = subprocess.Popen(
-            [*prefix, *argv], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            [*prefix, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stamp else out,
+            stderr=subprocess.STDOUT,
         )
         self._procs.append(proc)
+        if stamp:
+            assert proc.stdout is not None
+            threading.Thread(
+                target=_stamp_copy, args=(proc.stdout, out), name=f"stamp-{log}", daemon=True
+            ).start()
         return proc
+
+    def global_pid(self, host: str, pid: int) -> int | None:
+        """The PID in our namespace of ``host``'s process ``pid`` (its own PID namespace).
+
+        Found through /proc/*/status ``NSpid`` (outermost first, innermost last)
+        among the processes sharing the host holder's PID namespace.
+        """
+        try:
+            want = os.readlink(f"/proc/{self.hosts[host].holder_pid}/ns/pid")
+        except OSError:
+            return None
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{name}/ns/pid") != want:
+                    continue
+                for line in Path(f"/proc/{name}/status").read_text().splitlines():
+                    if line.startswith("NSpid:"):
+                        if int(line.split()[-1]) == pid:
+                            return int(name)
+                        break
+        return None
 
     def host_path(self, host: str, path: str) -> Path:
         """``path`` as seen by ``host`` (through /proc/<holder>/root).

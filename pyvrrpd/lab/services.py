@@ -59,9 +59,11 @@ def daemon_missing(kind: DaemonKind) -> str | None:
 class Services:
     """Start/stop the lab's programs; one instance per lab and daemon kind."""
 
-    def __init__(self, lab: Lab, daemon: DaemonKind = "pyvrrpd") -> None:
+    def __init__(self, lab: Lab, daemon: DaemonKind = "pyvrrpd", stamp_logs: bool = False) -> None:
         self.lab = lab
         self.kind: DaemonKind = daemon
+        # daemon output lines prefixed with their arrival time (Lab.spawn(stamp=True))
+        self.stamp_logs = stamp_logs
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self._starts: dict[str, int] = {}
 
@@ -93,9 +95,14 @@ class Services:
         """True if the pidfile's HAProxy is alive on ``host``."""
         return self.haproxy_pid(host) is not None
 
-    def start_haproxy(self, host: str, timeout: float = 5.0) -> None:
-        """Run ``haproxy -f /etc/haproxy/haproxy.cfg`` (it daemonises) and wait for it."""
-        self.lab.run(host, ["haproxy", "-f", HAPROXY_CFG], timeout=timeout)
+    def start_haproxy(self, host: str, timeout: float = 5.0, master_worker: bool = False) -> None:
+        """Run ``haproxy -f /etc/haproxy/haproxy.cfg`` (it daemonises) and wait for it.
+
+        ``master_worker``: add ``-W`` (what systemd's ``-Ws`` unit runs): a master
+        process, whose PID is in the pidfile, and a worker it forks.
+        """
+        mw = ["-W"] if master_worker else []
+        self.lab.run(host, ["haproxy", *mw, "-f", HAPROXY_CFG], timeout=timeout)
         ok, _ = wait_for(lambda: self.haproxy_running(host), timeout)
         if not ok:
             raise LabError(f"{host}: haproxy did not start")
@@ -116,9 +123,15 @@ class Services:
         if self.daemon_running(host):
             raise LabError(f"{host}: daemon already running")
         n = self._starts[host] = self._starts.get(host, 0) + 1
-        proc = self.lab.spawn(host, daemon_argv(self.kind), f"{host}-{self.kind}-{n}")
+        proc = self.lab.spawn(
+            host, daemon_argv(self.kind), f"{host}-{self.kind}-{n}", stamp=self.stamp_logs
+        )
         self.daemons[host] = proc
         return proc
+
+    def write_daemon_conf(self, host: str, text: str) -> None:
+        """Replace ``host``'s /etc/keepalived/keepalived.conf (before starting its daemon)."""
+        (self.lab.hosts[host].dir / "keepalived" / "keepalived.conf").write_text(text)
 
     def daemon_running(self, host: str) -> bool:
         """True while the daemon we started on ``host`` has not exited."""
