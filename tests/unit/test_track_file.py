@@ -302,6 +302,27 @@ def test_two_blocks_one_directory(tmp_path: Path) -> None:
     ]
 
 
+def test_queue_overflow_rereads_every_file(tmp_path: Path) -> None:
+    path = tmp_path / "tf"
+    write(path, "1")
+    h = Harness(block(path))
+
+    async def scenario() -> None:
+        await h.tracker.start()
+        ino = h.tracker._ino
+        assert ino is not None
+        asyncio.get_running_loop().remove_reader(ino.fd)
+        write(path, "2")
+        await asyncio.sleep(0.05)
+        ino.read_events()  # lost, as when the kernel's queue overflows
+        assert h.values() == [1]
+        h.tracker._event(inotify.InotifyEvent(-1, inotify.IN_Q_OVERFLOW, 0, ""))
+        assert h.values() == [1, 2]
+        h.tracker.stop()
+
+    asyncio.run(scenario())
+
+
 def test_stop_closes_the_fd(tmp_path: Path) -> None:
     h = Harness(block(tmp_path / "tf"))
 
