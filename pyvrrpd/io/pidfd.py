@@ -65,6 +65,10 @@ class PidWatch:
         fd = open_live(pid)
         return None if fd is None else cls(loop, pid, fd, on_exit)
 
+    def has_exited(self) -> bool:
+        """Whether the watched process has exited (its callback may not have run yet)."""
+        return self._fd is None or exited(self._fd)
+
     def _fire(self) -> None:
         self.close()
         self._on_exit(self.pid)

@@ -287,8 +287,11 @@ class ProcessTracker:
             if conn.is_ack(ev):
                 if self.connector == "pending":
                     self.connector = "active"
-                continue
-            self.on_event(ev)
+            elif self.connector == "active":
+                # Before the ack, events may be another listener's, in PIDs of
+                # another PID namespace (the kernel multicasts to every
+                # socket bound to the group in this network namespace).
+                self.on_event(ev)
         if lost:
             # keepalived re-reads /proc after ENOBUFS; so does the next scan.
             log.warning("process_events_lost", action="rescan")
@@ -305,7 +308,12 @@ class ProcessTracker:
             if ev.pid == ev.tgid:
                 self.check(ev.tgid, "exec")
         elif ev.what == cnproc.PROC_EVENT_EXIT and ev.pid == ev.tgid and ev.tgid in self._watches:
-            self.exited(ev.tgid)
+            # The pidfd is the authority (it fires at the same moment); trust the
+            # event only for a process it says has exited, or one without a pidfd
+            # that /proc no longer shows.
+            w = self._watches[ev.tgid]
+            if w.has_exited() if w is not None else self._reader.comm(ev.tgid) is None:
+                self.exited(ev.tgid)
 
     # -- scanning ---------------------------------------------------------------
 

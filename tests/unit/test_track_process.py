@@ -264,6 +264,41 @@ def test_haproxy_reload_never_drops_the_count(loop: asyncio.AbstractEventLoop) -
     tr.stop()
 
 
+class _FakeConn:
+    def __init__(self, events: list[cnproc.ProcEvent]) -> None:
+        self.events = events
+
+    def recv_events(self) -> tuple[list[cnproc.ProcEvent], bool]:
+        out, self.events = self.events, []
+        return out, False
+
+    def is_ack(self, ev: cnproc.ProcEvent) -> bool:
+        return ev.what == cnproc.PROC_EVENT_NONE and ev.ack == 43
+
+
+def test_connector_events_count_only_after_the_ack(loop: asyncio.AbstractEventLoop) -> None:
+    """Before our subscription is acked, events may be another listener's, in another
+    PID namespace's PIDs: a foreign PID 10 exiting must not uncount our PID 10."""
+    proc = FakeProc({10: "haproxy"})
+    tr, events = make(proc)
+    loop.run_until_complete(tr.start())
+    exec11 = cnproc.ProcEvent(cnproc.PROC_EVENT_EXEC, 11, 11)
+    proc.comms[11] = "haproxy"
+    tr._conn = _FakeConn([cnproc.ProcEvent(cnproc.PROC_EVENT_EXIT, 10, 10), exec11])  # type: ignore[assignment]
+    tr.connector = "pending"
+    tr._on_connector()
+    assert tr.describe()["process:p"]["pids"] == [10]
+    ack = cnproc.ProcEvent(cnproc.PROC_EVENT_NONE, ack=43)
+    tr._conn = _FakeConn([ack, cnproc.ProcEvent(cnproc.PROC_EVENT_EXIT, 10, 10), exec11])  # type: ignore[assignment]
+    tr._on_connector()
+    assert tr.connector == "active"
+    # The exit of a PID whose process /proc still shows is not ours: ignored.
+    assert tr.describe()["process:p"]["pids"] == [10, 11]
+    assert events == [("process:p", True, 1), ("process:p", True, 2)]
+    tr._conn = None
+    tr.stop()
+
+
 # ------------------------------------------------------- recorded stream
 
 
@@ -375,6 +410,11 @@ def test_pidfd_reports_a_child_s_death_within_50ms(
     tr, events = _real(loop, exe.name)
     try:
         assert events == [("process:p", False, 0)]
+        if os.geteuid() == 0:
+            # The kernel acks the subscription ("active"), refuses it (errno 111 outside
+            # the initial network namespace) or ignores it (reported after 1 s).
+            assert _wait(loop, lambda: tr.connector != "pending", 1.5) is not None
+            assert tr.connector == "active" or tr.connector.startswith("unavailable: ")
         latencies = []
         for _ in range(20):
             child = subprocess.Popen([str(exe), "30"])
