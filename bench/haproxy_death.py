@@ -149,7 +149,7 @@ def _py_detects(tracking: str, ev: dict[str, object]) -> bool:
     if tracking == "script":
         # the script's `killall keepalived` is a SIGTERM to the daemon
         return name in ("signal_received", "stopping")
-    if "process" in name or "tracker" in name or "quorum" in name:
+    if name == "track_process" and ev.get("state") == "down":  # trackers/process.py
         return True
     # the core's answer to the tracker event, logged in the same loop turn
     return name == "state_change" and ev.get("new") == "FAULT"

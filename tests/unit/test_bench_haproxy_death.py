@@ -47,6 +47,11 @@ def test_stamped_lines_and_pyvrrpd_detection_use_the_json_timestamp() -> None:
     assert hd.detection(hd.BY_KEY["py-process"], log, wall - 1) is None
     fault = f'@{wall:.6f} {{"event": "state_change", "new": "FAULT", "timestamp": "{stamp}"}}\n'
     assert hd.detection(hd.BY_KEY["py-process"], fault, wall - 1) is not None
+    down = f'@{wall:.6f} {{"event": "track_process", "state": "down", "timestamp": "{stamp}"}}\n'
+    up = down.replace('"down"', '"up"')
+    assert hd.detection(hd.BY_KEY["py-process"], up, wall - 1) is None
+    line = down.split(" ", 1)[1].strip()
+    assert hd.detection(hd.BY_KEY["py-process"], up + down, wall - 1) == (wall, line)
 
 
 def test_keepalived_detection_uses_arrival_time() -> None:
