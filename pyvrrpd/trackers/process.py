@@ -152,6 +152,14 @@ class ProcFs:
             return []
 
 
+def _proc_is_ours(root: str) -> bool:
+    """Whether `root` shows this PID namespace (its `self` is our PID)."""
+    try:
+        return os.readlink(f"{root}/self") == str(os.getpid())
+    except OSError:
+        return True  # a fake tree, or no /proc/self: nothing to say
+
+
 # ------------------------------------------------------------------ tracker
 
 Watcher = Callable[[int, Callable[[int], None]], "PidWatch | None"]
@@ -206,6 +214,13 @@ class ProcessTracker:
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
+        if isinstance(self._reader, ProcFs) and not _proc_is_ours(self._reader.root):
+            # `unshare --pid` without --mount-proc: /proc lists another PID
+            # namespace's PIDs, which pidfd_open reads as ours.
+            log.warning(
+                "track_process_proc_mismatch",
+                reason="/proc belongs to another PID namespace; mount a /proc of this one",
+            )
         if self._use_connector:
             self._open_connector(loop)
         self.scan(full=True)
