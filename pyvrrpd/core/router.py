@@ -541,7 +541,7 @@ class VirtualRouter:
         self.tracker_values[event.name] = event.value
         self._reprioritise(now, out)
         if self.started:
-            self._settle(now, out, reason=f"tracker {event.name} {_ok_word(event.ok)}")
+            self._settle(now, out, reason=f"tracker {event.name} {_ok_word(ok)}")
 
     def _on_link(self, event: LinkChanged, now: float, out: list[Action]) -> None:
         same = (event.up, event.primary_ip, event.present) == (
