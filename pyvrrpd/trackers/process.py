@@ -391,10 +391,25 @@ class ProcessTracker:
         w = self._watches.pop(pid, None)
         if w is not None:
             w.close()
-        for b in self._blocks:
-            if pid in b.pids:
-                b.pids.discard(pid)
-                self._settle(b, "exit")
+        hit = [b for b in self._blocks if pid in b.pids]
+        for b in hit:
+            b.pids.discard(pid)
+        if any(not b.quorum_ok() for b in hit):
+            # Before calling the quorum lost, look for a successor started
+            # before this one exited (`haproxy -sf` hands over to a new
+            # process, a supervisor restarts fast): without the connector the
+            # periodic scan would find it only after the VIP had moved.
+            self.discover()
+        for b in hit:
+            self._settle(b, "exit")
+
+    def discover(self) -> None:
+        """Read the PIDs never seen before (a fraction of a millisecond)."""
+        now = time.monotonic()
+        for pid in self._reader.pids():
+            if pid not in self._seen:
+                self._seen[pid] = now
+                self.check(pid, "scan")
 
     def _watch(self, pid: int) -> PidWatch | bool | None:
         """A pidfd watch; False if the process is gone or already exited."""

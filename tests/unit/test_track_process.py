@@ -209,6 +209,7 @@ def test_terminate_delay_hides_a_quick_restart(loop: asyncio.AbstractEventLoop) 
     tr.check(11, "exec")  # ... and back before terminate_delay
     loop.run_until_complete(_settle(0.15))
     assert events == [("process:p", True, 1)]  # never reported down
+    del proc.comms[11]  # gone from /proc (a zombie's pidfd is never opened)
     tr.exited(11)
     assert events == [("process:p", True, 1)]
     loop.run_until_complete(_settle(0.15))
@@ -226,6 +227,7 @@ def test_fork_delay_applies_to_forks_only(loop: asyncio.AbstractEventLoop) -> No
     assert len(events) == 1  # quorum gained by a fork: held for fork_delay
     loop.run_until_complete(_settle(0.15))
     assert events[-1] == ("process:p", True, 2)
+    del proc.comms[11]
     tr.exited(11)
     assert events[-1] == ("process:p", False, 1)  # no terminate_delay: at once
     proc.comms[12] = "haproxy"
@@ -465,3 +467,23 @@ def test_a_process_re_executing_itself_keeps_counting(
         child.kill()
         child.wait()
         tr.stop()
+
+
+def test_a_successor_started_before_the_exit_keeps_the_quorum(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # `haproxy -sf OLDPID`: the new process runs before the old one exits.
+    # Without the connector the 1 s scan has not seen it yet; the exit itself
+    # must look for it before reporting the quorum lost (no false failover).
+    proc = FakeProc({10: "haproxy"})
+    tr, events = make(proc)
+    loop.run_until_complete(tr.start())
+    proc.comms[11] = "haproxy"  # started, not yet scanned
+    del proc.comms[10]
+    tr.exited(10)
+    assert events == [("process:p", True, 1)]
+    assert tr.describe()["process:p"]["pids"] == [11]
+    del proc.comms[11]
+    tr.exited(11)  # no successor this time
+    assert events[-1] == ("process:p", False, 0)
+    tr.stop()
