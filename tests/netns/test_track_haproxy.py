@@ -252,7 +252,9 @@ def test_haproxy_back_on_old_master_with_nopreempt_vip_stays(lab: Lab) -> None:
     assert lab.state("lb1") == "FAULT"
 
     hap.start()  # `systemctl start haproxy` on the old master
-    assert wait_for(lambda: lab.state("lb1") == "BACKUP", 3.0, 0.02) is not None
+    back = wait_for(lambda: lab.state("lb1") == "BACKUP", 3.0, 0.02)
+    print(f"lb1 BACKUP {back} s after HAProxy was up again (found by the /proc scan)")
+    assert back is not None
     t0 = time.monotonic()
     seen = []
     while time.monotonic() - t0 < 5.0:
