@@ -136,9 +136,7 @@ KEEPALIVED_227: Mapping[str, frozenset[str]] = {
 
 # -- reasons ---------------------------------------------------------------
 
-_NOT_YET = "not implemented by pyvrrpd yet"
 _IPV6 = "IPv6/VRRPv3 is not supported by pyvrrpd yet (later issue)"
-_TRACKING = "planned for issue 8 (tracking); use a vrrp_script meanwhile"
 _LVS = "LVS (virtual servers) is keepalived's other half; pyvrrpd does not provide it"
 _CHECKER = "the health checker is keepalived's other half; pyvrrpd does not provide it"
 _BFD = "BFD is not provided by pyvrrpd"
@@ -153,14 +151,10 @@ def _since(version: str, what: str) -> str:
     return f"keepalived {version}+ keyword (2.2.7 ignores it as unknown); {what}"
 
 
-# Keyword -> reason. Keywords a feature of issue 6 is implementing carry
-# _NOT_YET: once its handler is registered the handler wins (see module doc),
-# and the entry is then reported as stale by the keyword-class test.
+# Keyword -> reason. Once a feature registers its handler, the handler wins
+# (see module doc) and the entry is reported as stale by the keyword-class test.
 REFUSED: Mapping[str, Mapping[str, str]] = {
     TOP: {
-        "vrrp_track_process": f"process tracking is {_TRACKING}",
-        "track_file": f"file tracking is {_TRACKING}",
-        "vrrp_track_file": f"file tracking is {_TRACKING}",
         "garp_group": "per-interface GARP groups are not implemented; use vrrp_garp_interval",
         "track_group": "track groups (of static addresses) are not implemented",
         "interface_up_down_delays": "delayed reaction to link changes is not implemented",
@@ -193,8 +187,6 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "vrf": "VRF binding is not implemented",
         "old_unicast_checksum": "keepalived's pre-1.3.6 unicast checksum is not implemented",
         "native_ipv6": _IPV6,
-        "track_process": f"process tracking is {_TRACKING}",
-        "track_file": f"file tracking is {_TRACKING}",
         "track_bfd": _BFD,
         "promote_secondaries": "promote_secondaries is not implemented",
         "timer_expired_backup": _since("2.3", "not implemented"),
@@ -210,10 +202,15 @@ REFUSED: Mapping[str, Mapping[str, str]] = {
         "preferred_lft": "address lifetimes are not implemented",
     },
     SYNC: {
-        "track_process": f"process tracking is {_TRACKING}",
-        "track_file": f"file tracking is {_TRACKING}",
         "track_bfd": _BFD,
     },
+}
+
+#: pyvrrpd's own keywords (README "vrrp_track_http"); keepalived reports them as unknown.
+PYVRRPD_ONLY: Mapping[str, frozenset[str]] = {
+    TOP: frozenset({"vrrp_track_http"}),
+    INSTANCE: frozenset({"track_http"}),
+    SYNC: frozenset({"track_http"}),
 }
 
 NO_EFFECT: Mapping[str, Mapping[str, str]] = {

@@ -165,7 +165,9 @@ def table_markdown(table: Iterable[Row] | None = None) -> str:
         ]
         for r in got:
             note = r.reason
-            if not r.in_227 and r.klass == IMPLEMENTED:
+            if r.keyword in kw.PYVRRPD_ONLY.get(r.block, ()):
+                note = "pyvrrpd-only: keepalived reports it as an unknown keyword"
+            elif not r.in_227 and r.klass == IMPLEMENTED:
                 note = "not a keepalived 2.2.7 keyword here (pyvrrpd or a later keepalived)"
             lines.append(f"| `{_md(r.keyword)}` | {r.klass} | {_md(note)} |")
     return "\n".join(lines) + "\n"
