@@ -281,3 +281,42 @@ vrrp_instance B {{
     new, errors = read_new_config(d)  # type: ignore[arg-type]
     assert new is None
     assert any("virtual_router_id 51" in e and "A and B" in e for e in errors), errors
+
+
+PROC = "vrrp_track_process chk_haproxy {{\n process haproxy\n weight 0\n quorum {quorum}\n}}\n"
+
+
+def test_changed_tracker_blocks_keep_the_running_ones(tmp_path: Path) -> None:
+    # The process/file/http sources are built at start (trackers/registry.py):
+    # a changed block stays as running, and the operator is told to restart.
+    old = conf(tmp_path, extra=PROC.format(quorum=1))
+    new = conf(tmp_path, extra=PROC.format(quorum=2), name="b.conf")
+    p = plan(old, new)
+    assert p.restart_needed == (
+        "vrrp_track_process blocks changed: restart needed (the old ones stay)",
+    )
+    assert p.config.track_processes == old.track_processes
+    assert p.config.track_processes[0].quorum == 1
+
+
+def test_track_process_reference_changes_need_a_restart(tmp_path: Path) -> None:
+    old = conf(tmp_path, extra=PROC.format(quorum=1))
+    new_path = tmp_path / "b.conf"
+    new_path.write_text(
+        (tmp_path / "a.conf")
+        .read_text()
+        .replace("advert_int 1", "advert_int 1\n track_process {\n chk_haproxy\n }")
+    )
+    p = plan(old, load_config(str(new_path)))
+    assert p.restart_needed == ("VI_1: track_process changed: restart needed",)
+    assert p.config.instances == old.instances
+    added = (tmp_path / "b.conf").read_text() + (
+        "vrrp_instance VI_2 {\n interface lo\n virtual_router_id 52\n"
+        " virtual_ipaddress {\n 192.0.2.20/24\n }\n track_process {\n chk_haproxy\n }\n}\n"
+    )
+    new_path.write_text(added)
+    p = plan(old, load_config(str(new_path)))
+    assert "track_process/track_file/track_http instance VI_2 added: restart needed" in (
+        p.restart_needed
+    )
+    assert "VI_2" not in p.added
