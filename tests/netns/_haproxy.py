@@ -15,14 +15,13 @@ What HAProxy 2.6.12 does (checked in a private PID + net namespace):
   named ``haproxy``), forks a new worker (``-sf OLD -x sockpair@N``) and the
   old worker soft-stops and exits (0) once its connections are done. So at
   least one process named ``haproxy`` exists at every instant.
-- SIGKILL of the master: its worker exits about 1 ms later (it sees the
-  master's end of their socketpair close).
+- SIGKILL of the master: its worker exits about 1 ms later.
 - Death of the (single) worker, by SIGKILL (code 137) or SIGTERM (143): the
-  master logs "All workers exited. Exiting..." and exits within about 2 ms.
-  ``master-worker no-exit-on-failure`` does not change that on 2.6.12: the
-  master re-executes itself in wait mode after start and then still logs
-  "exit-on-failure: killing every processes", and with one worker (nbproc is
-  gone since 2.5) there is nothing left to keep it alive anyway.
+  master logs "All workers exited. Exiting..." and exits within about 2 ms;
+  it starts no replacement. ``master-worker no-exit-on-failure`` (in the
+  config, with -W or -Ws) changes nothing on 2.6.12: after a SIGKILL the
+  master still logs "exit-on-failure: killing every processes with SIGTERM",
+  and with one worker (nbproc is gone since 2.5) none would be left anyway.
 - The master also re-executes itself once right after the first worker is
   up (it prints its version banner a second time): same PID, same name.
 
