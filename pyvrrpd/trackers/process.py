@@ -61,6 +61,12 @@ FULL_SCAN = 30.0
 ACK_TIMEOUT = 1.0  # no subscription ack by then: the kernel ignored us (PID namespace)
 COMM_LEN = 15
 CMDLINE_MAX = 65536
+# pidfds held at most: each is a daemon fd, and a tracked name with thousands
+# of processes (a fork bomb, a big prefork pool) must not use up
+# RLIMIT_NOFILE (1024 by default) that sockets and script pipes need. The
+# processes beyond it are still counted; their deaths are seen by the
+# connector or the next scan instead.
+MAX_PIDFDS = 256
 
 
 def tracker_name(name: str) -> str:
@@ -346,6 +352,12 @@ class ProcessTracker:
             self._last_full = now
         self.scans += 1
         pids = self._reader.pids()
+        # A counted process without a pidfd (over MAX_PIDFDS, pidfd_open
+        # failed) is taken out when /proc stops listing it: nothing else
+        # would, and a dead HAProxy would count as running for ever.
+        listed = set(pids)
+        for pid in [p for p, w in self._watches.items() if w is None and p not in listed]:
+            self.exited(pid)
         seen = self._seen
         fresh: dict[int, float] = {}
         for pid in pids:
@@ -366,11 +378,15 @@ class ProcessTracker:
         comm = self._reader.comm(pid)
         cmdline = self._reader.cmdline(pid) if self._need_cmdline else None
         now_in = {b.name for b in self._blocks if matches(b.cfg, comm, cmdline)}
-        if now_in and pid not in self._watches:
-            watch = self._watch(pid)
+        if now_in and self._watches.get(pid) is None:
+            # New, or counted without a pidfd: (try to) watch it now.
+            known = pid in self._watches
+            watch = self._watch(pid, quiet=known)
             if watch is False:
+                if known:
+                    self.exited(pid)  # an unwatched one has exited (a zombie now)
                 return  # gone, or a zombie: never counted
-            self._watches[pid] = watch if isinstance(watch, PidWatch) else None
+            self._watches[pid] = None if isinstance(watch, bool) else watch
         changed = []
         for b in self._blocks:
             if b.name in now_in and pid not in b.pids:
@@ -411,15 +427,21 @@ class ProcessTracker:
                 self._seen[pid] = now
                 self.check(pid, "scan")
 
-    def _watch(self, pid: int) -> PidWatch | bool | None:
-        """A pidfd watch; False if the process is gone or already exited."""
+    def _watch(self, pid: int, quiet: bool = False) -> PidWatch | bool | None:
+        """A pidfd watch; False if the process is gone or already exited;
+        None: counted unwatched (over MAX_PIDFDS, or pidfd_open failed)."""
+        if len(self._watches) >= MAX_PIDFDS and (
+            sum(w is not None for w in self._watches.values()) >= MAX_PIDFDS
+        ):
+            return None if self._reader.comm(pid) is not None else False
         if self._watcher is not None:
             return self._watcher(pid, self.exited) or False
         assert self._loop is not None
         try:
             return PidWatch.open(self._loop, pid, self.exited) or False
         except OSError as exc:  # EMFILE and the like: count it, unwatched
-            log.warning("pidfd_failed", pid=pid, error=str(exc))
+            if not quiet:
+                log.warning("pidfd_failed", pid=pid, error=str(exc))
             return None
 
     def _settle(self, b: _Block, cause: str) -> None:

@@ -104,12 +104,18 @@ class FakeProc:
         if pid not in self.comms:
             return None
         self.watched.add(pid)
-        return _Dummy()
+        return _Dummy(self, pid)
 
 
 class _Dummy:
+    def __init__(self, proc: FakeProc, pid: int) -> None:
+        self.proc, self.pid = proc, pid
+
     def close(self) -> None:
         pass
+
+    def has_exited(self) -> bool:
+        return self.pid not in self.proc.comms
 
 
 Events = list[tuple[str, bool | None, int | None]]

@@ -1,0 +1,139 @@
+"""How the event-driven trackers fail (issue 8 review): a source that silently
+stops reporting leaves a weight-0 tracker stuck "up" (the VIP stays on a box
+that can't serve) or stuck "down" (no box holds it). Each test here is a way
+one of them used to stop, or could stop, and asserts it keeps reporting."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyvrrpd.config.model import VrrpTrackProcess
+from pyvrrpd.io.pidfd import PidWatch
+from pyvrrpd.trackers import process as process_mod
+from pyvrrpd.trackers.process import ProcessTracker
+
+Events = list[tuple[str, bool | None, int | None]]
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    lp = asyncio.new_event_loop()
+    yield lp
+    lp.close()
+
+
+def _wait(loop: asyncio.AbstractEventLoop, cond: Any, timeout: float) -> bool:
+    async def run() -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            await asyncio.sleep(0.005)
+        return bool(cond())
+
+    return loop.run_until_complete(run())
+
+
+class _FakeProc:
+    """A /proc the test edits; every process is watchable."""
+
+    def __init__(self, comms: dict[int, str]) -> None:
+        self.comms = comms
+        self.watches = 0
+
+    def comm(self, pid: int) -> str | None:
+        return self.comms.get(pid)
+
+    def cmdline(self, pid: int) -> bytes | None:
+        c = self.comms.get(pid)
+        return None if c is None else c.encode() + b"\0"
+
+    def pids(self) -> list[int]:
+        return list(self.comms)
+
+    def watcher(self, pid: int, on_exit: object) -> object:
+        if pid not in self.comms:
+            return None
+        self.watches += 1
+        return _Watch()
+
+
+class _Watch:
+    def close(self) -> None:
+        pass
+
+    def has_exited(self) -> bool:
+        return True
+
+
+# -------------------------------------------------- process: unwatched PIDs
+
+
+def test_a_counted_process_without_a_pidfd_is_dropped_when_it_dies(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pidfd_open failing (EMFILE) used to count the process for ever: nothing
+    but its pidfd or the connector ever took it out, so a dead HAProxy stayed
+    "up" and the VIP stayed on a box that can't serve."""
+
+    def emfile(*_a: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(PidWatch, "open", emfile)
+    exe = tmp_path / "pvrev_emfile"
+    exe.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(exe), "30"])
+    events: Events = []
+    tr = ProcessTracker(
+        (VrrpTrackProcess("p", exe.name),),
+        lambda n, ok, v: events.append((n, ok, v)),
+        use_connector=False,
+        scan_interval=0.05,
+    )
+    try:
+        assert _wait(loop, lambda: process_mod.ProcFs().comm(child.pid) == exe.name, 2)
+        loop.run_until_complete(tr.start())
+        assert events == [("process:p", True, 1)]
+        child.kill()
+        child.wait()  # reaped: gone from /proc, as a dead HAProxy is once its parent reaps it
+        assert _wait(loop, lambda: events[-1][1] is False, 2.0), events
+        assert tr.describe()["process:p"]["count"] == 0
+    finally:
+        child.kill()
+        child.wait()
+        tr.stop()
+
+
+def test_pidfds_are_capped_and_the_rest_still_counted(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A tracked name with thousands of processes (a fork bomb, a prefork pool)
+    used to take one pidfd each until the daemon hit RLIMIT_NOFILE (1024) and
+    could open nothing else (sockets, script pipes, the control socket)."""
+    n = process_mod.MAX_PIDFDS + 300
+    proc = _FakeProc({10 + i: "haproxy" for i in range(n)})
+    events: Events = []
+    tr = ProcessTracker(
+        (VrrpTrackProcess("p", "haproxy", quorum=n),),
+        lambda nm, ok, v: events.append((nm, ok, v)),
+        reader=proc,
+        watcher=proc.watcher,  # type: ignore[arg-type]
+        use_connector=False,
+        scan_interval=3600,
+    )
+    loop.run_until_complete(tr.start())
+    assert events == [("process:p", True, n)]
+    assert proc.watches == process_mod.MAX_PIDFDS
+    # One beyond the cap dies: the next scan sees it gone.
+    del proc.comms[10 + n - 1]
+    tr.scan()
+    assert events[-1] == ("process:p", False, n - 1)
+    tr.stop()
