@@ -18,18 +18,36 @@ import select
 from collections.abc import Callable
 
 
-def open_live(pid: int) -> int | None:
-    """A pidfd for `pid`, or None if it is gone or has already exited (zombie)."""
+def open_live(pid: int, proc_pid: int | None = None, proc_root: str = "/proc") -> int | None:
+    """A pidfd for `pid`, or None if it is gone or has already exited (zombie).
+
+    `proc_pid`: the same process's PID as `proc_root` lists it, when that
+    /proc belongs to an ancestor PID namespace; the pidfd is kept only if
+    the kernel says it is that process (fdinfo's Pid is shown in the PID
+    namespace of the /proc it is read through).
+    """
     try:
         fd = os.pidfd_open(pid)
     except OSError as exc:
         if exc.errno in (errno.ESRCH, errno.EINVAL):  # ESRCH: no such process
             return None
         raise
-    if exited(fd):
+    if exited(fd) or (proc_pid is not None and fdinfo_pid(fd, proc_root) != proc_pid):
         os.close(fd)
         return None
     return fd
+
+
+def fdinfo_pid(fd: int, proc_root: str = "/proc") -> int | None:
+    """The PID of pidfd `fd`'s process in `proc_root`'s PID namespace (None: unknown)."""
+    try:
+        with open(f"{proc_root}/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def exited(fd: int) -> bool:
@@ -59,10 +77,24 @@ class PidWatch:
 
     @classmethod
     def open(
-        cls, loop: asyncio.AbstractEventLoop, pid: int, on_exit: Callable[[int], None]
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        pid: int,
+        on_exit: Callable[[int], None],
+        *,
+        local: int | None = None,
+        proc_root: str = "/proc",
     ) -> PidWatch | None:
-        """Watch `pid`; None if it is already gone (nothing will be called)."""
-        fd = open_live(pid)
+        """Watch `pid`; None if it is already gone (nothing will be called).
+
+        `local`: the process's PID in our namespace when `pid` comes from a
+        /proc (`proc_root`) of an ancestor PID namespace; `on_exit` still
+        gets `pid`.
+        """
+        if local is None or local == pid:
+            fd = open_live(pid)
+        else:
+            fd = open_live(local, proc_pid=pid, proc_root=proc_root)
         return None if fd is None else cls(loop, pid, fd, on_exit)
 
     def has_exited(self) -> bool:
@@ -82,4 +114,4 @@ class PidWatch:
         os.close(fd)
 
 
-__all__ = ["PidWatch", "exited", "open_live"]
+__all__ = ["PidWatch", "exited", "fdinfo_pid", "open_live"]

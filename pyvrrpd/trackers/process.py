@@ -135,6 +135,35 @@ class ProcFs:
 
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
+        # How many PID namespaces this /proc is above ours: 0 normally; 1
+        # after `unshare --pid --fork` without --mount-proc, where /proc lists
+        # the parent namespace's PIDs and pidfd_open needs ours.
+        self.ns_up = 0
+
+    def detect_ns(self) -> int:
+        """Work out `ns_up` from our own NSpid line (self resolves to us in any /proc)."""
+        nspid = self.nspid("self")
+        self.ns_up = len(nspid) - 1 if nspid else 0
+        return self.ns_up
+
+    def nspid(self, pid: int | str) -> list[int]:
+        """The NSpid line of /proc/PID/status: the PID in this /proc's namespace
+        first, then in each nested one down to the process's own."""
+        try:
+            with open(f"{self.root}/{pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"NSpid:"):
+                        return [int(w) for w in line.split()[1:]]
+        except (OSError, ValueError):
+            pass
+        return []
+
+    def local_pid(self, pid: int) -> int | None:
+        """`pid` (as this /proc lists it) in our PID namespace; None: not in it."""
+        if self.ns_up == 0:
+            return pid
+        nspid = self.nspid(pid)
+        return nspid[self.ns_up] if len(nspid) > self.ns_up else None
 
     def comm(self, pid: int) -> str | None:
         try:
@@ -222,10 +251,15 @@ class ProcessTracker:
         loop = self._loop = asyncio.get_running_loop()
         if isinstance(self._reader, ProcFs) and not _proc_is_ours(self._reader.root):
             # `unshare --pid` without --mount-proc: /proc lists another PID
-            # namespace's PIDs, which pidfd_open reads as ours.
+            # namespace's PIDs, which pidfd_open would read as ours; each is
+            # translated through its NSpid line (and the pidfd checked).
+            up = self._reader.detect_ns()
             log.warning(
                 "track_process_proc_mismatch",
                 reason="/proc belongs to another PID namespace; mount a /proc of this one",
+                action=f"PIDs translated through NSpid ({up} namespace(s) up)"
+                if up
+                else "no NSpid line: PIDs used as they are",
             )
         if self._use_connector:
             self._open_connector(loop)
@@ -437,7 +471,20 @@ class ProcessTracker:
         if self._watcher is not None:
             return self._watcher(pid, self.exited) or False
         assert self._loop is not None
+        reader = self._reader
         try:
+            if isinstance(reader, ProcFs) and reader.ns_up:
+                local = reader.local_pid(pid)
+                watch = None
+                if local is not None:
+                    watch = PidWatch.open(
+                        self._loop, pid, self.exited, local=local, proc_root=reader.root
+                    )
+                if watch is not None:
+                    return watch
+                # Outside our PID namespace (no pidfd can name it): counted
+                # while /proc shows it, as keepalived does; the scan sees it go.
+                return None if reader.comm(pid) is not None else False
             return PidWatch.open(self._loop, pid, self.exited) or False
         except OSError as exc:  # EMFILE and the like: count it, unwatched
             if not quiet:

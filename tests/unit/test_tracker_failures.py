@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +140,65 @@ def test_pidfds_are_capped_and_the_rest_still_counted(
     tr.scan()
     assert events[-1] == ("process:p", False, n - 1)
     tr.stop()
+
+
+# ------------------------------------------- process: PID namespace, host /proc
+
+_PIDNS_SCRIPT = """
+import asyncio, subprocess, sys, time
+from pyvrrpd.config.model import VrrpTrackProcess
+from pyvrrpd.trackers.process import ProcessTracker, ProcFs
+
+async def main() -> None:
+    exe = sys.argv[1]
+    child = subprocess.Popen([exe, "30"])
+    end = time.monotonic() + 2
+    while time.monotonic() < end and child.pid not in ProcFs().local_pids_seen():
+        await asyncio.sleep(0.01)
+    ev = []
+    tr = ProcessTracker((VrrpTrackProcess("p", exe.rsplit("/", 1)[1]),),
+                        lambda *a: ev.append((time.monotonic(), a[1])),
+                        use_connector=False, scan_interval=0.1)
+    await tr.start()
+    print("START", ev[-1][1], tr.describe()["process:p"]["count"])
+    t = time.monotonic()
+    child.kill()
+    child.wait()
+    while time.monotonic() < t + 2 and ev[-1][1]:
+        await asyncio.sleep(0.001)
+    print("DOWN", ev[-1][1], round((ev[-1][0] - t) * 1000, 1))
+    tr.stop()
+
+asyncio.run(main())
+"""
+
+
+def test_a_pid_namespace_without_its_own_proc_still_counts_and_sees_deaths(
+    tmp_path: Path,
+) -> None:
+    """`unshare --pid --fork` without --mount-proc: /proc lists the parent
+    namespace's PIDs. pidfd_open used to get those numbers in our namespace
+    (ESRCH, or another process), so a running HAProxy was never counted: a
+    weight-0 tracker stuck down, the instance in FAULT, no VIP on this box."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1)")
+    exe = tmp_path / "pvrev_pidns"
+    exe.symlink_to("/bin/sleep")
+    script = tmp_path / "t.py"
+    script.write_text(
+        _PIDNS_SCRIPT.replace(
+            "child.pid not in ProcFs().local_pids_seen()",
+            f"not any(ProcFs().comm(p) == {exe.name!r} for p in ProcFs().pids())",
+        )
+    )
+    out = subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, str(script), str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    lines = {ln.split()[0]: ln.split()[1:] for ln in out.stdout.splitlines() if ln[:1].isupper()}
+    assert lines.get("START") == ["True", "1"], out.stdout + out.stderr
+    down = lines.get("DOWN")
+    assert down is not None and down[0] == "False", out.stdout + out.stderr
+    assert float(down[1]) < 50, f"death seen after {down[1]} ms (pidfd, not the scan)"
