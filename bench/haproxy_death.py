@@ -366,7 +366,7 @@ def table(results: dict[str, list[DeathRound]], rounds: int) -> str:
         row = f"{label:40s}" + "".join(f" {_cell(results[k], key):>26s}" for k in keys)
         if has_ratio:
             a, b = _median(results[RATIO[0]], key), _median(results[RATIO[1]], key)
-            row += f" {a / b:6.2f}" if a is not None and b else f" {'-':>6s}"
+            row += f" {a / b:6.3f}" if a is not None and b else f" {'-':>6s}"
         lines.append(row)
     for k in keys:
         phases = _values(results[k], "phase_s")
