@@ -81,13 +81,17 @@ def test_weight_zero_uplink_down_moves_vip_within_skew(lan: Pair) -> None:
     start(lan, "lb1", 100, "    eth1")
     start(lan, "lb2", 90, "    eth1")
     elect(lan)
-    tracker = lan.status("lb1")["trackers"][0]  # type: ignore[index]
+    tracker = dict(lan.status("lb1")["trackers"][0])  # type: ignore[index]
+    up_since = tracker.pop("last_change")
+    # When the link was first read at start (wall clock), shown by `status`.
+    assert isinstance(up_since, float) and abs(time.time() - up_since) < 60
     assert tracker == {
         "name": "interface:eth1",
         "kind": "interface",
         "weight": 0,
         "reverse": False,
         "status": "up",
+        "value": None,
     }
 
     t0 = time.monotonic()
@@ -102,6 +106,7 @@ def test_weight_zero_uplink_down_moves_vip_within_skew(lan: Pair) -> None:
     assert s1["state"] == "FAULT"
     assert s1["fault_reasons"] == ["tracker interface:eth1 failed"]
     assert s1["trackers"][0]["status"] == "down"  # type: ignore[index]
+    assert s1["trackers"][0]["last_change"] > up_since  # type: ignore[index]
     assert lan.status("lb2")["stats"]["pri_zero_rcvd"] >= 1  # type: ignore[index]
     assert time.monotonic() - t0 < 3.0
 
