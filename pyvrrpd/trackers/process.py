@@ -38,6 +38,7 @@ Must not: decide states or priorities (pyvrrpd.core.tracking).
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -124,6 +125,19 @@ def matches(block: VrrpTrackProcess, comm: str | None, cmdline: bytes | None) ->
     return have[: len(want) - 1] == want[:-1] and have[len(want) - 1].startswith(want[-1])
 
 
+class ProcReadError(Exception):
+    """/proc could not be read just now (EMFILE, ENOMEM ...): nothing can be
+    concluded, least of all that a process is gone."""
+
+
+_GONE = (errno.ENOENT, errno.ESRCH)  # the process (or its /proc entry) is gone
+
+
+def _read_failed(exc: OSError) -> None:
+    if exc.errno not in _GONE:
+        raise ProcReadError(str(exc)) from exc
+
+
 class ProcReader(Protocol):
     def comm(self, pid: int) -> str | None: ...
     def cmdline(self, pid: int) -> bytes | None: ...
@@ -169,22 +183,24 @@ class ProcFs:
         try:
             with open(f"{self.root}/{pid}/comm", "rb") as f:
                 return f.read(64).rstrip(b"\n").decode("utf-8", "replace")
-        except OSError:
+        except OSError as exc:
+            _read_failed(exc)
             return None
 
     def cmdline(self, pid: int) -> bytes | None:
         try:
             with open(f"{self.root}/{pid}/cmdline", "rb") as f:
                 return f.read(CMDLINE_MAX)
-        except OSError:
+        except OSError as exc:
+            _read_failed(exc)
             return None
 
     def pids(self) -> list[int]:
         try:
             with os.scandir(self.root) as it:
                 return [int(e.name) for e in it if e.name.isdigit()]
-        except OSError:
-            return []
+        except OSError as exc:
+            raise ProcReadError(str(exc)) from exc
 
 
 def _proc_is_ours(root: str) -> bool:
@@ -367,7 +383,11 @@ class ProcessTracker:
             # event only for a process it says has exited, or one without a pidfd
             # that /proc no longer shows.
             w = self._watches[ev.tgid]
-            if w.has_exited() if w is not None else self._reader.comm(ev.tgid) is None:
+            try:
+                gone = w.has_exited() if w is not None else self._reader.comm(ev.tgid) is None
+            except ProcReadError:
+                gone = False  # the next scan tells
+            if gone:
                 self.exited(ev.tgid)
 
     # -- scanning ---------------------------------------------------------------
@@ -385,7 +405,12 @@ class ProcessTracker:
         if full:
             self._last_full = now
         self.scans += 1
-        pids = self._reader.pids()
+        try:
+            pids = self._reader.pids()
+        except ProcReadError as exc:
+            # Not "no processes": nothing to conclude until /proc reads again.
+            log.warning("track_process_scan_failed", error=str(exc))
+            return
         # A counted process without a pidfd (over MAX_PIDFDS, pidfd_open
         # failed) is taken out when /proc stops listing it: nothing else
         # would, and a dead HAProxy would count as running for ever.
@@ -409,13 +434,19 @@ class ProcessTracker:
 
     def check(self, pid: int, cause: str) -> None:
         """Read `pid` and count it for the blocks it matches now."""
-        comm = self._reader.comm(pid)
-        cmdline = self._reader.cmdline(pid) if self._need_cmdline else None
+        try:
+            comm = self._reader.comm(pid)
+            cmdline = self._reader.cmdline(pid) if self._need_cmdline else None
+        except ProcReadError:
+            return  # unreadable just now: leave it as it is, a later scan re-reads it
         now_in = {b.name for b in self._blocks if matches(b.cfg, comm, cmdline)}
         if now_in and self._watches.get(pid) is None:
             # New, or counted without a pidfd: (try to) watch it now.
             known = pid in self._watches
-            watch = self._watch(pid, quiet=known)
+            try:
+                watch = self._watch(pid, quiet=known)
+            except ProcReadError:
+                return
             if watch is False:
                 if known:
                     self.exited(pid)  # an unwatched one has exited (a zombie now)
@@ -456,7 +487,11 @@ class ProcessTracker:
     def discover(self) -> None:
         """Read the PIDs never seen before (a fraction of a millisecond)."""
         now = time.monotonic()
-        for pid in self._reader.pids():
+        try:
+            pids = self._reader.pids()
+        except ProcReadError:
+            return
+        for pid in pids:
             if pid not in self._seen:
                 self._seen[pid] = now
                 self.check(pid, "scan")
@@ -533,6 +568,7 @@ class ProcessTracker:
 __all__ = [
     "PREFIX",
     "ProcFs",
+    "ProcReadError",
     "ProcessTracker",
     "matches",
     "process_source",

@@ -202,3 +202,44 @@ def test_a_pid_namespace_without_its_own_proc_still_counts_and_sees_deaths(
     down = lines.get("DOWN")
     assert down is not None and down[0] == "False", out.stdout + out.stderr
     assert float(down[1]) < 50, f"death seen after {down[1]} ms (pidfd, not the scan)"
+
+
+def test_proc_unreadable_for_a_moment_is_not_a_death(
+    loop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE (or ENOMEM) while reading /proc used to read as "no such
+    process": the scan re-reads every counted PID, so one scan at the fd
+    limit dropped them all and a running HAProxy was reported down (FAULT,
+    a needless failover, or no VIP if the peer is down too)."""
+    exe = tmp_path / "pvrev_emfile2"
+    exe.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(exe), "30"])
+    events: Events = []
+    tr = ProcessTracker(
+        (VrrpTrackProcess("p", exe.name),),
+        lambda n, ok, v: events.append((n, ok, v)),
+        use_connector=False,
+        scan_interval=3600,
+    )
+    try:
+        assert _wait(loop, lambda: process_mod.ProcFs().comm(child.pid) == exe.name, 2)
+        loop.run_until_complete(tr.start())
+        assert events == [("process:p", True, 1)]
+
+        def emfile(*_a: object, **_k: object) -> None:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        with monkeypatch.context() as m:
+            m.setattr(process_mod, "open", emfile, raising=False)
+            m.setattr(os, "scandir", emfile)
+            tr.scan(full=True)
+            tr.discover()
+            tr.check(child.pid, "exec")
+        assert events == [("process:p", True, 1)]
+        tr.scan(full=True)  # readable again: still counted, and its death still seen
+        child.kill()
+        assert _wait(loop, lambda: events[-1][1] is False, 1.0), events
+    finally:
+        child.kill()
+        child.wait()
+        tr.stop()
