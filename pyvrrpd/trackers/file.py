@@ -15,8 +15,13 @@ the number ignored, no digits = 0); a missing, unreadable or empty file is 0;
 a number outside what keepalived accepts (beyond a C long, or outside
 -2^31..2^31) is logged and ignored, keeping the old value. A deleted or
 moved-away file is 0.
+Unwatched files are the one exception to "no polling": when inotify is
+unavailable (inotify_init1 EMFILE: fs.inotify.max_user_instances, 128 per
+user) or a file's directory is missing or was removed, the file is read
+every UNWATCHED_POLL seconds, and its directory watched again once it
+exists, so such a tracker follows the file late rather than never.
 Must not: do the arithmetic (value x weight, clamping, FAULT: pyvrrpd.core.tracking)
-or poll: every change comes from an inotify event.
+or poll a watched file: every change of those comes from an inotify event.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ WATCH_MASK = inotify.IN_CLOSE_WRITE | inotify.IN_DELETE | inotify.IN_MOVE
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1  # strtol on 64-bit Linux: ERANGE beyond
 # keepalived: "Invalid number ... - ignoring" outside INT32_MIN..INT32_MAX + 1
 VALUE_MIN, VALUE_MAX = -(2**31), 2**31
+UNWATCHED_POLL = 1.0  # seconds between reads of a file inotify does not watch
 
 
 def tracker_name(name: str) -> str:
@@ -212,6 +218,7 @@ class FileTracker:
         self._watched: list[_Watched] = []
         self._ino: inotify.Inotify | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._poll_task: asyncio.Task[None] | None = None
         self.changed_at: dict[str, float] = {}  # tracker name -> wall clock of the last change
 
     async def start(self) -> None:
@@ -232,6 +239,30 @@ class FileTracker:
             self._loop.add_reader(self._ino.fd, self._on_readable)
         for w in self._watched:
             self._read(w)
+        self._poll_task = self._loop.create_task(self._poll_unwatched())
+
+    async def _poll_unwatched(self) -> None:
+        """Read the files inotify does not watch; watch their directory once it exists."""
+        while True:
+            await asyncio.sleep(UNWATCHED_POLL)
+            for w in self._watched:
+                if w.wd is None:
+                    self._rewatch(w)
+                    self._read(w)
+
+    def _rewatch(self, w: _Watched) -> None:
+        if self._ino is None:
+            return
+        where = resolve_path(w.block.path)
+        if where is None:
+            return
+        try:
+            wd = self._ino.add_watch(where[1], WATCH_MASK)
+        except HostError:
+            return
+        w.path, w.directory, w.entry = where
+        w.wd, w.watch_error = wd, None
+        log.info("track_file_watched", track_file=w.block.name, path=w.path)
 
     def _watch(self, block: TrackFile) -> _Watched:
         where = resolve_path(block.path)
@@ -259,6 +290,9 @@ class FileTracker:
 
     def stop(self) -> None:
         """Stop watching and close the inotify fd."""
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            self._poll_task = None
         if self._ino is not None:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(self._ino.fd)

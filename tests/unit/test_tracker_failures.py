@@ -18,9 +18,13 @@ from typing import Any
 
 import pytest
 
-from pyvrrpd.config.model import VrrpTrackProcess
+from pyvrrpd.config.model import TrackFile, VrrpTrackProcess
+from pyvrrpd.io import inotify
+from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.pidfd import PidWatch
+from pyvrrpd.trackers import file as file_mod
 from pyvrrpd.trackers import process as process_mod
+from pyvrrpd.trackers.file import FileTracker
 from pyvrrpd.trackers.process import ProcessTracker
 
 Events = list[tuple[str, bool | None, int | None]]
@@ -243,3 +247,91 @@ def test_proc_unreadable_for_a_moment_is_not_a_death(
         child.kill()
         child.wait()
         tr.stop()
+
+
+# -------------------------------------------------- track_file: unwatched files
+
+
+class _Reports:
+    def __init__(self) -> None:
+        self.values: list[int | None] = []
+
+    def __call__(self, name: str, ok: bool | None, value: int | None) -> None:
+        self.values.append(value)
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+async def _until(cond: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await asyncio.sleep(0.005)
+    return bool(cond())
+
+
+def test_track_file_without_inotify_still_follows_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify_init1 failing (EMFILE: fs.inotify.max_user_instances, 128 per
+    user, is a known limit on hosts running many containers) used to leave
+    the tracker at its first value for ever: a weight-0 track_file stuck at
+    0 ("up") while the operator writes 1 to take the box out."""
+
+    def fail() -> None:
+        raise HostError("inotify_init1: Too many open files")
+
+    monkeypatch.setattr(inotify, "Inotify", fail)
+    monkeypatch.setattr(file_mod, "UNWATCHED_POLL", 0.05)
+    path = tmp_path / "v"
+    _write(path, "0\n")
+    rep = _Reports()
+    tr = FileTracker((TrackFile("f", str(path)),), rep)
+
+    async def scenario() -> None:
+        await tr.start()
+        try:
+            _write(path, "1\n")
+            assert await _until(lambda: rep.values[-1] == 1, 2.0), rep.values
+        finally:
+            tr.stop()
+
+    asyncio.run(scenario())
+    assert rep.values == [0, 1]
+
+
+def test_track_file_directory_created_or_recreated_later_is_watched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory missing at start (a /run/NAME a service creates later), or
+    removed and created again, used to leave the tracker at 0 for ever."""
+    monkeypatch.setattr(file_mod, "UNWATCHED_POLL", 0.05)
+    d = tmp_path / "d"
+    path = d / "v"
+    rep = _Reports()
+    tr = FileTracker((TrackFile("f", str(path)),), rep)
+
+    async def scenario() -> None:
+        await tr.start()
+        try:
+            assert rep.values == [0]
+            d.mkdir()
+            _write(path, "7\n")
+            assert await _until(lambda: rep.values[-1] == 7, 2.0), rep.values
+            assert "watch_error" not in tr.describe()["file:f"]
+            _write(path, "8\n")  # watched again: seen through inotify
+            assert await _until(lambda: rep.values[-1] == 8, 0.5), rep.values
+            path.unlink()
+            d.rmdir()
+            assert await _until(lambda: "watch_error" in tr.describe()["file:f"], 2.0)
+            d.mkdir()
+            _write(path, "3\n")
+            assert await _until(lambda: rep.values[-1] == 3, 5.0), rep.values
+        finally:
+            tr.stop()
+
+    asyncio.run(scenario())
