@@ -515,11 +515,9 @@ class ProcessTracker:
                     watch = PidWatch.open(
                         self._loop, pid, self.exited, local=local, proc_root=reader.root
                     )
-                if watch is not None:
-                    return watch
-                # Outside our PID namespace (no pidfd can name it): counted
-                # while /proc shows it, as keepalived does; the scan sees it go.
-                return None if reader.comm(pid) is not None else False
+                # None: outside our PID namespace (another container's process of
+                # the same name, which our own /proc would not list): not ours.
+                return watch or False
             return PidWatch.open(self._loop, pid, self.exited) or False
         except OSError as exc:  # EMFILE and the like: count it, unwatched
             if not quiet:

@@ -183,7 +183,8 @@ def test_a_pid_namespace_without_its_own_proc_still_counts_and_sees_deaths(
     """`unshare --pid --fork` without --mount-proc: /proc lists the parent
     namespace's PIDs. pidfd_open used to get those numbers in our namespace
     (ESRCH, or another process), so a running HAProxy was never counted: a
-    weight-0 tracker stuck down, the instance in FAULT, no VIP on this box."""
+    weight-0 tracker stuck down, the instance in FAULT, no VIP on this box.
+    A process outside the namespace is not ours: it stays uncounted."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare(1)")
     exe = tmp_path / "pvrev_pidns"
@@ -195,12 +196,19 @@ def test_a_pid_namespace_without_its_own_proc_still_counts_and_sees_deaths(
             f"not any(ProcFs().comm(p) == {exe.name!r} for p in ProcFs().pids())",
         )
     )
-    out = subprocess.run(
-        ["unshare", "--pid", "--fork", sys.executable, str(script), str(exe)],
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    # The same name outside the namespace (another container's HAProxy, which
+    # the namespace's own /proc would not list) must not count.
+    outside = subprocess.Popen([str(exe), "30"])
+    try:
+        out = subprocess.run(
+            ["unshare", "--pid", "--fork", sys.executable, str(script), str(exe)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    finally:
+        outside.kill()
+        outside.wait()
     lines = {ln.split()[0]: ln.split()[1:] for ln in out.stdout.splitlines() if ln[:1].isupper()}
     assert lines.get("START") == ["True", "1"], out.stdout + out.stderr
     down = lines.get("DOWN")
