@@ -252,6 +252,7 @@ class ProcessTracker:
         self._scan_interval = scan_interval
         self._need_cmdline = any(b.full_command for b in blocks)
         self._watches: dict[int, PidWatch | None] = {}  # counted pid -> its pidfd watch
+        self._nfds = 0  # watches in _watches that hold a pidfd (not None)
         self._seen: dict[int, float] = {}  # pid -> when first read
         self._conn: cnproc.ProcConnector | None = None
         self.connector = "off" if not use_connector else "pending"
@@ -298,6 +299,7 @@ class ProcessTracker:
             if w is not None:
                 w.close()
         self._watches.clear()
+        self._nfds = 0
         if self._conn is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._conn.fileno())
@@ -452,6 +454,7 @@ class ProcessTracker:
                     self.exited(pid)  # an unwatched one has exited (a zombie now)
                 return  # gone, or a zombie: never counted
             self._watches[pid] = None if isinstance(watch, bool) else watch
+            self._nfds += self._watches[pid] is not None
         changed = []
         for b in self._blocks:
             if b.name in now_in and pid not in b.pids:
@@ -461,17 +464,13 @@ class ProcessTracker:
                 b.pids.discard(pid)
                 changed.append(b)
         if not now_in and pid in self._watches:
-            w = self._watches.pop(pid)
-            if w is not None:
-                w.close()
+            self._unwatch(pid)
         for b in changed:
             self._settle(b, cause)
 
     def exited(self, pid: int) -> None:
         """`pid` has exited (its pidfd fired, or the connector said so)."""
-        w = self._watches.pop(pid, None)
-        if w is not None:
-            w.close()
+        self._unwatch(pid)
         hit = [b for b in self._blocks if pid in b.pids]
         for b in hit:
             b.pids.discard(pid)
@@ -496,13 +495,17 @@ class ProcessTracker:
                 self._seen[pid] = now
                 self.check(pid, "scan")
 
+    def _unwatch(self, pid: int) -> None:
+        w = self._watches.pop(pid, None)
+        if w is not None:
+            self._nfds -= 1
+            w.close()
+
     def _watch(self, pid: int, quiet: bool = False) -> PidWatch | bool | None:
         """A pidfd watch; False if the process is gone or already exited;
         None: counted unwatched (over MAX_PIDFDS, or pidfd_open failed)."""
-        if len(self._watches) >= MAX_PIDFDS and (
-            sum(w is not None for w in self._watches.values()) >= MAX_PIDFDS
-        ):
-            return None if self._reader.comm(pid) is not None else False
+        if self._nfds >= MAX_PIDFDS:
+            return None  # check() has just read it: it is there
         if self._watcher is not None:
             return self._watcher(pid, self.exited) or False
         assert self._loop is not None
