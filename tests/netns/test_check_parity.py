@@ -71,14 +71,14 @@ CASES: dict[str, tuple[str, int, int | None]] = {
         0,
         None,
     ),
-    # keepalived 2.2.7 accepts these; pyvrrpd cannot run them as keepalived would.
-    "refused_track_process": (
+    "track_process": (
         HEAD
         + "vrrp_track_process haproxy {\n  process haproxy\n}\n"
         + instance("  track_process {\n    haproxy\n  }\n"),
         0,
-        5,
+        None,
     ),
+    # keepalived 2.2.7 accepts these; pyvrrpd cannot run them as keepalived would.
     "refused_vrrp_version_3": (HEAD.replace("}\n", "  vrrp_version 3\n}\n") + instance(), 0, 5),
     "unknown_keyword": (HEAD + instance("  bogus_keyword 1\n"), 5, None),
     "newer_keepalived_keyword": (
