@@ -13,6 +13,10 @@ Here each box (priorities 100/90, weight 0) runs a stand-in `haproxy` (a
   the same /proc, is not in lb1's namespace and is not counted);
 - SIGKILL of lb1's stand-in puts the VIP on lb2 within Skew_Time + 100 ms
   (the death comes through the pidfd, not the 1 s scan).
+
+And, with each box's own /proc: both HAProxies dead leaves both boxes in
+FAULT and the VIP nowhere (keepalived does the same); the first to come
+back takes the VIP, and it is never on two boxes.
 """
 
 from __future__ import annotations
@@ -126,3 +130,56 @@ def test_pid_namespace_on_the_host_proc_counts_its_own_haproxy_and_fails_over(
     print(f"kill -> VIP on lb2: {moved * 1000:.0f} ms (bound {(SKEW_90 + 0.1) * 1000:.0f} ms)")
     assert moved <= SKEW_90 + 0.1
     assert _state(pair, "lb1") == "FAULT"
+
+
+def test_both_haproxies_dead_then_one_back_puts_the_vip_on_exactly_that_box(
+    tmp_path: Path,
+) -> None:
+    """Both boxes' HAProxy die (weight 0): both FAULT and no VIP, as keepalived
+    (nothing can serve). When lb2's comes back, the VIP goes to lb2 and only
+    there (sampled every 20 ms, never on two boxes), lb1 stays FAULT."""
+    from tests.netns._pidns import start_holder
+
+    with logged_pair_lan(tmp_path) as pair:
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        exe = bindir / "haproxy"
+        exe.symlink_to("/bin/sleep")
+        holders = {h: start_holder(pair, h) for h in ("lb1", "lb2")}
+        watch = AddrWatch({h: pair.ns(h) for h in ("lb1", "lb2")})
+        try:
+            standin = {
+                h: start_in(pair, f"{h}-haproxy", holders[h], [str(exe), "3600"]) for h in holders
+            }
+            for host, prio in (("lb1", 100), ("lb2", 90)):
+                conf = pair.workdir / f"{host}.conf"
+                conf.write_text(CONF.format(prio=prio, vip=VIP))
+                start_daemon(pair, host, holders[host], conf)
+            assert wait_for(lambda: set(watch.holders(VIP)) == {"lb1"}, 10.0, 0.05) is not None
+            assert wait_for(lambda: _state(pair, "lb2") == "BACKUP", 5.0, 0.05) is not None
+            for h in ("lb1", "lb2"):
+                os.kill(standin[h], signal.SIGKILL)
+            assert (
+                wait_for(lambda: _state(pair, "lb1") == _state(pair, "lb2") == "FAULT", 3.0, 0.02)
+                is not None
+            )
+            assert wait_for(lambda: not watch.holders(VIP), 1.0, 0.02) is not None
+            start_in(pair, "lb2-haproxy2", holders["lb2"], [str(exe), "3600"])
+            seen: set[tuple[str, ...]] = set()
+            t0 = time.monotonic()
+            moved = None
+            while time.monotonic() - t0 < 8.0:
+                now = tuple(sorted(watch.holders(VIP)))
+                seen.add(now)
+                if now == ("lb2",) and moved is None:
+                    moved = time.monotonic() - t0
+                if moved is not None and time.monotonic() - t0 > moved + 1.5:
+                    break
+                time.sleep(0.02)
+            assert moved is not None, f"VIP never came back:\n{pair.log('lb2')[-2000:]}"
+            # scan (<= 1 s) + Master_Down_Interval at priority 90 (3.65 s)
+            print(f"lb2's HAProxy back -> VIP on lb2: {moved:.2f} s")
+            assert seen <= {(), ("lb2",)}, seen
+            assert _state(pair, "lb1") == "FAULT"
+        finally:
+            watch.close()
