@@ -28,6 +28,14 @@ full_command (implied by parameters or param_match) it equals argv[0] of
 exact (all, nothing more), partial (the first n match exactly), initial (the
 last may be longer). Zombies never count.
 
+Failure modes: at most MAX_PIDFDS pidfds (the rest are counted, a zombie
+among them until it is reaped, and their deaths seen by the connector or
+the scan: a PID /proc stops listing has exited); /proc unreadable for a
+moment (EMFILE) is "unknown", never "gone"; an error in one scan does not
+end the scanning; a /proc of an ancestor PID namespace (`unshare --pid`
+without --mount-proc) is read through each process's NSpid line, and only
+processes of our PID namespace count, as our own /proc would show them.
+
 Delays as keepalived: a count change caused by a fork reaches the core after
 fork_delay, one caused by an exit after terminate_delay, if the quorum
 result still differs then; an exec, rename or scan is applied at once; a
@@ -397,7 +405,10 @@ class ProcessTracker:
     async def _scan_loop(self) -> None:
         while True:
             await asyncio.sleep(self._scan_interval)
-            self.scan()
+            try:
+                self.scan()
+            except Exception as exc:  # a bug must not end discovery for good
+                log.error("track_process_scan_error", error=repr(exc))
 
     def scan(self, full: bool = False) -> None:
         """Read the PIDs not seen before (and the young and the counted ones)."""

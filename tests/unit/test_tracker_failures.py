@@ -349,3 +349,39 @@ def test_track_file_directory_created_or_recreated_later_is_watched_again(
             tr.stop()
 
     asyncio.run(scenario())
+
+
+def test_an_error_in_one_scan_does_not_end_the_scanning(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The periodic scan is an asyncio task: an exception in one scan used to
+    end it silently, and without the connector (any netns) a restarted
+    HAProxy was then never found again: the tracker stuck down, no VIP."""
+    proc = _FakeProc({10: "haproxy"})
+    failures: list[Exception] = []
+    real_pids = proc.pids
+
+    def pids() -> list[int]:
+        if failures:
+            raise failures.pop()
+        return real_pids()
+
+    proc.pids = pids  # type: ignore[method-assign]
+
+    events: Events = []
+    tr = ProcessTracker(
+        (VrrpTrackProcess("p", "haproxy"),),
+        lambda n, ok, v: events.append((n, ok, v)),
+        reader=proc,
+        watcher=proc.watcher,  # type: ignore[arg-type]
+        use_connector=False,
+        scan_interval=0.02,
+    )
+    loop.run_until_complete(tr.start())
+    del proc.comms[10]
+    tr.exited(10)
+    assert events[-1] == ("process:p", False, 0)
+    failures.append(RuntimeError("a bug"))  # the next periodic scan fails
+    proc.comms[11] = "haproxy"  # restarted; only a scan can find it here
+    assert _wait(loop, lambda: events[-1] == ("process:p", True, 1), 1.0), events
+    tr.stop()
