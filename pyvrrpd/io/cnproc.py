@@ -55,6 +55,10 @@ _HEAD = _NLMSG.size + _CNMSG.size  # 36: proc_event starts here
 _U32X4 = struct.Struct("=IIII")
 _U32X2 = struct.Struct("=II")
 RECV_SIZE = 4096
+# Datagrams read per call: the loop comes back for the rest (the fd stays
+# readable). Under a fork bomb on many cores the queue may never drain, and a
+# read-until-EAGAIN would keep the loop (and its adverts) away for good.
+MAX_BATCH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +136,10 @@ class ProcConnector:
         return ev.what == PROC_EVENT_NONE and ev.ack == self.cookie + 1
 
     def recv_events(self) -> tuple[list[ProcEvent], bool]:
-        """Everything queued now, and whether events were lost (ENOBUFS)."""
+        """What is queued now, at most MAX_BATCH datagrams, and whether events
+        were lost (ENOBUFS)."""
         out: list[ProcEvent] = []
-        while True:
+        for _ in range(MAX_BATCH):
             try:
                 data, addr = self.sock.recvfrom(RECV_SIZE)
             except BlockingIOError:
@@ -148,6 +153,7 @@ class ProcConnector:
             ev = decode(data)
             if ev is not None:
                 out.append(ev)
+        return out, False
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ import asyncio
 import errno
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from pyvrrpd.config.model import TrackFile, VrrpTrackProcess
-from pyvrrpd.io import inotify
+from pyvrrpd.io import cnproc, inotify
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.pidfd import PidWatch
 from pyvrrpd.trackers import file as file_mod
@@ -385,3 +386,37 @@ def test_an_error_in_one_scan_does_not_end_the_scanning(
     proc.comms[11] = "haproxy"  # restarted; only a scan can find it here
     assert _wait(loop, lambda: events[-1] == ("process:p", True, 1), 1.0), events
     tr.stop()
+
+
+# ---------------------------------------------------- connector: event floods
+
+
+class _EndlessSock:
+    """A connector socket under a fork bomb: never empty (capped for the test)."""
+
+    def __init__(self) -> None:
+        body = struct.pack("=IIQ", cnproc.PROC_EVENT_EXEC, 0, 0) + struct.pack("=II", 7, 7)
+        cn = struct.pack("=IIIIHH", cnproc.CN_IDX_PROC, cnproc.CN_VAL_PROC, 0, 0, len(body), 0)
+        nl = struct.pack("=IHHII", 16 + len(cn) + len(body), 3, 0, 0, 0)
+        self.datagram = nl + cn + body
+        self.reads = 0
+
+    def recvfrom(self, _size: int) -> tuple[bytes, tuple[int, int]]:
+        self.reads += 1
+        if self.reads > 200_000:
+            raise BlockingIOError
+        return self.datagram, (0, 1)
+
+
+def test_a_connector_flood_is_read_in_bounded_batches() -> None:
+    """recv_events read until EAGAIN: with more cores forking than we can
+    read, one callback never returned, the loop sent no advert, and the peer
+    took the VIP while this box still held it. Now one call reads at most
+    MAX_BATCH datagrams and the loop comes back for the rest."""
+    conn = object.__new__(cnproc.ProcConnector)
+    sock = _EndlessSock()
+    conn.sock = sock  # type: ignore[assignment]
+    events, lost = conn.recv_events()
+    assert not lost
+    assert events and events[0].what == cnproc.PROC_EVENT_EXEC and events[0].pid == 7
+    assert len(events) == sock.reads == cnproc.MAX_BATCH
