@@ -269,9 +269,9 @@ class FileTracker:
         if where is None:
             # keepalived drops the tracker ("Track file directory for X does
             # not exist - removing"); pyvrrpd keeps it at the missing file's
-            # value, 0, and says so.
+            # value, 0, says so, and watches it once the directory exists.
             w = _Watched(block, block.path, os.path.dirname(block.path), "")
-            w.watch_error = "directory does not exist; not watched"
+            w.watch_error = "directory does not exist; read every second until it does"
             log.error(
                 "track_file_unwatched", track_file=block.name, path=block.path, error=w.watch_error
             )
@@ -279,12 +279,12 @@ class FileTracker:
         path, directory, entry = where
         w = _Watched(block, path, directory, entry)
         if self._ino is None:
-            w.watch_error = "inotify unavailable; not watched"
+            w.watch_error = "inotify unavailable; read every second"
             return w
         try:
             w.wd = self._ino.add_watch(directory, WATCH_MASK)
         except HostError as exc:
-            w.watch_error = f"not watched: {exc}"
+            w.watch_error = f"not watched ({exc}); read every second"
             log.error("track_file_unwatched", track_file=block.name, path=path, error=str(exc))
         return w
 
@@ -335,7 +335,7 @@ class FileTracker:
             for w in self._watched:
                 if w.wd == ev.wd:
                     w.wd = None
-                    w.watch_error = "directory removed; not watched any more"
+                    w.watch_error = "directory removed; read every second until it is back"
                     log.error("track_file_unwatched", track_file=w.block.name, error=w.watch_error)
                     w.read_error = "directory removed"
                     self._set(w, 0)

@@ -258,7 +258,10 @@ def test_missing_directory_is_reported_not_raised(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert h.reports == [("file:tf", True, 0)]
-    assert h.tracker.describe()["file:tf"]["watch_error"] == "directory does not exist; not watched"
+    assert (
+        h.tracker.describe()["file:tf"]["watch_error"]
+        == "directory does not exist; read every second until it does"
+    )
 
 
 def test_directory_removed(tmp_path: Path) -> None:
