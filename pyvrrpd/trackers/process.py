@@ -269,6 +269,7 @@ class ProcessTracker:
         self._last_full = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.scans = 0
+        self.scan_error: str | None = None  # why /proc could not be listed, while it lasts
 
     # -- lifecycle (the TrackerSource contract) -----------------------------
 
@@ -322,6 +323,7 @@ class ProcessTracker:
                 "quorum": b.cfg.quorum,
                 "quorum_max": b.cfg.quorum_max,
                 "connector": self.connector,
+                **({"scan_error": self.scan_error} if self.scan_error else {}),
             }
             for b in self._blocks
         }
@@ -422,8 +424,13 @@ class ProcessTracker:
             pids = self._reader.pids()
         except ProcReadError as exc:
             # Not "no processes": nothing to conclude until /proc reads again.
-            log.warning("track_process_scan_failed", error=str(exc))
+            if self.scan_error is None:  # once, not every second
+                log.warning("track_process_scan_failed", error=str(exc))
+            self.scan_error = str(exc)
             return
+        if self.scan_error is not None:
+            log.info("track_process_scan_recovered")
+            self.scan_error = None
         # A counted process without a pidfd (over MAX_PIDFDS, pidfd_open
         # failed) is taken out when /proc stops listing it: nothing else
         # would, and a dead HAProxy would count as running for ever.

@@ -252,10 +252,13 @@ def test_proc_unreadable_for_a_moment_is_not_a_death(
             m.setattr(process_mod, "open", emfile, raising=False)
             m.setattr(os, "scandir", emfile)
             tr.scan(full=True)
+            tr.scan()
             tr.discover()
             tr.check(child.pid, "exec")
+            assert "Too many open files" in str(tr.describe()["process:p"]["scan_error"])
         assert events == [("process:p", True, 1)]
         tr.scan(full=True)  # readable again: still counted, and its death still seen
+        assert "scan_error" not in tr.describe()["process:p"]
         child.kill()
         assert _wait(loop, lambda: events[-1][1] is False, 1.0), events
     finally:
