@@ -158,6 +158,7 @@ class _Watched:
     watch_error: str | None = None  # why the directory is not watched
     read_error: str | None = None  # why the last read found nothing (the value is then 0)
     reported: bool = False
+    polled: tuple[bytes, str | None] | None = None  # what the last read found
 
 
 def resolve_path(path: str) -> tuple[str, str, str] | None:
@@ -248,6 +249,11 @@ class FileTracker:
             for w in self._watched:
                 if w.wd is None:
                     self._rewatch(w)
+                    # Only a change is handled (an invalid number is logged
+                    # once, not every second).
+                    _value, error, data = read_value(w.path)
+                    if w.wd is None and (data, error) == w.polled:
+                        continue
                     self._read(w)
 
     def _rewatch(self, w: _Watched) -> None:
@@ -353,6 +359,7 @@ class FileTracker:
 
     def _read(self, w: _Watched) -> None:
         value, w.read_error, data = read_value(w.path)
+        w.polled = (data, w.read_error)
         if value is None:
             log.warning(
                 "track_file_invalid",

@@ -423,3 +423,42 @@ def test_a_connector_flood_is_read_in_bounded_batches() -> None:
     assert not lost
     assert events and events[0].what == cnproc.PROC_EVENT_EXEC and events[0].pid == 7
     assert len(events) == sock.reads == cnproc.MAX_BATCH
+
+
+def test_an_unwatched_file_with_junk_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-second read of an unwatched file must not log an invalid
+    number every second (journald floods)."""
+    warnings: list[str] = []
+
+    class _Log:
+        def warning(self, event: str, **_k: object) -> None:
+            warnings.append(event)
+
+        def info(self, event: str, **_k: object) -> None:
+            pass
+
+        error = info
+
+    monkeypatch.setattr(file_mod, "log", _Log())
+    monkeypatch.setattr(file_mod, "UNWATCHED_POLL", 0.02)
+
+    def fail() -> None:
+        raise HostError("inotify_init1: Too many open files")
+
+    monkeypatch.setattr(inotify, "Inotify", fail)
+    path = tmp_path / "v"
+    _write(path, "99999999999999999999\n")  # beyond a C long: ignored
+    rep = _Reports()
+    tr = FileTracker((TrackFile("f", str(path)),), rep)
+
+    async def scenario() -> None:
+        await tr.start()
+        await asyncio.sleep(0.3)  # ~15 reads
+        _write(path, "2\n")
+        assert await _until(lambda: rep.values[-1] == 2, 1.0), rep.values
+        tr.stop()
+
+    asyncio.run(scenario())
+    assert warnings.count("track_file_invalid") == 1
