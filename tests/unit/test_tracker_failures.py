@@ -462,3 +462,64 @@ def test_an_unwatched_file_with_junk_is_logged_once(
 
     asyncio.run(scenario())
     assert warnings.count("track_file_invalid") == 1
+
+
+# ------------------------------------------------ shutdown: nothing after stop
+
+
+def test_no_source_reports_after_stop(tmp_path: Path) -> None:
+    """The daemon stops the sources before it resigns: a report after stop()
+    (a delayed process change, a probe in flight, a file event) would reach
+    routers that are shutting down."""
+    from pyvrrpd.config.model import TrackHttp
+    from pyvrrpd.io.httpprobe import ProbeResult
+    from pyvrrpd.trackers.http import HttpTracker
+
+    after: list[str] = []
+    stopped = False
+
+    def record(name: str, _ok: bool | None, _v: int | None) -> None:
+        if stopped:
+            after.append(name)
+
+    proc = _FakeProc({10: "haproxy"})
+    ptr = ProcessTracker(
+        (VrrpTrackProcess("p", "haproxy", terminate_delay=0.05),),
+        record,
+        reader=proc,
+        watcher=proc.watcher,  # type: ignore[arg-type]
+        use_connector=False,
+        scan_interval=0.01,
+    )
+    path = tmp_path / "v"
+    _write(path, "0\n")
+    ftr = FileTracker((TrackFile("f", str(path)),), record)
+    flip = [True]
+
+    async def probe(_b: TrackHttp) -> ProbeResult:
+        await asyncio.sleep(0.03)  # in flight when stop() comes
+        flip[0] = not flip[0]
+        return ProbeResult(flip[0], 200, "200", 0.03)
+
+    htr = HttpTracker(
+        [TrackHttp("h", "http://127.0.0.1/", host="127.0.0.1", interval=0.01, timeout=0.05)],
+        record,
+        probe,
+    )
+
+    async def scenario() -> None:
+        nonlocal stopped
+        for src in (ptr, ftr, htr):
+            await src.start()
+        del proc.comms[10]
+        ptr.exited(10)  # down after terminate_delay: pending at stop()
+        await asyncio.sleep(0.015)
+        for src in (ptr, ftr, htr):
+            src.stop()
+        stopped = True
+        _write(path, "5\n")
+        proc.comms[11] = "haproxy"
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert after == []
