@@ -64,7 +64,7 @@ from pyvrrpd.lab.floodmeasure import (
     steer_rx,
     with_children,
 )
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns._pair import PLAIN_CONF, VIP, Pair, pair_lan, wait_for
 
 KEEPALIVED = "/usr/sbin/keepalived"

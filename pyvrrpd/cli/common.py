@@ -20,12 +20,12 @@ Must not: start anything or touch the network beyond looking interfaces up.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.config.model import Config, Diagnostic, Severity, SourceLoc, VrrpScript
+from pyvrrpd.io.ifexist import interface_findings
 
 CHK_OK = 0
 CHK_FATAL = 4
@@ -79,32 +79,6 @@ def check_config(path: str, config_id: str | None = None, *, host: bool = True) 
     else:
         code = CHK_OK
     return CheckResult(code, cfg, everything)
-
-
-def interface_findings(cfg: Config) -> Iterator[Diagnostic]:
-    """Instances whose interface does not exist in this network namespace.
-
-    keepalived 2.2.7 reports "WARNING - interface X for vrrp_instance V
-    doesn't exist" (exit 5) and will not start, unless `dynamic_interfaces`
-    is set. `-t` gives keepalived's answer; pyvrrpd itself starts and holds
-    those instances in FAULT until the interface appears (shell/statics.py).
-    """
-    if cfg.global_defs.dynamic_interfaces:
-        return
-    for inst in cfg.instances:
-        name = inst.interface
-        if not name:
-            continue
-        try:
-            socket.if_nametoindex(name)
-        except OSError:
-            yield _diag(
-                inst.loc,
-                f"interface {name} for vrrp_instance {inst.name} does not exist here: "
-                "keepalived would not start (set dynamic_interfaces);"
-                " pyvrrpd starts and waits for it in FAULT",
-                severity=Severity.ERROR,
-            )
 
 
 def _scripts(cfg: Config) -> Iterator[tuple[str, VrrpScript, bool]]:
@@ -252,7 +226,7 @@ def control_socket_for(pid_file: str | None) -> str:
     /run/ka1.pyvrrpd.sock. keepalived's default pid file keeps pyvrrpd's
     default socket, so plain `pyvrrpd status` finds a plain compat daemon.
     """
-    from pyvrrpd.shell.control import DEFAULT_SOCKET
+    from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
 
     if not pid_file or os.path.abspath(pid_file) == KEEPALIVED_PID:
         return DEFAULT_SOCKET

@@ -27,7 +27,7 @@ from pyvrrpd.cli.common import (
     keepalived_pid_files,
 )
 from pyvrrpd.cli.main import EXIT_FATAL, EXIT_OK, preflight, run_daemon
-from pyvrrpd.shell.control import DEFAULT_SOCKET
+from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
 
 
 class _Signum(argparse.Action):
@@ -253,6 +253,6 @@ def keepalived_entry(argv: list[str]) -> int:
         release_on_stop=not args.dont_release_vrrp,
         # -s also names the USR1 dump (with data_use_instance).
         namespace=args.namespace,
-        keepalived=True,  # Keepalived_vrrp, keepalived's log lines (shell/logsetup.py)
+        keepalived=True,  # Keepalived_vrrp, keepalived's log lines (shell/ops/logsetup.py)
         config_id=args.config_id,
     )

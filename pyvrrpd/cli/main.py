@@ -23,7 +23,7 @@ from pyvrrpd.config.model import Config
 if TYPE_CHECKING:
     from pyvrrpd.cli.common import CheckResult
 from pyvrrpd.io.errors import HostError
-from pyvrrpd.shell.control import DEFAULT_SOCKET, query
+from pyvrrpd.shell.ops.control import DEFAULT_SOCKET, query
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
@@ -114,8 +114,8 @@ def run_daemon(
     config_id: str | None = None,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
-    from pyvrrpd.shell import logsetup
     from pyvrrpd.shell.daemon import Daemon
+    from pyvrrpd.shell.ops import logsetup
     from pyvrrpd.shell.signals import block_fault_signals
 
     # `keepalived`: the compat command's log look (Keepalived_vrrp, keepalived's lines).
@@ -305,7 +305,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_release(args: argparse.Namespace) -> int:
     """Undo what a dead daemon installed (cli/release.py)."""
     from pyvrrpd.cli.release import run as release_run
-    from pyvrrpd.shell.runstate import state_file_for
+    from pyvrrpd.shell.ops.runstate import state_file_for
 
     path = args.state_file
     if path is None:

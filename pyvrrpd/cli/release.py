@@ -1,7 +1,7 @@
 """`pyvrrpd release-vips`: undo what a dead daemon left on the host.
 
 Owns: reading the run-state record a daemon keeps under /run
-(pyvrrpd/shell/runstate.py), refusing while that daemon still runs, and
+(pyvrrpd/shell/ops/runstate.py), refusing while that daemon still runs, and
 undoing exactly what it recorded: a priority-0 advert for each instance that
 was MASTER or still has a VIP here (RFC 3768 6.4.3: the backup then takes
 over after its Skew_Time instead of Master_Down_Interval), then the VIPs,
@@ -37,7 +37,7 @@ from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.io.nft import Nft
 from pyvrrpd.io.routes import Routes
 from pyvrrpd.io.vrrp_socket import SendTarget, VrrpSocket
-from pyvrrpd.shell import runstate
+from pyvrrpd.shell.ops import runstate
 from pyvrrpd.wire.ah import build_ah_datagram
 
 #: Added to the AH sequence number estimate: anti-replay wants a number above
@@ -100,7 +100,7 @@ async def _advert(
         out.error(f"{name}: no priority-0 advert: {exc}")
         return
     # The daemon's socket address: a vmac's adverts carry the base interface's
-    # address (shell/vmac.py), so the recorded one first, the link's if it is gone.
+    # address (shell/host/vmac.py), so the recorded one first, the link's if it is gone.
     recorded = IPv4Address(rec["source"]) if rec.get("source") else None
     local = recorded is not None and await _is_local(nl, recorded)
     source = recorded if local else link.primary_ip
@@ -184,7 +184,7 @@ async def release(record: dict[str, Any]) -> Outcome:
         for name, rec in instances.items():
             if rec["state"] == "MASTER" or present[name]:
                 await _advert(nl, name, rec, {v[0] for v in rec["vips"]}, out)
-        # virtual_routes/rules out before the VIPs (shell/statics.py VirtualRoutes).
+        # virtual_routes/rules out before the VIPs (shell/host/statics.py VirtualRoutes).
         for name, rec in instances.items():
             if rec["state"] == "MASTER" or present[name]:
                 await _routes(nl, name, rec.get("routes", []), out)

@@ -174,7 +174,7 @@ class GlobalDefs:
     vrrp_notify_priority_changes: bool = False
     smtp_alert_vrrp: bool | None = None
     no_email_faults: bool = False
-    # Every instance's state line written to the FIFOs after a reload (shell/reloader.py).
+    # Every instance's state line written to the FIFOs after a reload (shell/ops/reloader.py).
     fifo_write_vrrp_states_on_reload: bool = False
     # Accept mode's firewall and strict mode (pyvrrpd.config.strict): vrrp_strict,
     # nftables [TABLE] (None: not configured; `keepalived` is used when needed),
@@ -245,7 +245,7 @@ class VirtualIP:
 class VmacConfig:
     """`use_vmac [NAME] [MAC]`, `vmac_xmit_base` and `use_vmac_addr` of one instance.
 
-    Resolved by pyvrrpd/config/vmac.py; the interfaces are made by pyvrrpd/shell/vmac.py.
+    Resolved by pyvrrpd/config/vmac.py; the interfaces are made by pyvrrpd/shell/host/vmac.py.
     """
 
     enabled: bool = False  # `use_vmac` given

@@ -165,7 +165,7 @@ def _build(lexed: LexResult) -> Config:
         diagnostics = (*diagnostics[:MAX_DIAGNOSTICS], summary)
     if rep.has_errors:
         raise ConfigError(diagnostics, partial=config)
-    # Absolute: a reload (shell/reloader.py) reads the main file again after
+    # Absolute: a reload (shell/ops/reloader.py) reads the main file again after
     # the `keepalived` compat daemon has changed to / (cli/keepalived.py).
     files = tuple(os.path.abspath(f) for f in lexed.files)
     return replace(config, warnings=diagnostics, files=files)

@@ -17,7 +17,7 @@ keepalived reports most strict-mode conflicts as configuration errors and
 then runs with the value reset; pyvrrpd warns with the same text and runs the
 same way, so a mixed pair agrees. The two conflicts keepalived refuses to run
 with (no VIP, unicast peers) are errors here too.
-Must not: touch the firewall (pyvrrpd.shell.firewall does, at run time).
+Must not: touch the firewall (pyvrrpd.shell.host.firewall does, at run time).
 """
 
 from __future__ import annotations

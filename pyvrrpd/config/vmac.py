@@ -4,7 +4,7 @@ Owns: reading these keywords into the draft and resolving them, with
 keepalived 2.2.7's rules (vrrp_parser.c ``vrrp_vmac_handler``, vrrp.c
 ``vrrp_complete_instance``), into the instance's :class:`VmacConfig`.
 Must not: look at the host's interfaces (whether a name is free is decided at
-start by pyvrrpd.shell.vmac, where keepalived decides it too).
+start by pyvrrpd.shell.host.vmac, where keepalived decides it too).
 
 keepalived's reading, followed here:
 

@@ -313,7 +313,7 @@ class VirtualRouter:
         self._expect = self._make_expect()
 
     def reconfigure(self, config: RouterConfig, now: float) -> list[Action]:
-        """Take a reloaded config in place (SIGHUP; shell/reload.py), keeping state.
+        """Take a reloaded config in place (SIGHUP; shell/ops/reload.py), keeping state.
 
         keepalived's reload (keepalived.md 4.4) keeps a MASTER a MASTER: no
         election, no advert missed (Adver_Timer keeps its phase; a shorter

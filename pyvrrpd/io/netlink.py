@@ -60,7 +60,7 @@ _EVENT_SOCKET_DEAD = {errno.ENOBUFS, errno.ECONNRESET, errno.EBADF, errno.ECOMM}
 
 #: Seconds a netlink command may take before it counts as hung. A healthy
 #: kernel answers in well under a millisecond; 1 s leaves room for a loaded
-#: host while a hung VIP add still gives up (shell/vips.py) and lets the peer
+#: host while a hung VIP add still gives up (shell/host/vips.py) and lets the peer
 #: take over inside Master_Down_Interval + 0.5 s.
 COMMAND_TIMEOUT = 1.0
 

@@ -20,14 +20,14 @@ at stop. `nftables_priority` sets the chains' priority and
 `nftables_counters` adds a counter to both rules.
 
 Deadlines: a transition's run (`add`/`remove` of set elements) gets
-NFT_TIMEOUT, kept below shell/vips.py GIVE_UP_AFTER (two attempts fit in
+NFT_TIMEOUT, kept below shell/host/vips.py GIVE_UP_AFTER (two attempts fit in
 it), so a hung nft makes the instance give up, and the peer take over, as
 fast as a hung netlink call would. Table creation and deletion at start and
 stop, when nobody waits for a VIP, get NFT_TABLE_TIMEOUT.
 
 No Python binding is used: the command keeps the daemon free of a C library
 dependency, and one `nft -f -` run is one atomic batch. Must not decide when
-addresses go in or out (pyvrrpd.shell.firewall does) and never raises
+addresses go in or out (pyvrrpd.shell.host.firewall does) and never raises
 anything but HostError, with a one-line message.
 """
 

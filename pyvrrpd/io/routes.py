@@ -7,7 +7,7 @@ deletes are idempotent: EEXIST on add and ESRCH/ENOENT on delete mean the
 kernel is already as wanted (measured with pyroute2 0.9.7 on Linux 6.x).
 :class:`RouteMonitor` reports deletions of routes and rules with protocol
 `keepalived` (18), the ones keepalived (and pyvrrpd) install and track.
-Must not: decide when (pyvrrpd.shell.statics does), log, or let anything but
+Must not: decide when (pyvrrpd.shell.host.statics does), log, or let anything but
 HostError escape.
 """
 

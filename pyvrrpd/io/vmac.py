@@ -6,7 +6,7 @@ interfaces behind keepalived's ``use_vmac`` (through the daemon's
 deadline), and the ``/proc/sys`` switches keepalived sets around them.
 
 Must not: decide which interfaces to create, adopt or delete (that is
-``pyvrrpd.shell.vmac``), or let an OS/netlink error escape as anything but a
+``pyvrrpd.shell.host.vmac``), or let an OS/netlink error escape as anything but a
 one-line :class:`~pyvrrpd.io.errors.HostError`.
 
 keepalived 2.2.7 facts this follows (vrrp_vmac.c ``netlink_link_add_vmac``,

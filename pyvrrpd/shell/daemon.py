@@ -42,24 +42,25 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.netlink import LinkEvent, LinkInfo, LinkMonitor, Netlink
 from pyvrrpd.io.vrrp_socket import VrrpSocket
-from pyvrrpd.shell import priority, sdnotify, signals
-from pyvrrpd.shell.ahsend import close_ah_socket, refilter_ah_socket, sync_ah_socket
-from pyvrrpd.shell.control import ControlServer
+from pyvrrpd.shell import priority, signals
 from pyvrrpd.shell.executor import Executor
 from pyvrrpd.shell.faults import FaultSocket
 from pyvrrpd.shell.faults import from_environment as faults_from_environment
+from pyvrrpd.shell.host.ahsend import close_ah_socket, refilter_ah_socket, sync_ah_socket
+from pyvrrpd.shell.host.statics import HostExtras
+from pyvrrpd.shell.host.unicast import duplicate_vrid, resolve_interfaces, send_target
+from pyvrrpd.shell.host.vips import VipSet
+from pyvrrpd.shell.host.vmac import VmacManager
 from pyvrrpd.shell.instance import Instance, Interface, router_config, without_trackers
-from pyvrrpd.shell.notify import Notifier
-from pyvrrpd.shell.pidfile import PidFiles
+from pyvrrpd.shell.ops import sdnotify
+from pyvrrpd.shell.ops.control import ControlServer
+from pyvrrpd.shell.ops.notify import Notifier
+from pyvrrpd.shell.ops.pidfile import PidFiles
+from pyvrrpd.shell.ops.runstate import RunState, state_file_for
 from pyvrrpd.shell.reaper import Reaper
-from pyvrrpd.shell.runstate import RunState, state_file_for
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
-from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.shell.syncgroups import SyncGroups
 from pyvrrpd.shell.timerheap import TimerHeap
-from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces, send_target
-from pyvrrpd.shell.vips import VipSet
-from pyvrrpd.shell.vmac import VmacManager
 from pyvrrpd.trackers import registry
 from pyvrrpd.trackers.base import TrackerSource, tracker_kind
 from pyvrrpd.trackers.interface import InterfaceTracker
@@ -89,9 +90,9 @@ class Daemon:
         self.pid_files = PidFiles(list(pid_files))
         # keepalived -V: leave VIPs in place (and send no priority 0) on stop.
         self.release_on_stop = release_on_stop
-        # keepalived -s: names the USR1 dump with data_use_instance (shell/dumps.py).
+        # keepalived -s: names the USR1 dump with data_use_instance (shell/ops/dumps.py).
         self.namespace = namespace
-        # keepalived -i ID: the `@ID` lines a reload selects (shell/reloader.py).
+        # keepalived -i ID: the `@ID` lines a reload selects (shell/ops/reloader.py).
         self.config_id: str | None = None
         self.instances: list[Instance] = []
         self.by_name: dict[str, Instance] = {}
@@ -115,14 +116,14 @@ class Daemon:
         # Per tracker name: the last (ok, value) reported and when it changed
         # (wall clock), for status and to brief routers made by a reload.
         self._tracker_seen: dict[str, tuple[bool | None, int | None, float]] = {}
-        # static_*, virtual_routes/rules, no_accept firewall (shell/statics.py)
+        # static_*, virtual_routes/rules, no_accept firewall (shell/host/statics.py)
         self._extras: HostExtras | None = None
-        self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/vmac.py)
+        self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/host/vmac.py)
         self._executor = Executor(self.garp_senders)
         # A MASTER whose adverts reach nobody resigns (shell/executor.py); later,
         # never inside the _feed that sent them.
         self._executor.on_silent = lambda inst, reason: self._soon(self._host_fault, inst, reason)
-        # notify_* hooks, notify FIFOs and smtp_alert mails (shell/notify.py).
+        # notify_* hooks, notify FIFOs and smtp_alert mails (shell/ops/notify.py).
         self.notifier = Notifier(
             config.global_defs,
             {i.name: i.notify for i in config.instances},
@@ -133,8 +134,8 @@ class Daemon:
         self.syncgroups = SyncGroups(config, self.by_name, self._carry_out, self.notifier)
         # Test-only fault injection (pyvrrpd.shell.faults): None in normal runs.
         self._faults: FaultSocket | None = faults_from_environment()
-        # What we installed, under /run for `release-vips` (shell/runstate.py);
-        # systemd's notify socket and watchdog (shell/sdnotify.py).
+        # What we installed, under /run for `release-vips` (shell/ops/runstate.py);
+        # systemd's notify socket and watchdog (shell/ops/sdnotify.py).
         self._runstate: RunState | None = None
         self._watchdog: sdnotify.Watchdog | None = None
 
@@ -198,8 +199,8 @@ class Daemon:
         self._spawn(self.reload(), name="reload")
 
     async def reload(self) -> dict[str, Any]:
-        """SIGHUP / `pyvrrpd reload`: apply the config file again (shell/reloader.py)."""
-        from pyvrrpd.shell import reloader
+        """SIGHUP / `pyvrrpd reload`: apply the config file again (shell/ops/reloader.py)."""
+        from pyvrrpd.shell.ops import reloader
 
         async with self._reload_lock:  # one at a time: a second HUP waits its turn
             sdnotify.reloading()  # systemd: reloading until the next READY=1
@@ -218,12 +219,12 @@ class Daemon:
             self._netlink.inject = self._faults.injector.netlink
         # The monitor first: its snapshot is the kernel view status reports.
         self._monitor = await LinkMonitor.open()
-        # An instance may omit `interface` when unicast_src_ip is set (shell/unicast.py).
+        # An instance may omit `interface` when unicast_src_ip is set (shell/host/unicast.py).
         self.config = resolve_interfaces(self.config, self._monitor.has_address)
-        dup = duplicate_vrid(self.config)  # resolved interfaces may collide (shell/unicast.py)
+        dup = duplicate_vrid(self.config)  # resolved interfaces may collide (shell/host/unicast.py)
         if dup is not None:
             raise HostError(dup)
-        # use_vmac: the macvlans exist before their interfaces are linked (shell/vmac.py).
+        # use_vmac: the macvlans exist before their interfaces are linked (shell/host/vmac.py).
         self._vmacs = VmacManager(self.config)
         await self._vmacs.start(self._netlink)
         self._extras = HostExtras(self.config, self._netlink)
@@ -246,7 +247,7 @@ class Daemon:
         for name in list(self.interfaces):
             await self._relink(name, initial=True)
         self._record_host()
-        # A missing interface is logged; its instances wait in FAULT (shell/statics.py).
+        # A missing interface is logged; its instances wait in FAULT (shell/host/statics.py).
         present = {n: i.link is not None for n, i in self.interfaces.items()}
         await self._extras.check_interfaces(present)
         await self._extras.install()  # static_ipaddress, static_routes, static_rules
@@ -261,7 +262,7 @@ class Daemon:
             await source.start()
         self.notifier.start()
         self._spawn(self._watch_links())
-        self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/statics.py)
+        self._spawn(self._extras.watch())  # tracked routes/rules put back (shell/host/statics.py)
         if self.control_path:
             self._control = ControlServer(self.control_path, self.status, reload=self.reload)
             await self._control.start()
@@ -507,7 +508,7 @@ class Daemon:
                 return
             link = None
         if link is not None and self._vmacs:
-            # Adverts from a vmac carry the base interface's address (shell/vmac.py).
+            # Adverts from a vmac carry the base interface's address (shell/host/vmac.py).
             link = await self._vmacs.with_source(self._netlink, ifname, link, self._vip_addresses)
         old = iface.link
         iface.link = link
@@ -683,7 +684,7 @@ class Daemon:
         assert self._timers is not None
         self._timers.set(("vr", inst.name), inst.router.next_deadline())
         if self._runstate is not None and any(isinstance(a, StateChanged) for a in actions):
-            self._runstate.instance(inst)  # before the VIPs go in (shell/runstate.py)
+            self._runstate.instance(inst)  # before the VIPs go in (shell/ops/runstate.py)
         if actions:
             self._executor.run(inst, actions)
             if any(isinstance(a, (MasterSeen, StateChanged)) for a in actions):
@@ -742,7 +743,7 @@ class Daemon:
             st = inst.router.status()
             d = st.as_dict()
             d["interface"] = inst.cfg.interface
-            # Accept mode off: traffic to the VIPs is dropped while MASTER (shell/firewall.py).
+            # Accept mode off: traffic to the VIPs is dropped while MASTER (shell/host/firewall.py).
             d["accept"], d["strict_mode"] = inst.cfg.accept, inst.cfg.strict_mode
             d["vips"] = [str(v) for v in inst.cfg.virtual_ipaddress]
             d["excluded_vips"] = [str(v) for v in inst.cfg.virtual_ipaddress_excluded]

@@ -45,10 +45,10 @@ from pyvrrpd.core.state import State
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.garp import GarpSender
 from pyvrrpd.io.vrrp_socket import AdvertNotSent
-from pyvrrpd.shell.ahsend import send_ah_advert
+from pyvrrpd.shell.host.ahsend import send_ah_advert
 from pyvrrpd.shell.instance import Instance
-from pyvrrpd.shell.katext import lead_in
-from pyvrrpd.shell.notify import Notifier
+from pyvrrpd.shell.ops.katext import lead_in
+from pyvrrpd.shell.ops.notify import Notifier
 from pyvrrpd.shell.ratelimit import RateLimiter
 from pyvrrpd.wire.vrrp import encode_advert
 
@@ -84,7 +84,7 @@ class Executor:
         self._garp = garp_senders
         self._limit = RateLimiter(PER_PACKET_EVERY, clock)
         self._drops = RateLimiter(DROP_WARN_EVERY, clock)
-        #: notify hooks, FIFO lines and mails (shell/notify.py); None: none configured
+        #: notify hooks, FIFO lines and mails (shell/ops/notify.py); None: none configured
         self.notifier: Notifier | None = None
         #: Called (instance, reason) when a MASTER went SILENT_ROUNDS advert
         #: rounds without reaching anyone; the daemon feeds it a HostFault.
@@ -150,7 +150,7 @@ class Executor:
             sock = inst.iface.sock
             if sock is None:
                 raise AdvertNotSent(f"no VRRP socket on {inst.cfg.interface!r} (interface missing)")
-            if inst.router.ah_seq is not None:  # auth_type AH (shell/ahsend.py)
+            if inst.router.ah_seq is not None:  # auth_type AH (shell/host/ahsend.py)
                 if inst.iface.ah_sock is None:
                     raise AdvertNotSent(f"no AH socket on {inst.cfg.interface!r}")
                 send_ah_advert(inst, priority)

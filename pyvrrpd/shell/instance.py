@@ -22,7 +22,7 @@ from pyvrrpd.io.ifmtu import interface_mtu
 from pyvrrpd.io.netlink import LinkInfo
 from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
-from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.shell.host.vips import VipSet
 from pyvrrpd.trackers import registry
 from pyvrrpd.trackers.interface import interface_specs
 from pyvrrpd.trackers.srcip import srcip_specs
@@ -125,7 +125,7 @@ class Interface:
     fast_key: tuple[tuple[int, IPv4Address | None], ...] = ()
     refiltered_at: float = float("-inf")
     refilter_pending: bool = False
-    #: the protocol-51 socket for `auth_type AH` instances (shell/ahsend.py)
+    #: the protocol-51 socket for `auth_type AH` instances (shell/host/ahsend.py)
     ah_sock: AhSocket | None = None
 
 
@@ -141,7 +141,7 @@ class Instance:
     drops_since_warn: dict[str, int] = field(default_factory=dict)
     #: internal errors caught while this instance handled an event
     internal_errors: int = 0
-    #: (address, configured dev) -> the use_vmac interface the VIP goes on (shell/vmac.py)
+    #: (address, configured dev) -> the use_vmac interface the VIP goes on (shell/host/vmac.py)
     vmac_devs: dict[tuple[IPv4Address, str | None], str] = field(default_factory=dict)
 
     @property

@@ -87,7 +87,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from pyvrrpd.shell.dumps import Dumper
+from pyvrrpd.shell.ops.dumps import Dumper
 
 if TYPE_CHECKING:
     from pyvrrpd.shell.daemon import Daemon

@@ -5,7 +5,7 @@ the current router of each member; after a member has handled an event (and
 its actions were carried out) the group's follow-up actions for the other
 members are carried out too, and each group transition is logged once and
 notified (notify_master|backup|fault, `notify` with `GROUP NAME STATE 0`,
-FIFO line, mail) through shell/notify.py. The STOP notify at shutdown is
+FIFO line, mail) through shell/ops/notify.py. The STOP notify at shutdown is
 the notifier's (it sends STOP for every instance, then every group).
 Must not: decide states (the core does) or do I/O itself.
 """
@@ -21,7 +21,7 @@ from pyvrrpd.config.model import Config
 from pyvrrpd.core.actions import Action
 from pyvrrpd.core.syncgroup import SyncGroup
 from pyvrrpd.shell.instance import Instance
-from pyvrrpd.shell.notify import Notifier
+from pyvrrpd.shell.ops.notify import Notifier
 
 log = structlog.get_logger("pyvrrpd")
 

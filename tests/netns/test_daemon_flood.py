@@ -17,7 +17,7 @@ import pytest
 
 from pyvrrpd.lab.flood import Flood
 from pyvrrpd.lab.floodmeasure import FloodFigures, measure_flood, steer_rx
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns._pair import Pair, wait_for
 
 pytestmark = pytest.mark.netns

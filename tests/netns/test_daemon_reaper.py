@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns._pair import ip, wait_for
 from tests.netns._pidns import children_of
 

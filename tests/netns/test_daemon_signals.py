@@ -62,7 +62,7 @@ def start_compat(pair: Pair, host: str, prio: int, extra: str = "") -> subproces
 def log_events(pair: Pair, host: str) -> list[dict[str, object]]:
     out = []
     for line in pair.log(host).splitlines():
-        # The compat command's lines: "ctime: keepalived text {json}" (shell/logsetup.py).
+        # The compat command's lines: "ctime: keepalived text {json}" (shell/ops/logsetup.py).
         if "{" in line:
             try:
                 out.append(json.loads(line[line.index("{") :]))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvrrpd.shell import runstate
+from pyvrrpd.shell.ops import runstate
 from pyvrrpd.wire.arp import parse_arp
 from tests.netns._nshelp import in_netns
 from tests.netns._pair import VIP, Pair, ip, pair_lan, wait_for
@@ -196,7 +196,7 @@ def _pyvrrpd_pair(tmp_path: Path, reader: int, g1: str) -> None:
         assert IPv4Address(VIP) not in garps, garps
         assert s.absent(0, VIP) == 0 and s.on_both() == 0
         assert pair.state("lb2") == "BACKUP"
-        # The crash record (shell/runstate.py) names the new VIP for release-vips.
+        # The crash record (shell/ops/runstate.py) names the new VIP for release-vips.
         record = runstate.read(runstate.state_file_for(pair.sock("lb1")))
         assert record is not None
         assert {v[0] for v in record["instances"]["VI_1"]["vips"]} == {VIP, VIP2}

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from pyvrrpd.io.errors import HostError
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from pyvrrpd.trackers.file import parse_value
 from tests.netns._pair import PLAIN_CONF, VIP, Pair, logged_pair_lan, wait_for
 

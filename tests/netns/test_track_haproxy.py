@@ -37,7 +37,7 @@ import pytest
 
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.lab.vipwatch import AddrWatch
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns._haproxy import (
     KEEPALIVED,
     HAProxy,

@@ -36,7 +36,7 @@ import pytest
 
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.lab.vipwatch import AddrWatch
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns import test_check_parity as parity
 from tests.netns._haproxy import HAProxy, haproxy_missing, start_backend, start_haproxy
 from tests.netns._pair import PLAIN_CONF, VIP, Pair, logged_pair_lan, wait_for

@@ -15,7 +15,7 @@ from pyvrrpd.core.events import Started
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.core.state import State
 from pyvrrpd.shell.executor import PER_PACKET_EVERY, Executor
-from pyvrrpd.shell.katext import keepalived_text
+from pyvrrpd.shell.ops.katext import keepalived_text
 from tests.unit.test_core_router import ME, PEER, advert, cfg
 from tests.unit.test_shell_ratelimit_faults import Clock, events, fake_instance
 

@@ -181,7 +181,7 @@ def test_keepalived_pid_file_names(
 
 def test_control_socket_follows_the_pid_file() -> None:
     from pyvrrpd.cli.common import control_socket_for
-    from pyvrrpd.shell.control import DEFAULT_SOCKET
+    from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
 
     assert control_socket_for("/run/keepalived.pid") == DEFAULT_SOCKET
     assert control_socket_for(None) == DEFAULT_SOCKET

@@ -16,7 +16,7 @@ from pyvrrpd.config.tracking import startup_delay
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.uptime import boot_uptime
-from pyvrrpd.shell.dumpformat import InstanceView, TrackedScript, _instance_lines, _json_data
+from pyvrrpd.shell.ops.dumpformat import InstanceView, TrackedScript, _instance_lines, _json_data
 from pyvrrpd.trackers.base import tracker_kind
 from pyvrrpd.trackers.interface import InterfaceTracker, interface_specs
 

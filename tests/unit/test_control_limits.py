@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pyvrrpd.shell.control import MAX_REQUEST, query
+from pyvrrpd.shell.ops.control import MAX_REQUEST, query
 
 MAX_CLIENTS = 16
 READ_TIMEOUT = 0.5
@@ -34,7 +34,7 @@ BIG_WRITE_TIMEOUT = 1.5
 
 SERVER = """
 import asyncio, dataclasses, sys
-from pyvrrpd.shell.control import ControlServer
+from pyvrrpd.shell.ops.control import ControlServer
 
 path, pad = sys.argv[1], int(sys.argv[2])
 mc, rt, wt = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])

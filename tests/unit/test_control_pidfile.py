@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pyvrrpd.io.errors import HostError
-from pyvrrpd.shell.control import ControlServer, query
-from pyvrrpd.shell.pidfile import PidFiles
+from pyvrrpd.shell.ops.control import ControlServer, query
+from pyvrrpd.shell.ops.pidfile import PidFiles
 
 
 def test_pid_file_of_a_live_process_is_refused_and_kept(tmp_path: Path) -> None:

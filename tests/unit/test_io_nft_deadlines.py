@@ -22,8 +22,8 @@ from pyvrrpd.config.model import Config
 from pyvrrpd.io import nft as nft_mod
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.nft import NFT_TIMEOUT, Nft
-from pyvrrpd.shell import vips
-from pyvrrpd.shell.firewall import Firewall
+from pyvrrpd.shell.host import vips
+from pyvrrpd.shell.host.firewall import Firewall
 
 VIP = IPv4Address("192.0.2.10")
 

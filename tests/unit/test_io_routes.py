@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from pyvrrpd.config.routemodel import Route, Rule
 from pyvrrpd.io.routes import Gone, _gone
-from pyvrrpd.shell.statics import _matches
+from pyvrrpd.shell.host.statics import _matches
 
 DEL_ROUTE = {
     "event": "RTM_DELROUTE",

@@ -1,4 +1,4 @@
-"""keepalived 2.2.7's wording for our log events (shell/katext.py) and the compat line layout."""
+"""keepalived 2.2.7's wording for our log events (shell/ops/katext.py), the compat line layout."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from pyvrrpd.shell import logsetup
-from pyvrrpd.shell.katext import keepalived_text, lead_in
+from pyvrrpd.shell.ops import logsetup
+from pyvrrpd.shell.ops.katext import keepalived_text, lead_in
 
 
 def test_state_lines() -> None:

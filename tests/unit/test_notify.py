@@ -15,7 +15,7 @@ from pyvrrpd.config.model import GlobalDefs, NotifyConfig, NotifyFifo, NotifyScr
 from pyvrrpd.config.parser import parse_text
 from pyvrrpd.io.fifo import NotifyFifoWriter
 from pyvrrpd.io.smtp import Mail, SmtpError, format_message, send_mail
-from pyvrrpd.shell.notify import Notifier
+from pyvrrpd.shell.ops.notify import Notifier
 
 CONF = """
 global_defs {

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from pyvrrpd.config.model import GlobalDefs, NotifyConfig, NotifyFifo, NotifyScript
 from pyvrrpd.io.scripts import StderrCapture, run_script
-from pyvrrpd.shell.notify import STDERR_MAX, Notifier
+from pyvrrpd.shell.ops.notify import STDERR_MAX, Notifier
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:

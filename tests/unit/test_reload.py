@@ -1,4 +1,4 @@
-"""Reload: the config diff (shell/reload.py) and VirtualRouter.reconfigure (RFC 3768 timers)."""
+"""Reload: the config diff (shell/ops/reload.py) and VirtualRouter.reconfigure (RFC 3768 timers)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyvrrpd.core.events import Started, TimerFired
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.state import State
 from pyvrrpd.core.tracking import TrackerSpec
-from pyvrrpd.shell.reload import plan
+from pyvrrpd.shell.ops.reload import plan
 
 ME = IPv4Address("192.0.2.11")
 BASE = """
@@ -194,7 +194,7 @@ def test_tracker_state_kept_and_removed_failing_tracker_ends_fault() -> None:
 def test_control_socket_reload_waits_for_the_verdict(tmp_path: Path) -> None:
     import asyncio
 
-    from pyvrrpd.shell.control import ControlServer, query
+    from pyvrrpd.shell.ops.control import ControlServer, query
 
     path = str(tmp_path / "c.sock")
 
@@ -248,7 +248,7 @@ def test_reload_refuses_a_vrid_that_collides_once_interfaces_are_resolved(
     import socket
     from types import SimpleNamespace
 
-    from pyvrrpd.shell.reloader import read_new_config
+    from pyvrrpd.shell.ops.reloader import read_new_config
 
     names = [n for _, n in socket.if_nameindex() if n != "lo"]
     if not names:

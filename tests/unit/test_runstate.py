@@ -1,4 +1,4 @@
-"""shell/runstate.py: the record's name, its route/rule codec, and the live-writer check."""
+"""shell/ops/runstate.py: the record's name, its route/rule codec, and the live-writer check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyvrrpd.cli.release import check
 from pyvrrpd.config.routemodel import Route, Rule
-from pyvrrpd.shell import runstate
+from pyvrrpd.shell.ops import runstate
 
 
 def test_state_file_follows_the_control_socket() -> None:

@@ -1,4 +1,4 @@
-"""shell/sdnotify.py: datagrams to a real NOTIFY_SOCKET listener; the watchdog skips late rounds."""
+"""shell/ops/sdnotify.py: datagrams to a real NOTIFY_SOCKET; the watchdog skips late rounds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvrrpd.shell import sdnotify
+from pyvrrpd.shell.ops import sdnotify
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ from pyvrrpd.config.model import Config
 from pyvrrpd.core.events import Started, TimerFired, TrackerChanged
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.shell.daemon import Daemon
-from pyvrrpd.shell.dumpformat import (
+from pyvrrpd.shell.instance import router_config
+from pyvrrpd.shell.ops.dumpformat import (
     GlobalView,
     InstanceView,
     InterfaceView,
@@ -38,8 +39,7 @@ from pyvrrpd.shell.dumpformat import (
     render_json,
     render_stats,
 )
-from pyvrrpd.shell.dumps import DumpPaths, data_file_name, snapshot_of, tmp_dir, write_atomic
-from pyvrrpd.shell.instance import router_config
+from pyvrrpd.shell.ops.dumps import DumpPaths, data_file_name, snapshot_of, tmp_dir, write_atomic
 from tests.unit import _exporter as exporter
 
 FIX = Path(__file__).parents[1] / "data" / "keepalived-2.2.7-dumps"

@@ -1,4 +1,4 @@
-"""The drop rules and virtual routes ride with the VIPs (shell/vips.py companions).
+"""The drop rules and virtual routes ride with the VIPs (shell/host/vips.py companions).
 
 What a user sees: as master, the drop rule is in before any VIP and the
 routes after them; leaving, the routes go first and the drop rule last; a
@@ -19,8 +19,8 @@ from pyvrrpd.config.model import VirtualIP
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.io.nft import Nft
-from pyvrrpd.shell import vips
-from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.shell.host import vips
+from pyvrrpd.shell.host.vips import VipSet
 
 A = VirtualIP(IPv4Address("192.0.2.10"))
 

@@ -22,8 +22,8 @@ import pytest
 from pyvrrpd.config.model import VirtualIP
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
-from pyvrrpd.shell import vips
-from pyvrrpd.shell.vips import VipSet
+from pyvrrpd.shell.host import vips
+from pyvrrpd.shell.host.vips import VipSet
 
 A = VirtualIP(IPv4Address("192.0.2.10"))
 B = VirtualIP(IPv4Address("192.0.2.20"), 24)

@@ -16,8 +16,8 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import LinkEvent
 from pyvrrpd.io.vrrp_socket import AdvertNotSent
 from pyvrrpd.shell.executor import Executor
+from pyvrrpd.shell.host.unicast import duplicate_vrid, resolve_interfaces
 from pyvrrpd.shell.instance import Instance, router_config
-from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces
 from pyvrrpd.trackers.srcip import SrcIpTracker
 from pyvrrpd.wire.vrrp import AuthType
 

@@ -10,8 +10,8 @@ from typing import Any, cast
 from pyvrrpd.config import parse_text
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import LinkEvent, Netlink
+from pyvrrpd.shell.host.statics import HostExtras
 from pyvrrpd.shell.instance import router_config
-from pyvrrpd.shell.statics import HostExtras
 from pyvrrpd.trackers.srcip import SrcIpTracker
 
 SRC = IPv4Address("192.0.2.21")

@@ -20,8 +20,8 @@ from pyvrrpd.core.events import PacketReceived, Started, TimerFired
 from pyvrrpd.core.router import RouterConfig, VirtualRouter
 from pyvrrpd.core.state import State
 from pyvrrpd.io.vrrp_socket import SendTarget, _cmsgs
+from pyvrrpd.shell.host.unicast import resolve_interfaces, send_target
 from pyvrrpd.shell.instance import router_config
-from pyvrrpd.shell.unicast import resolve_interfaces, send_target
 from pyvrrpd.wire.bpf import FastPath, split_filter
 from pyvrrpd.wire.check import Accepted, DropReason, Expect, Peer, Rejected, check_packet
 from pyvrrpd.wire.ipv4 import build_ipv4

@@ -11,7 +11,7 @@ from pyvrrpd.config import parse_text
 from pyvrrpd.config.model import Config, VrrpInstance
 from pyvrrpd.io import vmac as io
 from pyvrrpd.io.vmac import LinkEntry
-from pyvrrpd.shell.vmac import VmacManager, Want, decide, wants
+from pyvrrpd.shell.host.vmac import VmacManager, Want, decide, wants
 
 HEAD = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n"
 VRRP51 = bytes.fromhex("00005e000133")

@@ -2,7 +2,7 @@
 
 Owns: the file names (keepalived's KA_TMP_DIR rules), taking a snapshot from
 the daemon, writing the files safely, and logging the outcome. The layouts
-themselves are `pyvrrpd.shell.dumpformat`. keepalived 2.2.7 (keepalived.md
+themselves are `pyvrrpd.shell.ops.dumpformat`. keepalived 2.2.7 (keepalived.md
 4.1-4.2, checked against its output in the netns lab):
 
 - USR1 -> ``keepalived.data`` (global definitions, the VRRP topology, scripts,
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from pyvrrpd.shell.dumpformat import (
+from pyvrrpd.shell.ops.dumpformat import (
     GlobalView,
     InstanceView,
     InterfaceView,

@@ -1,7 +1,7 @@
 """structlog configuration: console on a TTY, JSON lines otherwise.
 
 Owns: how log events are rendered and where they go, the keepalived text
-of an event (`msg`, from shell/katext.py) and the `keepalived` compat
+of an event (`msg`, from shell/ops/katext.py) and the `keepalived` compat
 command's look: syslog identifier `Keepalived_vrrp`, and each line starting
 with keepalived 2.2.7's text (console lines with keepalived -l's ctime
 prefix), followed by the event's JSON fields, so both keepalived log
@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from pyvrrpd.shell.katext import KEEPALIVED_IDENT, keepalived_text
+from pyvrrpd.shell.ops.katext import KEEPALIVED_IDENT, keepalived_text
 
 
 def add_keepalived_text(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:

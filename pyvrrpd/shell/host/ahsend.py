@@ -25,8 +25,8 @@ import structlog
 
 from pyvrrpd.io.ah_socket import AhSocket
 from pyvrrpd.io.errors import HostError
+from pyvrrpd.shell.host.unicast import send_target
 from pyvrrpd.shell.instance import Instance, Interface
-from pyvrrpd.shell.unicast import send_target
 from pyvrrpd.wire.ah import build_ah_datagram
 from pyvrrpd.wire.bpf import FastPath
 from pyvrrpd.wire.vrrp import AuthType, encode_advert
@@ -116,7 +116,7 @@ def send_ah_advert(inst: Instance, priority: int) -> None:
     """Send one AH advert round: one datagram per destination, one sequence number.
 
     The destinations (multicast group or unicast peers), source address and
-    unicast TTL are the instance's send target (shell/unicast.py). Raises
+    unicast TTL are the instance's send target (shell/host/unicast.py). Raises
     HostError when there is no socket or the kernel refuses the datagram.
     """
     target = send_target(inst.cfg)

@@ -5,7 +5,7 @@ them exactly as keepalived 2.2.7 does (`dump_vrrp()` and `dump_vscript()` in
 vrrp_data.c, `vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared
 with its real output in the netns lab). Pure: no clock read (epochs are
 given and only formatted), no files, no daemon, so tests can hold the output
-to golden text. `pyvrrpd.shell.dumps` takes the snapshot from the daemon and
+to golden text. `pyvrrpd.shell.ops.dumps` takes the snapshot from the daemon and
 writes the files.
 """
 

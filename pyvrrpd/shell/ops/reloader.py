@@ -1,7 +1,7 @@
 """Carrying out a reload in the running daemon (SIGHUP, `pyvrrpd reload`).
 
 Owns: reading the config file again (every error logged with file:line:col
-and the old config kept running), asking shell/reload.py for the plan and
+and the old config kept running), asking shell/ops/reload.py for the plan and
 applying it to the daemon: removed instances resign (priority 0, VIPs
 removed) as at shutdown, kept ones take their new settings through
 `VirtualRouter.reconfigure` (a MASTER keeps its VIPs and its advert phase;
@@ -27,10 +27,11 @@ from pyvrrpd.core.events import ShutdownRequested, Started, TrackerChanged
 from pyvrrpd.core.router import VirtualRouter
 from pyvrrpd.core.state import State
 from pyvrrpd.io.errors import HostError
+from pyvrrpd.io.ifexist import interface_findings
+from pyvrrpd.shell.host.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.shell.instance import Instance, router_config, without_trackers
-from pyvrrpd.shell.reload import ReloadPlan, plan
+from pyvrrpd.shell.ops.reload import ReloadPlan, plan
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
-from pyvrrpd.shell.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.trackers.interface import tracker_name
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ RELEASE_WAIT = 1.5
 
 def read_new_config(d: Daemon) -> tuple[Config | None, list[str]]:
     """The config file parsed again, or None and its errors (file:line:col)."""
-    from pyvrrpd.cli.common import interface_findings
-
     path = d.config.files[0] if d.config.files else None
     if path is None:
         return None, ["the running config was not read from a file"]

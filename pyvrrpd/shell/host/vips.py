@@ -78,8 +78,8 @@ class VipSet:
         self.retries = 0
         self.gave_up = 0
         self.last_error: str | None = None
-        #: Work done with the addresses (shell/firewall.py DropRules,
-        #: shell/statics.py VirtualRoutes): `first` ones go in before the
+        #: Work done with the addresses (shell/host/firewall.py DropRules,
+        #: shell/host/statics.py VirtualRoutes): `first` ones go in before the
         #: addresses and come out after them, the others the other way round.
         self.companions: list[Companion] = []
         self._changed = asyncio.Event()

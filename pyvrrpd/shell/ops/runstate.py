@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from pyvrrpd.config.routemodel import Route, Rule
-from pyvrrpd.shell.control import DEFAULT_SOCKET
-from pyvrrpd.shell.unicast import send_target
+from pyvrrpd.shell.host.unicast import send_target
+from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
 from pyvrrpd.wire.vrrp import AuthType, encode_advert
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _advert0(inst: Instance) -> bytes:
     """The priority-0 VRRP message as the daemon would send it (executor/ahsend)."""
     cfg = inst.router.config
     if cfg.auth_type == AuthType.AH:
-        # keepalived leaves the 8 auth bytes zero under AH (shell/ahsend.py).
+        # keepalived leaves the 8 auth bytes zero under AH (shell/host/ahsend.py).
         return encode_advert(cfg.vrid, 0, cfg.vips, int(cfg.advert_int), AuthType.AH, b"")
     return encode_advert(cfg.vrid, 0, cfg.vips, int(cfg.advert_int), cfg.auth_type, cfg.auth_data)
 
@@ -202,7 +202,7 @@ class RunState:
                 "at": time.monotonic(),
             },
             "vips": [[str(v.address), v.prefixlen, inst.dev(v)] for v in inst.addresses],
-            # Installed with the VIPs while MASTER (shell/statics.py VirtualRoutes).
+            # Installed with the VIPs while MASTER (shell/host/statics.py VirtualRoutes).
             "routes": [encode_item(r) for r in inst.cfg.virtual_routes]
             + [encode_item(r) for r in inst.cfg.virtual_rules],
         }

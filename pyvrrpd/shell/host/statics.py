@@ -6,12 +6,12 @@ Owns:
   does (vrrp_daemon.c start_vrrp / stop_vrrp). A failure is logged as an
   error and the daemon carries on, like keepalived.
 - Each instance's `virtual_routes` / `virtual_rules`: a VipSet companion
-  (shell/vips.py) that adds them after the VIPs when the instance becomes
+  (shell/host/vips.py) that adds them after the VIPs when the instance becomes
   MASTER and removes them (rules first, then routes) before the VIPs when it
   leaves, in keepalived's order (vrrp.c `vrrp_state_become_master()`,
   `vrrp_restore_interface()`). keepalived logs a route it cannot add and
   keeps the instance MASTER; so does this.
-- The accept-mode firewall (shell/firewall.py): started here, attached to
+- The accept-mode firewall (shell/host/firewall.py): started here, attached to
   the instances that need it, its table deleted at stop.
 
 Tracking (keepalived_netlink.c netlink_route_filter / netlink_rule_filter):
@@ -36,7 +36,7 @@ from pyvrrpd.config.strict import needs_firewall
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.io.routes import Gone, RouteMonitor, Routes, route_key, rule_key
-from pyvrrpd.shell.firewall import Firewall
+from pyvrrpd.shell.host.firewall import Firewall
 from pyvrrpd.shell.instance import Instance
 
 log = structlog.get_logger("pyvrrpd")

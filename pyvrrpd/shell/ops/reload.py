@@ -7,7 +7,7 @@ instance replaced (removed with priority 0, added as at startup), or cannot
 be applied without a restart (then the instance keeps running as it was and
 the plan says why); which VIPs come and go; which `vrrp_script` trackers are
 kept with their state and counters; which global settings need a restart.
-The daemon carries the plan out (shell/reloader.py). No I/O here.
+The daemon carries the plan out (shell/ops/reloader.py). No I/O here.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     old_groups, new_groups = _group_of(old), _group_of(new)
     old_by, new_by = {i.name: i for i in old.instances}, {i.name: i for i in new.instances}
     held_group: set[str] = set()
-    firewall = any(needs_firewall(i) for i in old.instances)  # shell/firewall.py exists
+    firewall = any(needs_firewall(i) for i in old.instances)  # shell/host/firewall.py exists
     for name in set(old_by) | set(new_by):
         og, ng = old_groups.get(name), new_groups.get(name)
         if plain(og) != plain(ng):
@@ -276,7 +276,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
 
 
 def _firewall_changes(o: VrrpInstance | None, n: VrrpInstance, firewall: bool) -> bool:
-    """Whether accept mode's drop rules (shell/firewall.py: made at start, for
+    """Whether accept mode's drop rules (shell/host/firewall.py: made at start, for
     the VIPs of then) would have to change; `firewall`: the daemon has them."""
     if o is None:  # a new instance: it gets drop rules only if the firewall is there
         return needs_firewall(n) and not firewall

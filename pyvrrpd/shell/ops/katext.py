@@ -4,7 +4,7 @@ Owns: the mapping from a structured log event (`state_change`,
 `sent_priority_0`, `script_failed` ...) to the line keepalived 2.2.7 logs for
 the same thing (vrrp.c, vrrp_scheduler.c, main.c), so log alerts written
 for keepalived (`grep "Entering MASTER STATE"`) keep firing. The text is
-added to every event as its `msg` field by shell/logsetup.py; the
+added to every event as its `msg` field by shell/ops/logsetup.py; the
 `keepalived` compat command also puts it first on the line.
 Also owns the lead-in events keepalived logs just before a state change
 ("Receive advertisement timeout", "Master received advert from ...").
