@@ -56,3 +56,40 @@ def test_no_io_imports(path: Path) -> None:
 def test_wire_does_not_depend_on_core() -> None:
     for path in PKG.joinpath("wire").glob("*.py"):
         assert not any(n.startswith("pyvrrpd.core") for n in _imports(path)), path.name
+
+
+#: Which pyvrrpd packages each layer may import (design.md "The shape"):
+#: cli -> shell -> trackers -> (core, io, config); core -> wire; io -> wire
+#: (and config's frozen route models); config, wire and core never reach up.
+ALLOWED = {
+    "wire": {"wire"},
+    "core": {"core", "wire"},
+    "config": {"config"},
+    "io": {"io", "wire", "config"},
+    "trackers": {"trackers", "core", "io", "config"},
+    "shell": {"shell", "trackers", "core", "io", "config", "wire", "_version"},
+}
+
+
+def _layer_imports(path: Path) -> set[str]:
+    return {
+        n.split(".")[1]
+        for n in _imports(path)
+        if n.startswith("pyvrrpd.") and len(n.split(".")) > 1
+    }
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layers_only_import_below_them(layer: str) -> None:
+    bad = {}
+    for path in PKG.joinpath(layer).rglob("*.py"):
+        extra = _layer_imports(path) - ALLOWED[layer]
+        if extra:
+            bad[str(path.relative_to(PKG))] = sorted(extra)
+    assert not bad, bad
+
+
+def test_shell_top_level_stays_small() -> None:
+    # The brief: past a dozen top-level modules, the shell gets sub-packages.
+    top = [p for p in PKG.joinpath("shell").glob("*.py") if p.name != "__init__.py"]
+    assert len(top) <= 12, sorted(p.name for p in top)
