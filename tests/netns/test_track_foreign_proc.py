@@ -33,7 +33,7 @@ import pytest
 
 from pyvrrpd.io.errors import HostError
 from pyvrrpd.lab.vipwatch import AddrWatch
-from pyvrrpd.shell.control import query
+from pyvrrpd.shell.ops.control import query
 from tests.netns._pair import VIP, Pair, logged_pair_lan, wait_for
 from tests.netns._pidns import children_of, start_daemon, start_in
 
