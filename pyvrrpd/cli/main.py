@@ -214,13 +214,19 @@ def _cmd_reload(args: argparse.Namespace) -> int:
 
 
 def _tracker_line(t: dict[str, Any]) -> str:
-    """`NAME STATUS (weight W[, reverse]) [value V] [since HH:MM:SS]`."""
+    """`NAME STATUS (weight W[, reverse]) [value V][, changed TIME] [errors]`.
+
+    The time is the last change of status or value (a process count moving
+    during an HAProxy reload is a change)."""
     line = f"{t['name']} {t['status']} (weight {t['weight']}{', reverse' if t['reverse'] else ''})"
     if t.get("value") is not None:
         line += f" value {t['value']}"
     if t.get("last_change") is not None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t["last_change"]))
-        line += f" since {stamp}"
+        line += f", changed {stamp}"
+    errors = [f"{k} {t[k]}" for k in ("scan_error", "watch_error", "read_error") if t.get(k)]
+    if errors:
+        line += f" [{'; '.join(errors)}]"
     return line
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,15 @@ def test_status_rendering_for_an_operator() -> None:
                 "vips": ["192.0.2.10/32"],
                 "trackers": [
                     {"name": "chk", "status": "down", "weight": -20, "reverse": False},
+                    {
+                        "name": "process:haproxy",
+                        "status": "down",
+                        "weight": 0,
+                        "reverse": False,
+                        "value": 0,
+                        "last_change": 1_790_000_000.5,
+                        "scan_error": "/proc: EMFILE",
+                    },
                 ],
                 "fault_reasons": [],
                 "stats": {**stats, "advert_rcvd": 7, "pri_zero_sent": 0, "auth_failure": 2},
@@ -135,6 +145,11 @@ def test_status_rendering_for_an_operator() -> None:
     assert "VI_1: BACKUP  vrid 51 on eth0, priority 100 (effective 80)" in text
     assert "master:   192.0.2.12 (priority 90)" in text
     assert "tracker:  chk down (weight -20)" in text
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1_790_000_000.5))
+    assert (
+        f"tracker:  process:haproxy down (weight 0) value 0, changed {stamp}"
+        " [scan_error /proc: EMFILE]"
+    ) in text
     assert "dropped:  auth_failure 2" in text
 
 
