@@ -22,13 +22,11 @@ from .routemodel import Route, Rule
 from .routes import INSTANCE_HANDLERS as ROUTE_HANDLERS
 from .strict import INSTANCE_HANDLERS as STRICT_HANDLERS
 from .trackfile import INSTANCE_HANDLERS as TRACKFILE_HANDLERS
-from .trackfile import FileRefDraft
 from .trackhttp import INSTANCE_HANDLERS as TRACKHTTP_HANDLERS
-from .trackhttp import HttpRefDraft
 from .tracking import INSTANCE_HANDLERS as TRACKING_HANDLERS
 from .tracking import TrackingDraft
 from .trackprocess import INSTANCE_HANDLERS as TRACKPROCESS_HANDLERS
-from .trackprocess import ProcRefDraft
+from .trackref import RefDraft, read_words_block
 from .unicast import INSTANCE_HANDLERS as UNICAST_HANDLERS
 from .unicast import UnicastDraft
 from .values import (
@@ -42,7 +40,6 @@ from .values import (
     line_block,
     need_arg,
     parse_decimal,
-    parse_int,
     str_value,
 )
 from .vip import parse_vip
@@ -70,13 +67,6 @@ def max_advert_vips(mtu: int | None = None) -> int:
 
 
 @dataclass(slots=True)
-class TrackRefDraft:
-    name: Token
-    weight: int | None = None
-    reverse: bool | None = None
-
-
-@dataclass(slots=True)
 class InstanceDraft:
     """Everything written in one vrrp_instance block, unresolved."""
 
@@ -99,7 +89,7 @@ class InstanceDraft:
     vip_toks: list[Token] = field(default_factory=list)  # where each of `vips` was written
     vips_excluded: list[VirtualIP] = field(default_factory=list)
     allow_no_vips: bool = False  # `no_virtual_ipaddress`
-    track: list[TrackRefDraft] = field(default_factory=list)
+    track: list[RefDraft] = field(default_factory=list)
     garp_master_delay: float | None = None
     garp_master_repeat: int | None = None
     garp_master_refresh: float | None = None
@@ -119,9 +109,9 @@ class InstanceDraft:
     virtual_rules: list[Rule] = field(default_factory=list)
     track_src_ip: bool = False  # config/hostside.py
     vmac: VmacDraft = field(default_factory=VmacDraft)  # use_vmac & co (config/vmac.py)
-    track_process: list[ProcRefDraft] = field(default_factory=list)  # config/trackprocess.py
-    track_file: list[FileRefDraft] = field(default_factory=list)  # config/trackfile.py
-    track_http: list[HttpRefDraft] = field(default_factory=list)  # config/trackhttp.py
+    track_process: list[RefDraft] = field(default_factory=list)  # config/trackprocess.py
+    track_file: list[RefDraft] = field(default_factory=list)  # config/trackfile.py
+    track_http: list[RefDraft] = field(default_factory=list)  # config/trackhttp.py
 
 
 def read_instance(rep: Reporter, name: Token, body: Cursor) -> InstanceDraft:
@@ -302,38 +292,8 @@ def _track_script(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> 
     inner = body.block(stmt)
     if inner is None:
         return
-    listed = {r.name.text for r in d.track}
-    while (s := inner.next()) is not None:
-        ref = TrackRefDraft(s.keyword)
-        words = s.tokens
-        i = 1
-        while i < len(words):
-            w = words[i]
-            if w.text == "weight":
-                i += 1
-                val = words[i] if i < len(words) else None
-                num = parse_int(val.text) if val is not None else None
-                if val is None or num is None or not -254 <= num <= 254:
-                    got = f", got '{val.text}'" if val is not None else ""
-                    rep.error(val or w, f"track_script weight must be an integer -254..254{got}")
-                elif abs(num) == 254:
-                    # keepalived coerces +-254 to +-253 (the script weight range).
-                    rep.warn(
-                        val, f"track_script weight {num} is out of range; using {num // 254 * 253}"
-                    )
-                    ref.weight = num // 254 * 253
-                else:
-                    ref.weight = num
-            elif w.text in ("reverse", "noreverse"):
-                ref.reverse = w.text == "reverse"
-            else:
-                rep.warn(w, f"unexpected word '{w.text}' in track_script entry; ignored")
-            i += 1
-        if ref.name.text in listed:
-            rep.warn(ref.name, f"track_script '{ref.name.text}' is listed twice; ignored")
-            continue
-        listed.add(ref.name.text)
-        d.track.append(ref)
+    # Weights -254..254, +-254 coerced to +-253 (keepalived's script range).
+    read_words_block(rep, iter(inner.next, None), d.track, "track_script", 254)
 
 
 def _garp_delay(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:

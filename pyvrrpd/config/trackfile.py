@@ -37,6 +37,7 @@ from .model import (
     TrackFileRef,
     VrrpInstance,
 )
+from .trackref import Positional, RefDraft
 from .values import Cursor, Reporter, extra_args, line_block, need_arg, parse_int
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ class TrackFileDraft:
     init_file: bool = False
     init_value: int = 0
     overwrite: bool = False
-
-
-@dataclass(slots=True)
-class FileRefDraft:
-    """One `NAME [weight W [reverse|noreverse]]` line of a `track_file { }`."""
-
-    name: Token
-    weight: int | None = None
-    reverse: bool | None = None
 
 
 def _silent(rep: Reporter, at: Token, message: str) -> None:
@@ -214,54 +206,36 @@ def _init_file(rep: Reporter, d: TrackFileDraft, s: Stmt) -> None:
 
 def _track_file(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     """`track_file { NAME [weight W [reverse|noreverse]] ... }` (vrrp_alloc_track_file)."""
-    refs = refs_of(d)
-    for s in line_block(rep, stmt, body):
-        ref = _ref(rep, s)
-        if ref is None:
-            continue
-        if any(r.name.text == ref.name.text for r in refs):
-            rep.warn(s.keyword, f"duplicate track_file {ref.name.text}; ignored")
-            continue
-        refs.append(ref)
+    _ENTRY.read_block(rep, line_block(rep, stmt, body), refs_of(d))
 
 
-def _ref(rep: Reporter, s: Stmt) -> FileRefDraft | None:
-    name = s.keyword.text
-    words = s.tokens
-    ref = FileRefDraft(s.keyword)
-    if len(words) == 1:
-        return ref
-    # keepalived drops a malformed entry with an error, which silently
-    # untracks the file: refuse instead (as for track_interface).
-    if words[1].text != "weight":
-        rep.error(words[1], f"track_file {name}: expected 'weight W', got '{words[1].text}'")
-        return None
-    if len(words) == 2:
-        rep.error(words[1], f"track_file {name}: weight needs a value -254..254")
-        return None
-    value = parse_int(words[2].text)
+def _entry_weight(rep: Reporter, s: Stmt) -> int | None:
+    tok = s.tokens[2]
+    value = parse_int(tok.text)
     if value is None or not WEIGHT_MIN <= value <= WEIGHT_MAX:
         rep.error(
-            words[2],
-            f"track_file {name}: weight must be an integer -254..254, got '{words[2].text}'",
+            tok,
+            f"track_file {s.keyword.text}: weight must be an integer -254..254, got '{tok.text}'",
         )
         return None
-    ref.weight = value
-    if len(words) > 3:
-        if words[3].text not in ("reverse", "noreverse"):
-            rep.error(
-                words[3],
-                f"track_file {name}: expected 'reverse' or 'noreverse' after the weight,"
-                f" got '{words[3].text}'",
-            )
-            return None
-        ref.reverse = words[3].text == "reverse"
-        if len(words) > 4:
-            rep.warn(words[4], f"unexpected extra word '{words[4].text}'; ignored")
-    return ref
+    return value
 
 
-def refs_of(d: InstanceDraft) -> list[FileRefDraft]:
+# keepalived drops a malformed entry with an error, which silently untracks
+# the file: refused, a bad word after the weight included.
+_ENTRY = Positional(
+    kind="track_file",
+    span="-254..254",
+    weight=_entry_weight,
+    options=("reverse", "noreverse"),
+    bad_option=lambda name, word: (
+        f"track_file {name}: expected 'reverse' or 'noreverse' after the weight, got '{word}'"
+    ),
+    bad_option_fatal=True,
+)
+
+
+def refs_of(d: InstanceDraft) -> list[RefDraft]:
     """The track_file references a draft (instance or sync-group scratch) holds."""
     return d.track_file
 
@@ -348,7 +322,7 @@ def resolve(
 
 def _resolve_refs(
     rep: Reporter,
-    drafts: list[FileRefDraft],
+    drafts: list[RefDraft],
     files: dict[str, TrackFile],
     defined: dict[str, Token],
     owner: str,
@@ -437,7 +411,6 @@ def file_by_name(files: tuple[TrackFile, ...], name: str) -> TrackFile | None:
 __all__ = [
     "INSTANCE_HANDLERS",
     "TOP_KEYWORDS",
-    "FileRefDraft",
     "TrackFileDraft",
     "file_by_name",
     "read_top",

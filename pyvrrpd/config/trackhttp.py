@@ -42,14 +42,15 @@ from urllib.parse import urlsplit
 
 from .lexer import Stmt, Token
 from .model import Diagnostic, Severity, SyncGroup, TrackHttp, TrackHttpRef, VrrpInstance
+from .trackref import RefDraft, read_words_block
 from .values import (
     Cursor,
     Reporter,
     decimal_value,
     extra_args,
     int_value,
+    line_block,
     need_arg,
-    parse_int,
     str_value,
 )
 
@@ -87,15 +88,6 @@ def pyvrrpd_only(rep: Reporter, at: Token) -> None:
             keepalived_silent=True,
         )
     )
-
-
-@dataclass(slots=True)
-class HttpRefDraft:
-    """One `track_http` entry as written."""
-
-    name: Token
-    weight: int | None = None
-    reverse: bool | None = None
 
 
 @dataclass(slots=True)
@@ -234,36 +226,7 @@ def split_url(text: str) -> tuple[str, int, str] | str:
 def _track_http(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     """`track_http { NAME [weight W] [reverse|noreverse] }` of an instance or group."""
     pyvrrpd_only(rep, stmt.keyword)
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
-    listed = {r.name.text for r in d.track_http}
-    for s in inner.lines():
-        ref = HttpRefDraft(s.keyword)
-        words = s.tokens
-        i = 1
-        while i < len(words):
-            w = words[i]
-            if w.text == "weight":
-                i += 1
-                val = words[i] if i < len(words) else None
-                num = parse_int(val.text) if val is not None else None
-                if val is None or num is None or not -WEIGHT_MAX <= num <= WEIGHT_MAX:
-                    got = f", got '{val.text}'" if val is not None else ""
-                    rep.error(val or w, f"track_http weight must be an integer -253..253{got}")
-                else:
-                    ref.weight = num
-            elif w.text in ("reverse", "noreverse"):
-                ref.reverse = w.text == "reverse"
-            else:
-                rep.warn(w, f"unexpected word '{w.text}' in track_http entry; ignored")
-            i += 1
-        if ref.name.text in listed:
-            rep.warn(ref.name, f"track_http '{ref.name.text}' is listed twice; ignored")
-            continue
-        listed.add(ref.name.text)
-        d.track_http.append(ref)
+    read_words_block(rep, line_block(rep, stmt, body), d.track_http, "track_http", WEIGHT_MAX)
 
 
 INSTANCE_HANDLERS = {"track_http": _track_http}
@@ -320,7 +283,7 @@ def _with_refs(obj: _T, refs: list[TrackHttpRef]) -> _T:
 
 
 def _refs(
-    rep: Reporter, drafts: list[HttpRefDraft], weights: dict[str, int], owner_group: str | None
+    rep: Reporter, drafts: list[RefDraft], weights: dict[str, int], owner_group: str | None
 ) -> list[TrackHttpRef]:
     out = []
     for r in drafts:
@@ -383,7 +346,6 @@ __all__ = [
     "INSTANCE_HANDLERS",
     "TOP_KEYWORD",
     "Blocks",
-    "HttpRefDraft",
     "read_top",
     "resolve",
     "split_url",

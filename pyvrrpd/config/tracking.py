@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from .lexer import Stmt
 from .model import GlobalDefs, TrackInterface
+from .trackref import Positional, coerce_weight
 from .values import (
     Cursor,
     Reporter,
@@ -96,9 +97,10 @@ def _pick(own: _T | None, default: _T) -> _T:
 def _track_interface(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     draft = d.tracking
     for s in line_block(rep, stmt, body):
-        entry = _track_entry(rep, s)
-        if entry is None:
+        ref = _ENTRY.read(rep, s)
+        if ref is None:
             continue
+        entry = TrackInterface(ref.name.text, ref.weight or 0, bool(ref.reverse))
         if any(t.name == entry.name for t in draft.interfaces):
             # keepalived: "duplicate track_interface IF - ignoring"
             rep.warn(s.keyword, f"duplicate track_interface {entry.name}; ignored")
@@ -106,39 +108,23 @@ def _track_interface(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) 
         draft.interfaces.append(entry)
 
 
-def _track_entry(rep: Reporter, s: Stmt) -> TrackInterface | None:
-    """One `IF [weight W [reverse]]` line, keepalived's alloc_track_if() rules."""
-    name = s.keyword.text
-    words = s.tokens
-    if len(words) == 1:
-        return TrackInterface(name)
-    if words[1].text != "weight":
-        # keepalived drops the whole entry ("unknown track_interface option"),
-        # which silently untracks the interface: refuse instead.
-        rep.error(words[1], f"track_interface {name}: expected 'weight W', got '{words[1].text}'")
-        return None
-    if len(words) == 2:
-        rep.error(words[1], f"track_interface {name}: weight needs a value -253..253")
-        return None
+def _entry_weight(rep: Reporter, s: Stmt) -> int | None:
     weight = int_value(
         rep, s, -WEIGHT_MAX - 1, WEIGHT_MAX + 1, index=2, what="track_interface weight"
     )
-    if weight is None:
-        return None
-    if abs(weight) > WEIGHT_MAX:
-        coerced = WEIGHT_MAX if weight > 0 else -WEIGHT_MAX
-        rep.warn(words[2], f"track_interface weight {weight} is out of range; using {coerced}")
-        weight = coerced
-    reverse = False
-    if len(words) > 3:
-        if words[3].text == "reverse":
-            reverse = True
-        else:
-            got = words[3].text
-            rep.warn(words[3], f"expected 'reverse' after the weight, got '{got}'; ignored")
-        if len(words) > 4:
-            rep.warn(words[4], f"unexpected extra word '{words[4].text}'; ignored")
-    return TrackInterface(name, weight, reverse)
+    return None if weight is None else coerce_weight(rep, "track_interface", s.tokens[2], weight)
+
+
+# One `IF [weight W [reverse]]` line, keepalived's alloc_track_if() rules:
+# it drops an entry not starting `weight` (refused here) and knows only
+# `reverse` after the weight.
+_ENTRY = Positional(
+    kind="track_interface",
+    span="-253..253",
+    weight=_entry_weight,
+    options=("reverse",),
+    bad_option=lambda name, word: f"expected 'reverse' after the weight, got '{word}'; ignored",
+)
 
 
 def _dont_track_primary(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
 from .model import Diagnostic, Severity, TrackProcessRef, VrrpTrackProcess
-from .values import Cursor, Reporter, extra_args, need_arg, parse_decimal, parse_int
+from .trackref import Positional, RefDraft
+from .values import Cursor, Reporter, extra_args, line_block, need_arg, parse_decimal, parse_int
 
 if TYPE_CHECKING:
     from .instance import InstanceDraft
@@ -55,15 +56,6 @@ KEYWORDS = frozenset(
         "full_command",
     }
 )
-
-
-@dataclass(slots=True)
-class ProcRefDraft:
-    """One `track_process` entry as written; None: the block's own value."""
-
-    name: Token
-    weight: int | None = None
-    reverse: bool | None = None
 
 
 @dataclass(slots=True)
@@ -289,62 +281,38 @@ _BLOCK_HANDLERS = {
 
 def _track_process(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> None:
     """`track_process { NAME [weight W [reverse|noreverse]] ... }` (vrrp_track.c)."""
-    extra_args(rep, stmt, 0)
-    inner = body.block(stmt)
-    if inner is None:
-        return
-    for s in inner.lines():
-        ref = _ref_entry(rep, s)
-        if ref is None:
-            continue
-        if any(r.name.text == ref.name.text for r in d.track_process):
-            # keepalived: "(%s) duplicate track_process %s - ignoring"
-            rep.warn(ref.name, f"duplicate track_process {ref.name.text}; ignored")
-            continue
-        d.track_process.append(ref)
+    _ENTRY.read_block(rep, line_block(rep, stmt, body), d.track_process)
 
 
-def _ref_entry(rep: Reporter, s: Stmt) -> ProcRefDraft | None:
-    name = s.keyword.text
-    words = s.tokens
-    ref = ProcRefDraft(s.keyword)
-    if len(words) == 1:
-        return ref
-    if words[1].text != "weight":
-        # keepalived drops the entry ("unknown track process option"), which
-        # silently untracks the process: refuse instead.
-        rep.error(words[1], f"track_process {name}: expected 'weight W', got '{words[1].text}'")
-        return None
-    if len(words) == 2:
-        rep.error(words[1], f"track_process {name}: weight needs a value -254..254")
-        return None
-    value = parse_int(words[2].text)
+def _entry_weight(rep: Reporter, s: Stmt) -> int | None:
+    tok = s.tokens[2]
+    value = parse_int(tok.text)
     if value is None or not -WEIGHT_MAX <= value <= WEIGHT_MAX:
         rep.error(
-            words[2],
-            f"weight for track process {name} must be in [-254..254] inclusive,"
-            f" got '{words[2].text}'",
+            tok,
+            f"weight for track process {s.keyword.text} must be in [-254..254] inclusive,"
+            f" got '{tok.text}'",
         )
         return None
-    ref.weight = value
-    if len(words) > 3:
-        if words[3].text in ("reverse", "noreverse"):
-            ref.reverse = words[3].text == "reverse"
-        else:
-            rep.warn(
-                words[3],
-                f"unknown track_process {name} weight option {words[3].text}; ignored",
-            )
-        if len(words) > 4:
-            rep.warn(words[4], f"unexpected extra word '{words[4].text}'; ignored")
-    return ref
+    return value
+
+
+# keepalived drops an entry not starting `weight` ("unknown track process
+# option") and ignores a bad word after the weight.
+_ENTRY = Positional(
+    kind="track_process",
+    span="-254..254",
+    weight=_entry_weight,
+    options=("reverse", "noreverse"),
+    bad_option=lambda name, word: f"unknown track_process {name} weight option {word}; ignored",
+)
 
 
 INSTANCE_HANDLERS = {"track_process": _track_process}
 
 
 def resolve_refs(
-    rep: Reporter, owner: str, refs: list[ProcRefDraft], blocks: tuple[VrrpTrackProcess, ...]
+    rep: Reporter, owner: str, refs: list[RefDraft], blocks: tuple[VrrpTrackProcess, ...]
 ) -> tuple[TrackProcessRef, ...]:
     """An instance's (or group's) entries that name a defined block.
 
@@ -414,7 +382,7 @@ def resolve(
 def _group_refs(
     rep: Reporter,
     gname: Token,
-    refs: list[ProcRefDraft],
+    refs: list[RefDraft],
     blocks: tuple[VrrpTrackProcess, ...],
     has_owner: bool,
 ) -> tuple[TrackProcessRef, ...]:
@@ -485,7 +453,6 @@ __all__ = [
     "INSTANCE_HANDLERS",
     "KEYWORDS",
     "TOP_KEYWORD",
-    "ProcRefDraft",
     "read_top",
     "resolve",
     "resolve_refs",
