@@ -31,12 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from . import keywords
+from .groupmerge import add_group_refs, drop_weighted
 from .instance import InstanceDraft, _track_script
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
 from .model import (
-    Diagnostic,
-    Severity,
     SyncGroup,
     TrackInterface,
     TrackScriptRef,
@@ -273,41 +272,33 @@ def _apply(
         return script_weight.get(ref.name, (0, False))[0] if ref.weight is None else ref.weight
 
     if not group.tracking_weight:
-        kept: list[TrackScriptRef] = []
-        for ref in scripts:
-            if weight_of(ref):
-                rep.warn(
-                    at,
-                    f"({name}) ignoring tracked script {ref.name} with weights due to SYNC group",
-                )
-            else:
-                kept.append(ref)
-        scripts = kept
+        scripts = drop_weighted(
+            rep,
+            at,
+            scripts,
+            weight_of,
+            lambda ref: (
+                f"({name}) ignoring tracked script {ref.name} with weights due to SYNC group"
+            ),
+        )
         for n, t in enumerate(ifaces):
             if t.weight:
                 rep.warn(
                     at, f"({name}) ignoring {t.name} tracked interface weight due to SYNC group"
                 )
                 ifaces[n] = replace(t, weight=0)
-    for gref in group.track_script:
-        mine = next((n for n, r in enumerate(scripts) if r.name == gref.name), None)
-        if mine is None:
-            scripts.append(gref)
-            continue
-        # keepalived only logs this one (log_message): `keepalived -t` stays 0.
-        rep.diagnostics.append(
-            Diagnostic(
-                Severity.WARNING,
-                at.loc,
-                f"({name}) track_script {gref.name} is configured on VRRP instance and sync"
-                " group. Remove vrrp instance config",
-                at.source_line,
-                keepalived_silent=True,
-            )
-        )
-        # keepalived keeps an unweighted instance entry, else takes the group's.
-        if weight_of(scripts[mine]):
-            scripts[mine] = gref
+    scripts = add_group_refs(
+        rep,
+        at,
+        scripts,
+        group.track_script,
+        weight_of,
+        lambda gref: (
+            f"({name}) track_script {gref.name} is configured on VRRP instance and sync"
+            " group. Remove vrrp instance config"
+        ),
+        silent=True,  # keepalived only logs this one (log_message)
+    )
     for gif in group.track_interface:
         mine = next((n for n, t in enumerate(ifaces) if t.name == gif.name), None)
         if mine is None:

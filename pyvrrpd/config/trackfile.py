@@ -27,11 +27,10 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .groupmerge import add_group_refs
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
 from .model import (
-    Diagnostic,
-    Severity,
     SyncGroup,
     TrackFile,
     TrackFileRef,
@@ -68,13 +67,6 @@ class TrackFileDraft:
     overwrite: bool = False
 
 
-def _silent(rep: Reporter, at: Token, message: str) -> None:
-    """A note keepalived only logs (its `-t` does not count it)."""
-    rep.diagnostics.append(
-        Diagnostic(Severity.WARNING, at.loc, message, at.source_line, keepalived_silent=True)
-    )
-
-
 # ------------------------------------------------------------------- top level
 
 
@@ -85,7 +77,7 @@ def read_top(rep: Reporter, stmt: Stmt, top: Cursor, drafts: list[TrackFileDraft
     body = top.block(stmt)
     if stmt.keyword.text == "vrrp_track_file":
         # keepalived 2.x: log_message only ("deprecated, please use track_file").
-        _silent(rep, stmt.keyword, '"vrrp_track_file" is deprecated, please use "track_file"')
+        rep.warn_silent(stmt.keyword, '"vrrp_track_file" is deprecated, please use "track_file"')
     if body is None or name is None:
         return
     d = TrackFileDraft(name)
@@ -134,8 +126,7 @@ def _file(rep: Reporter, d: TrackFileDraft, s: Stmt) -> None:
         # which differs between parsing (the file's directory) and running.
         base = os.path.dirname(tok.loc.file)
         resolved = os.path.abspath(os.path.join(base, text))
-        _silent(
-            rep,
+        rep.warn_silent(
             tok,
             f"track_file {d.name.text}: relative path '{text}' is taken as {resolved};"
             " write an absolute path",
@@ -384,22 +375,18 @@ def _merge(
     rep: Reporter, at: Token, inst: VrrpInstance, refs: list[tuple[Token, TrackFileRef]]
 ) -> VrrpInstance:
     """A group's files added to a member (keepalived add_obj_to_track_file())."""
-    mine = list(inst.track_file)
-    for _, gref in refs:
-        n = next((i for i, r in enumerate(mine) if r.name == gref.name), None)
-        if n is None:
-            mine.append(gref)
-            continue
-        # keepalived only logs this one: `keepalived -t` stays 0.
-        _silent(
-            rep,
-            at,
-            f"({inst.name}) track_file {gref.name} is configured on VRRP instance and sync"
-            " group. Remove vrrp instance config",
-        )
-        # keepalived keeps an unweighted instance entry, else takes the group's.
-        if mine[n].weight:
-            mine[n] = gref
+    mine = add_group_refs(
+        rep,
+        at,
+        inst.track_file,
+        (gref for _, gref in refs),
+        lambda ref: ref.weight,  # resolved: the block's weight already in
+        lambda gref: (
+            f"({inst.name}) track_file {gref.name} is configured on VRRP instance and"
+            " sync group. Remove vrrp instance config"
+        ),
+        silent=True,  # keepalived only logs this one
+    )
     return replace(inst, track_file=tuple(mine))
 
 

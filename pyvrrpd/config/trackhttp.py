@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from .groupmerge import add_group_refs, drop_weighted
 from .lexer import Stmt, Token
 from .model import Diagnostic, Severity, SyncGroup, TrackHttp, TrackHttpRef, VrrpInstance
 from .trackref import RefDraft, read_words_block
@@ -318,28 +319,25 @@ def _merge(
 
     refs = list(mine)
     if not tracking_weight:
-        kept = []
-        for ref in refs:
-            if weight_of(ref):
-                rep.warn(
-                    at, f"({name}) ignoring track_http {ref.name} with weights due to SYNC group"
-                )
-            else:
-                kept.append(ref)
-        refs = kept
-    for gref in group:
-        n = next((k for k, r in enumerate(refs) if r.name == gref.name), None)
-        if n is None:
-            refs.append(gref)
-            continue
-        rep.warn(
+        refs = drop_weighted(
+            rep,
             at,
-            f"({name}) track_http {gref.name} is configured on VRRP instance and sync group."
-            " Remove vrrp instance or sync group config",
+            refs,
+            weight_of,
+            lambda ref: f"({name}) ignoring track_http {ref.name} with weights due to SYNC group",
         )
-        if weight_of(refs[n]):
-            refs[n] = gref
-    return refs
+    return add_group_refs(
+        rep,
+        at,
+        refs,
+        group,
+        weight_of,
+        lambda gref: (
+            f"({name}) track_http {gref.name} is configured on VRRP instance and sync"
+            " group. Remove vrrp instance or sync group config"
+        ),
+        silent=False,
+    )
 
 
 __all__ = [

@@ -25,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .groupmerge import add_group_refs, drop_weighted
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
-from .model import Diagnostic, Severity, TrackProcessRef, VrrpTrackProcess
+from .model import TrackProcessRef, VrrpTrackProcess
 from .trackref import Positional, RefDraft
 from .values import Cursor, Reporter, extra_args, line_block, need_arg, parse_decimal, parse_int
 
@@ -417,35 +418,32 @@ def _apply_group(
     """
     name = inst.name
     refs = list(inst.track_process)
+
+    def weight(ref: TrackProcessRef) -> int:
+        return weight_of(ref, blocks)
+
     if not group.tracking_weight:
-        kept: list[TrackProcessRef] = []
-        for ref in refs:
-            if weight_of(ref, blocks):
-                rep.warn(
-                    at,
-                    f"({name}) ignoring tracked process {ref.name} with weights due to SYNC group",
-                )
-            else:
-                kept.append(ref)
-        refs = kept
-    for gref in group.track_process:
-        mine = next((n for n, r in enumerate(refs) if r.name == gref.name), None)
-        if mine is None:
-            refs.append(gref)
-            continue
-        # keepalived only logs this one: `keepalived -t` stays 0.
-        rep.diagnostics.append(
-            Diagnostic(
-                Severity.WARNING,
-                at.loc,
-                f"({name}) track_process {gref.name} is configured on VRRP instance and sync"
-                " group. Remove vrrp instance config",
-                at.source_line,
-                keepalived_silent=True,
-            )
+        refs = drop_weighted(
+            rep,
+            at,
+            refs,
+            weight,
+            lambda ref: (
+                f"({name}) ignoring tracked process {ref.name} with weights due to SYNC group"
+            ),
         )
-        if weight_of(refs[mine], blocks):
-            refs[mine] = gref
+    refs = add_group_refs(
+        rep,
+        at,
+        refs,
+        group.track_process,
+        weight,
+        lambda gref: (
+            f"({name}) track_process {gref.name} is configured on VRRP instance and sync"
+            " group. Remove vrrp instance config"
+        ),
+        silent=True,  # keepalived only logs this one
+    )
     return replace(inst, track_process=tuple(refs))
 
 

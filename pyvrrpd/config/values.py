@@ -32,6 +32,12 @@ class Reporter:
     def warn(self, at: Token, message: str) -> None:
         self.diagnostics.append(Diagnostic(Severity.WARNING, at.loc, message, at.source_line))
 
+    def warn_silent(self, at: Token, message: str) -> None:
+        """A warning keepalived only logs: its `-t` stays 0 (parity tests)."""
+        self.diagnostics.append(
+            Diagnostic(Severity.WARNING, at.loc, message, at.source_line, keepalived_silent=True)
+        )
+
     def error_at(self, loc: SourceLoc, message: str) -> None:
         self.diagnostics.append(Diagnostic(Severity.ERROR, loc, message))
 
