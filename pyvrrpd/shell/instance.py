@@ -24,6 +24,7 @@ from pyvrrpd.io.uptime import boot_uptime
 from pyvrrpd.io.vrrp_socket import VrrpSocket
 from pyvrrpd.shell.host.vips import VipSet
 from pyvrrpd.trackers import registry
+from pyvrrpd.trackers.base import ref_specs
 from pyvrrpd.trackers.interface import interface_specs
 from pyvrrpd.trackers.srcip import srcip_specs
 from pyvrrpd.wire.check import Peer
@@ -38,14 +39,7 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
     `mtu` (None: asked of the interface now, if it exists) caps the VIPs the
     adverts carry; the config already capped them at 255.
     """
-    trackers: list[TrackerSpec] = []
-    for ref in inst.track_script:
-        script = config.script(ref.name)
-        if script is None:
-            continue
-        weight = script.weight if ref.weight is None else ref.weight
-        reverse = script.weight_reverse if ref.reverse is None else ref.reverse
-        trackers.append(TrackerSpec(ref.name, weight, reverse))
+    scripts = {s.name: (s.weight, s.weight_reverse) for s in config.scripts}
     auth = {None: AuthType.NONE, "PASS": AuthType.PASS, "AH": AuthType.AH}[inst.auth_type]
     return RouterConfig(
         name=inst.name,
@@ -59,7 +53,7 @@ def router_config(inst: VrrpInstance, config: Config, mtu: int | None = None) ->
         auth_type=int(auth),
         auth_data=inst.auth_pass,
         trackers=(
-            *trackers,
+            *ref_specs(inst.track_script, scripts),  # bare names: vrrp_script
             *interface_specs(inst),
             *srcip_specs(inst),
             *registry.specs(inst, config),  # process:, file:, http: (trackers/registry.py)

@@ -35,11 +35,10 @@ from dataclasses import dataclass
 import structlog
 
 from pyvrrpd.config.model import Config, TrackFile, VrrpInstance
-from pyvrrpd.config.trackfile import file_by_name
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io import inotify
 from pyvrrpd.io.errors import HostError
-from pyvrrpd.trackers.base import OnChange
+from pyvrrpd.trackers.base import OnChange, ref_specs
 
 log = structlog.get_logger("pyvrrpd.track")
 
@@ -59,15 +58,8 @@ def tracker_name(name: str) -> str:
 
 def file_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
     """The instance's `track_file` references as scaled core trackers."""
-    out: list[TrackerSpec] = []
-    for ref in inst.track_file:
-        block = file_by_name(config.track_files, ref.name)
-        if block is None:  # the config check refuses this; be safe on odd models
-            continue
-        weight = block.weight if ref.weight is None else ref.weight
-        reverse = block.reverse if ref.reverse is None else ref.reverse
-        out.append(TrackerSpec(tracker_name(ref.name), weight, reverse, scaled=True))
-    return tuple(out)
+    blocks = {f.name: (f.weight, f.reverse) for f in config.track_files}
+    return ref_specs(inst.track_file, blocks, PREFIX, scaled=True)
 
 
 def file_source(config: Config, on_change: OnChange) -> FileTracker | None:

@@ -27,7 +27,7 @@ import structlog
 from pyvrrpd.config.model import Config, TrackHttp, VrrpInstance
 from pyvrrpd.core.tracking import RiseFall, TrackerSpec
 from pyvrrpd.io.httpprobe import ProbeResult, probe_http, probe_stats
-from pyvrrpd.trackers.base import OnChange
+from pyvrrpd.trackers.base import OnChange, ref_specs
 
 log = structlog.get_logger("pyvrrpd.track")
 
@@ -43,16 +43,8 @@ def tracker_name(name: str) -> str:
 
 def http_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
     """The instance's `track_http` references as core trackers (block defaults filled)."""
-    blocks = {b.name: b for b in config.track_https}
-    out = []
-    for ref in inst.track_http:
-        block = blocks.get(ref.name)
-        if block is None:  # the reader refuses this; a hand-made Config may not
-            continue
-        weight = block.weight if ref.weight is None else ref.weight
-        reverse = block.reverse if ref.reverse is None else ref.reverse
-        out.append(TrackerSpec(tracker_name(ref.name), weight, reverse))
-    return tuple(out)
+    blocks = {b.name: (b.weight, b.reverse) for b in config.track_https}
+    return ref_specs(inst.track_http, blocks, PREFIX)
 
 
 def http_source(config: Config, on_change: OnChange) -> HttpTracker | None:

@@ -59,7 +59,7 @@ from pyvrrpd.config.model import Config, VrrpInstance, VrrpTrackProcess
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.io import cnproc
 from pyvrrpd.io.pidfd import PidWatch
-from pyvrrpd.trackers.base import OnChange
+from pyvrrpd.trackers.base import OnChange, ref_specs
 
 log = structlog.get_logger("pyvrrpd.track")
 
@@ -84,16 +84,8 @@ def tracker_name(name: str) -> str:
 
 def process_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
     """The instance's `track_process` entries as core trackers."""
-    blocks = {p.name: p for p in config.track_processes}
-    out = []
-    for ref in inst.track_process:
-        b = blocks.get(ref.name)
-        if b is None:
-            continue
-        weight = b.weight if ref.weight is None else ref.weight
-        reverse = b.weight_reverse if ref.reverse is None else ref.reverse
-        out.append(TrackerSpec(tracker_name(ref.name), weight, reverse))
-    return tuple(out)
+    blocks = {p.name: (p.weight, p.weight_reverse) for p in config.track_processes}
+    return ref_specs(inst.track_process, blocks, PREFIX)
 
 
 def process_source(config: Config, on_change: OnChange) -> ProcessTracker | None:
