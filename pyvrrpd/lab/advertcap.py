@@ -3,9 +3,10 @@
 The failover benchmark needs the moment a priority-0 advert crosses the wire.
 An ``AF_PACKET`` socket is opened *inside* a lab namespace (the switch's
 bridge port of a load balancer, say) the same way :mod:`pyvrrpd.lab.vipwatch`
-opens its netlink sockets: ``setns(2)`` in a short-lived thread, so the
-caller's own namespace never changes. ``SO_TIMESTAMPNS`` gives each frame
-the kernel's arrival time, so a busy Python thread does not delay the figure.
+opens its netlink sockets (pyvrrpd.lab.nssocket: ``setns(2)`` in a
+short-lived thread, the caller's own namespace never changes).
+``SO_TIMESTAMPNS`` gives each frame the kernel's arrival time, so a busy
+Python thread does not delay the figure.
 
 Owns: that socket, a reader thread, and parsing the IPv4 + VRRP headers
 (RFC 3768 section 5.1: version/type, VRID, priority). It only reads; it
@@ -15,16 +16,14 @@ sends nothing.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
-import os
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass
 
-_CLONE_NEWNET = 0x40000000
+from pyvrrpd.lab.nssocket import socket_in_netns
+
 _ETH_P_ALL = 0x0003
 _ETH_P_IP = 0x0800
 _SO_TIMESTAMPNS = 35  # asm-generic/socket.h; also the SCM_ type of the cmsg
@@ -53,36 +52,16 @@ def parse_vrrp(packet: bytes) -> tuple[str, int, int] | None:
 
 
 def _open_in_netns(path: str, ifname: str) -> socket.socket:
-    box: dict[str, socket.socket | BaseException] = {}
+    def make() -> socket.socket:
+        # SOCK_DGRAM: the kernel strips the link header, we get the IP packet.
+        # ETH_P_ALL: on a bridge port only the all-protocols taps see a frame
+        # before the bridge takes it (per-protocol ones come after).
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
+        sock.bind((ifname, _ETH_P_ALL))
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        return sock
 
-    def work() -> None:
-        # setns(2) moves only this thread, which ends right after.
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns {path}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            # SOCK_DGRAM: the kernel strips the link header, we get the IP packet.
-            # ETH_P_ALL: on a bridge port only the all-protocols taps see a frame
-            # before the bridge takes it (per-protocol ones come after).
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(_ETH_P_ALL))
-            sock.bind((ifname, _ETH_P_ALL))
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-            box["sock"] = sock
-        except BaseException as exc:  # handed to the caller's thread
-            box["err"] = exc
-
-    t = threading.Thread(target=work, name="advertcap-setns")
-    t.start()
-    t.join()
-    got = box.get("sock", box.get("err"))
-    if isinstance(got, socket.socket):
-        return got
-    raise OSError(errno.EIO, f"cannot capture on {ifname} in {path}: {got}")
+    return socket_in_netns(path, make, f"capture on {ifname}")
 
 
 class AdvertCapture:

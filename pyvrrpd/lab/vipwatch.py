@@ -6,21 +6,19 @@ times a second would cost more CPU than the daemons under test. Instead one
 socket keeps the namespace it was created in) and each sample sends an
 ``RTM_GETADDR`` dump request for IPv4 and parses the ``RTM_NEWADDR`` replies.
 
-Owns: opening those sockets (``setns(2)`` in a short-lived thread, so the
-caller's own namespace never changes) and parsing the dump. It only reads.
+Owns: opening those sockets (pyvrrpd.lab.nssocket: ``setns(2)`` in a
+short-lived thread) and parsing the dump. It only reads.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 import socket
 import struct
-import threading
 from collections.abc import Mapping
 
-_CLONE_NEWNET = 0x40000000
+from pyvrrpd.lab.nssocket import socket_in_netns
+
 _NETLINK_ROUTE = 0
 _RTM_NEWADDR = 20
 _RTM_GETADDR = 22
@@ -38,33 +36,13 @@ _RTATTR = struct.Struct("=HH")  # len, type
 
 def _open_in_netns(path: str) -> socket.socket:
     """A NETLINK_ROUTE socket created inside the namespace at ``path``."""
-    box: dict[str, socket.socket | BaseException] = {}
 
-    def work() -> None:
-        # setns(2) moves only this thread; it ends right after, so no other
-        # code ever runs in the lab host's namespace by accident.
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns {path}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE)
-            sock.bind((0, 0))
-            box["sock"] = sock
-        except BaseException as exc:  # handed to the caller's thread
-            box["err"] = exc
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE)
+        sock.bind((0, 0))
+        return sock
 
-    t = threading.Thread(target=work, name="vipwatch-setns")
-    t.start()
-    t.join()
-    got = box.get("sock", box.get("err"))
-    if isinstance(got, socket.socket):
-        return got
-    raise OSError(errno.EIO, f"cannot open netlink in {path}: {got}")
+    return socket_in_netns(path, make, "open netlink")
 
 
 def parse_addrs(data: bytes) -> tuple[dict[str, str], bool]:
