@@ -40,11 +40,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
-from tests.netns._pair import HOSTS, VIP, Pair, wait_for
-from tests.netns._pidns import children_of, nsenter
+from pyvrrpd.lab.vipwatch import AddrWatch
+from tests.netns._pair import HOSTS, VIP, Pair, logged_pair_lan, wait_for
+from tests.netns._pidns import children_of, nsenter, start_daemon, start_holder
 
 HAPROXY = "/usr/sbin/haproxy"
 KEEPALIVED = "/usr/sbin/keepalived"
@@ -254,3 +257,63 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout)
+
+
+@dataclass
+class HaproxyLab:
+    """lb1 and lb2 in their own PID namespaces, each running HAProxy -Ws
+    (the guide's config), an inj backend, and a watch on the addresses.
+    A test's Lab subclasses it and sets `kind` (its tracker kind)."""
+
+    pair: Pair
+    holders: dict[str, int]
+    haproxy: dict[str, HAProxy]
+    watch: AddrWatch
+    kind: ClassVar[str] = ""
+
+    def start(self, host: str, conf: str) -> None:
+        """pyvrrpd on `host` in its PID namespace, with config text `conf`."""
+        path = self.pair.workdir / f"{host}.conf"
+        path.write_text(conf)
+        start_daemon(self.pair, host, self.holders[host], path)
+
+    def vip_holders(self, vip: str = VIP) -> set[str]:
+        return set(self.watch.holders(vip))
+
+    def inst(self, host: str, name: str = "VI_1") -> dict[str, Any]:
+        return self.pair.inst(host, name)
+
+    def state(self, host: str, name: str = "VI_1") -> str | None:
+        return self.pair.fast_state(host, name)
+
+    def tracker(self, host: str, inst: str = "VI_1") -> dict[str, Any]:
+        return self.pair.tracker(host, self.kind, inst)
+
+
+_L = TypeVar("_L", bound=HaproxyLab)
+
+
+@contextlib.contextmanager
+def haproxy_lab(tmp: Path, cls: type[_L]) -> Iterator[_L]:
+    """The pair LAN as `cls`: skipped without root or HAProxy. Afterwards every
+    HAProxy process is continued (a SIGSTOPped one would ignore the
+    teardown's SIGKILL; ours, by PID) and the HAProxy logs printed."""
+    import pytest
+
+    reason = haproxy_missing()
+    if reason:
+        pytest.skip(reason)
+    with logged_pair_lan(tmp) as pair:
+        start_backend(pair)
+        holders = {h: start_holder(pair, h) for h in ("lb1", "lb2")}
+        haproxy = {h: start_haproxy(pair, h, holders[h]) for h in holders}
+        watch = AddrWatch({h: pair.ns(h) for h in ("lb1", "lb2")})
+        try:
+            yield cls(pair, holders, haproxy, watch)
+        finally:
+            watch.close()
+            for h, hap in haproxy.items():
+                for pid in [hap.master, *children_of(hap.master)]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+                print(f"--- {h} haproxy log ---\n{hap.log_text()[-1500:]}")

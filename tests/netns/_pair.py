@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyvrrpd.io.errors import HostError
+from pyvrrpd.shell.ops.control import query
+
 HOSTS = {"lb1": "192.0.2.11", "lb2": "192.0.2.12", "inj": "192.0.2.66"}
 VIP = "192.0.2.10"
 # The optional second LAN (`pair_lan(tmp, lans=2)`): `eth1` on bridge br1.
@@ -54,6 +57,17 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.01) -> float | None:
     """Seconds until `cond()` held, or None on timeout."""
     t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(step)
+    return None
+
+
+def first_time(
+    cond: Callable[[], bool], t0: float, timeout: float, step: float = 0.01
+) -> float | None:
+    """Seconds from `t0` (monotonic) until `cond()` first held, or None after `timeout`."""
     while time.monotonic() - t0 < timeout:
         if cond():
             return time.monotonic() - t0
@@ -170,6 +184,23 @@ class Pair:
     def log(self, host: str) -> str:
         p = self.workdir / f"{host}.log"
         return p.read_text(errors="replace") if p.exists() else ""
+
+    def inst(self, host: str, name: str = "VI_1") -> dict[str, Any]:
+        """Instance `name` of the daemon's status, asked in-process (fast
+        enough to sample every 20 ms, unlike `status`)."""
+        return next(i for i in query(self.sock(host))["instances"] if i["name"] == name)
+
+    def fast_state(self, host: str, name: str = "VI_1") -> str | None:
+        """`inst`'s state, or None while the daemon is not answering yet."""
+        try:
+            return str(self.inst(host, name)["state"])
+        except (OSError, HostError, StopIteration, KeyError):
+            return None
+
+    def tracker(self, host: str, kind: str, name: str = "VI_1") -> dict[str, Any]:
+        """The first tracker of `kind` (process, file, http, ...) of instance `name`."""
+        t: dict[str, Any] = next(t for t in self.inst(host, name)["trackers"] if t["kind"] == kind)
+        return t
 
 
 def _plug(sw: str, bridge: str, port: str, ns: str, ifname: str, addr: str) -> None:

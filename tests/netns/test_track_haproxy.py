@@ -29,25 +29,18 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pyvrrpd.io.errors import HostError
-from pyvrrpd.lab.vipwatch import AddrWatch
-from pyvrrpd.shell.ops.control import query
 from tests.netns._haproxy import (
     KEEPALIVED,
-    HAProxy,
-    haproxy_missing,
-    start_backend,
-    start_haproxy,
+    HaproxyLab,
+    haproxy_lab,
     start_keepalived_in,
 )
-from tests.netns._pair import VIP, Pair, logged_pair_lan, wait_for
-from tests.netns._pidns import start_daemon, start_holder
+from tests.netns._pair import VIP, Pair, first_time, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -96,37 +89,8 @@ def guide_conf(prio: int, weight: int = 0, nopreempt: bool = True) -> str:
     )
 
 
-@dataclass
-class Lab:
-    pair: Pair
-    holders: dict[str, int]
-    haproxy: dict[str, HAProxy]
-    watch: AddrWatch
-
-    def start(self, host: str, conf: str) -> None:
-        path = self.pair.workdir / f"{host}.conf"
-        path.write_text(conf)
-        start_daemon(self.pair, host, self.holders[host], path)
-
-    def vip_holders(self, vip: str = VIP) -> set[str]:
-        return set(self.watch.holders(vip))
-
-    def status(self, host: str) -> dict[str, Any]:
-        """The daemon's status (what `pyvrrpd status --json` prints), in-process: fast enough
-        to sample every 20 ms."""
-        return query(self.pair.sock(host))
-
-    def inst(self, host: str, name: str = "VI_1") -> dict[str, Any]:
-        return next(i for i in self.status(host)["instances"] if i["name"] == name)
-
-    def state(self, host: str, name: str = "VI_1") -> str | None:
-        try:
-            return str(self.inst(host, name)["state"])
-        except (HostError, OSError, StopIteration, KeyError):
-            return None
-
-    def tracker(self, host: str, inst: str = "VI_1") -> dict[str, Any]:
-        return next(t for t in self.inst(host, inst)["trackers"] if t["kind"] == "process")
+class Lab(HaproxyLab):
+    kind = "process"
 
     def start_pair(self, confs: dict[str, str], instances: tuple[str, ...] = ("VI_1",)) -> None:
         """lb1 first until it is MASTER of every instance with the VIPs, then lb2 as BACKUP
@@ -143,20 +107,8 @@ class Lab:
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
     """The pair LAN, per-host PID namespaces, an inj backend and HAProxy -Ws on lb1 and lb2."""
-    reason = haproxy_missing()
-    if reason:
-        pytest.skip(reason)
-    with logged_pair_lan(tmp_path) as pair:
-        start_backend(pair)
-        holders = {h: start_holder(pair, h) for h in ("lb1", "lb2")}
-        haproxy = {h: start_haproxy(pair, h, holders[h]) for h in holders}
-        watch = AddrWatch({h: pair.ns(h) for h in ("lb1", "lb2")})
-        try:
-            yield Lab(pair, holders, haproxy, watch)
-        finally:
-            watch.close()
-            for h, hap in haproxy.items():
-                print(f"--- {h} haproxy log ---\n{hap.log_text()[-1500:]}")
+    with haproxy_lab(tmp_path, Lab) as lab:
+        yield lab
 
 
 def log_events(pair: Pair, host: str, event: str) -> list[dict[str, Any]]:
@@ -168,15 +120,6 @@ def log_events(pair: Pair, host: str, event: str) -> list[dict[str, Any]]:
             if isinstance(rec, dict) and rec.get("event") == event:
                 out.append(rec)
     return out
-
-
-def first_time(cond: Any, t0: float, timeout: float, step: float = 0.01) -> float | None:
-    """Seconds from ``t0`` (monotonic) until ``cond()`` first held, sampled every ``step``."""
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(step)
-    return None
 
 
 def test_sigkill_of_haproxy_master_moves_vip_within_skew_time(lab: Lab) -> None:

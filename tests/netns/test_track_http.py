@@ -21,26 +21,20 @@ nothing wrong in either case below: every `haproxy` process stays alive.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pyvrrpd.io.errors import HostError
-from pyvrrpd.lab.vipwatch import AddrWatch
-from pyvrrpd.shell.ops.control import query
 from tests.netns import test_check_parity as parity
-from tests.netns._haproxy import HAProxy, haproxy_missing, start_backend, start_haproxy
-from tests.netns._pair import PLAIN_CONF, VIP, Pair, logged_pair_lan, wait_for
-from tests.netns._pidns import children_of, start_daemon, start_holder
+from tests.netns._haproxy import HaproxyLab, haproxy_lab
+from tests.netns._pair import PLAIN_CONF, VIP, first_time, wait_for
+from tests.netns._pidns import children_of
 
 netns = parity.netns  # the fixture: a netns with eth0, for keepalived -t
 
@@ -68,31 +62,8 @@ def conf(prio: int, target: str) -> str:
     return TRACK.replace("TARGET", target) + PLAIN_CONF.format(prio=prio, extra=extra, vip=VIP)
 
 
-@dataclass
-class Lab:
-    pair: Pair
-    holders: dict[str, int]
-    haproxy: dict[str, HAProxy]
-    watch: AddrWatch
-
-    def vip_holders(self) -> set[str]:
-        return set(self.watch.holders(VIP))
-
-    def inst(self, host: str) -> dict[str, Any]:
-        status: dict[str, Any] = query(self.pair.sock(host))["instances"][0]
-        return status
-
-    def state(self, host: str) -> str | None:
-        try:
-            return str(self.inst(host)["state"])
-        except (OSError, HostError, KeyError, IndexError):
-            return None
-
-    def is_state(self, host: str, want: str) -> bool:
-        return self.state(host) == want
-
-    def tracker(self, host: str) -> dict[str, Any]:
-        return next(t for t in self.inst(host)["trackers"] if t["kind"] == "http")
+class Lab(HaproxyLab):
+    kind = "http"
 
     def start_pair(self) -> None:
         # lb2 probes its HAProxy's stats socket instead: real HAProxy's `show info`.
@@ -101,10 +72,8 @@ class Lab:
             ("lb1", 100, "MASTER", "url http://127.0.0.1:8081/healthz"),
             ("lb2", 90, "BACKUP", f"stats_socket {sock}"),
         ):
-            path = self.pair.workdir / f"{host}.conf"
-            path.write_text(conf(prio, target))
-            start_daemon(self.pair, host, self.holders[host], path)
-            ok = wait_for(partial(self.is_state, host, want), 10.0, 0.05)
+            self.start(host, conf(prio, target))
+            ok = wait_for(partial(_is_state, self, host, want), 10.0, 0.05)
             assert ok is not None, f"{host} never {want}:\n{self.pair.log(host)[-3000:]}"
         assert self.vip_holders() == {"lb1"}
         assert self.tracker("lb1")["status"] == "up"
@@ -120,35 +89,14 @@ class Lab:
         return pids
 
 
+def _is_state(lab: Lab, host: str, want: str) -> bool:
+    return lab.state(host) == want
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    reason = haproxy_missing()
-    if reason:
-        pytest.skip(reason)
-    with logged_pair_lan(tmp_path) as pair:
-        start_backend(pair)
-        holders = {h: start_holder(pair, h) for h in ("lb1", "lb2")}
-        haproxy = {h: start_haproxy(pair, h, holders[h]) for h in holders}
-        watch = AddrWatch({h: pair.ns(h) for h in ("lb1", "lb2")})
-        try:
-            yield Lab(pair, holders, haproxy, watch)
-        finally:
-            watch.close()
-            for hap in haproxy.values():
-                # A stopped process would ignore the teardown's SIGKILL until
-                # continued: continue it (it is ours, by PID) first.
-                for pid in [hap.master, *children_of(hap.master)]:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGCONT)
-
-
-def first_time(cond: Any, t0: float, timeout: float, step: float = 0.01) -> float | None:
-    """Seconds from `t0` (monotonic) until `cond()` first held."""
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        time.sleep(step)
-    return None
+    with haproxy_lab(tmp_path, Lab) as lab:
+        yield lab
 
 
 def test_sigstopped_haproxy_moves_the_vip(lab: Lab) -> None:
