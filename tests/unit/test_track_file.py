@@ -8,7 +8,7 @@ import asyncio
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -122,6 +122,19 @@ class Harness:
     def values(self) -> list[int | None]:
         return [r[2] for r in self.reports]
 
+    def run(self, scenario: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start the tracker, run `scenario` (if any), stop the tracker."""
+
+        async def go() -> None:
+            await self.tracker.start()
+            try:
+                if scenario is not None:
+                    await scenario()
+            finally:
+                self.tracker.stop()
+
+        asyncio.run(go())
+
 
 def test_write_rename_delete_recreate(tmp_path: Path) -> None:
     path = tmp_path / "tf"
@@ -129,7 +142,6 @@ def test_write_rename_delete_recreate(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         assert h.reports == [("file:tf", False, 5)]  # reported at start
         write(path, "7\n")
         await wait_for(lambda: h.values()[-1] == 7)
@@ -155,9 +167,8 @@ def test_write_rename_delete_recreate(tmp_path: Path) -> None:
         await wait_for(lambda: h.values()[-1] == 0)
         os.rename(tmp_path / "elsewhere", path)
         await wait_for(lambda: h.values()[-1] == 3)
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_a_write_is_seen_when_the_file_is_closed(tmp_path: Path) -> None:
@@ -166,7 +177,6 @@ def test_a_write_is_seen_when_the_file_is_closed(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         with open(path, "w") as fh:
             fh.write("9")
             fh.flush()
@@ -175,9 +185,8 @@ def test_a_write_is_seen_when_the_file_is_closed(tmp_path: Path) -> None:
             await asyncio.sleep(0.2)
             assert h.values() == [1]
         await wait_for(lambda: h.values() == [1, 9])
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_invalid_number_keeps_the_old_value(tmp_path: Path) -> None:
@@ -186,26 +195,19 @@ def test_invalid_number_keeps_the_old_value(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         write(path, "99999999999")
         write(path, "6")  # the marker: events are handled in order
         await wait_for(lambda: h.values()[-1] == 6)
         assert h.values() == [4, 6]
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_invalid_number_at_start_is_zero(tmp_path: Path) -> None:
     path = tmp_path / "tf"
     write(path, "-99999999999")
     h = Harness(block(path))
-
-    async def scenario() -> None:
-        await h.tracker.start()
-        h.tracker.stop()
-
-    asyncio.run(scenario())
+    h.run()
     assert h.reports == [("file:tf", True, 0)]
 
 
@@ -214,7 +216,6 @@ def test_missing_file_is_zero_then_created(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         info = h.tracker.describe()["file:tf"]
         assert info == {
             "path": str(path),
@@ -224,9 +225,8 @@ def test_missing_file_is_zero_then_created(tmp_path: Path) -> None:
         write(path, "12\n")
         await wait_for(lambda: h.values() == [0, 12])
         assert h.tracker.describe()["file:tf"] == {"path": str(path), "value": 12}
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_symlink_is_followed_at_start(tmp_path: Path) -> None:
@@ -239,24 +239,17 @@ def test_symlink_is_followed_at_start(tmp_path: Path) -> None:
     h = Harness(block(link))
 
     async def scenario() -> None:
-        await h.tracker.start()
         assert h.tracker.describe()["file:tf"]["path"] == str(target)
         write(target, "3")
         await wait_for(lambda: h.values() == [2, 3])
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_missing_directory_is_reported_not_raised(tmp_path: Path) -> None:
     path = tmp_path / "nodir" / "tf"
     h = Harness(block(path))
-
-    async def scenario() -> None:
-        await h.tracker.start()
-        h.tracker.stop()
-
-    asyncio.run(scenario())
+    h.run()
     assert h.reports == [("file:tf", True, 0)]
     assert (
         h.tracker.describe()["file:tf"]["watch_error"]
@@ -272,13 +265,11 @@ def test_directory_removed(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         path.unlink()
         d.rmdir()
         await wait_for(lambda: "watch_error" in h.tracker.describe()["file:tf"])
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
     assert h.values() == [5, 0]
 
 
@@ -289,14 +280,12 @@ def test_two_blocks_one_directory(tmp_path: Path) -> None:
     h = Harness(TrackFile("a", str(a)), TrackFile("b", str(b)))
 
     async def scenario() -> None:
-        await h.tracker.start()
         write(b, "20")
         await wait_for(lambda: len(h.reports) == 3)
         write(a, "10")
         await wait_for(lambda: len(h.reports) == 4)
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
     assert h.reports == [
         ("file:a", False, 1),
         ("file:b", False, 2),
@@ -311,7 +300,6 @@ def test_queue_overflow_rereads_every_file(tmp_path: Path) -> None:
     h = Harness(block(path))
 
     async def scenario() -> None:
-        await h.tracker.start()
         ino = h.tracker._ino
         assert ino is not None
         asyncio.get_running_loop().remove_reader(ino.fd)
@@ -321,9 +309,8 @@ def test_queue_overflow_rereads_every_file(tmp_path: Path) -> None:
         assert h.values() == [1]
         h.tracker._event(inotify.InotifyEvent(-1, inotify.IN_Q_OVERFLOW, 0, ""))
         assert h.values() == [1, 2]
-        h.tracker.stop()
 
-    asyncio.run(scenario())
+    h.run(scenario)
 
 
 def test_stop_closes_the_fd(tmp_path: Path) -> None:
@@ -348,8 +335,7 @@ def test_stop_closes_the_fd(tmp_path: Path) -> None:
 def test_init_file_creates_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "tf"
     h = Harness(block(path), init=(block(path, init_file=True, init_value=-5),))
-    asyncio.run(h.tracker.start())
-    h.tracker.stop()
+    h.run()
     assert path.read_text() == "-5\n"
     assert h.reports == [("file:tf", False, -5)]
 
@@ -358,8 +344,7 @@ def test_init_file_leaves_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "tf"
     write(path, "9")
     h = Harness(block(path), init=(block(path, init_file=True),))
-    asyncio.run(h.tracker.start())
-    h.tracker.stop()
+    h.run()
     assert path.read_text() == "9"
 
 
@@ -367,8 +352,7 @@ def test_init_file_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "tf"
     write(path, "9")
     h = Harness(block(path), init=(block(path, init_file=True, overwrite=True),))
-    asyncio.run(h.tracker.start())
-    h.tracker.stop()
+    h.run()
     assert path.read_text() == "0\n"
     assert h.reports == [("file:tf", True, 0)]
 

@@ -6,6 +6,7 @@ one of them used to stop, or could stop, and asserts it keeps reporting."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import shutil
@@ -48,6 +49,32 @@ def _wait(loop: asyncio.AbstractEventLoop, cond: Any, timeout: float) -> bool:
         return bool(cond())
 
     return loop.run_until_complete(run())
+
+
+@contextlib.contextmanager
+def _counted_child(
+    loop: asyncio.AbstractEventLoop, exe: Path, scan_interval: float
+) -> Iterator[tuple[subprocess.Popen[bytes], ProcessTracker, Events]]:
+    """A /bin/sleep child named `exe.name` (through that symlink) and a started
+    ProcessTracker (no connector) that counts it: up, once. Both ended after."""
+    exe.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(exe), "30"])
+    events: Events = []
+    tr = ProcessTracker(
+        (VrrpTrackProcess("p", exe.name),),
+        lambda n, ok, v: events.append((n, ok, v)),
+        use_connector=False,
+        scan_interval=scan_interval,
+    )
+    try:
+        assert _wait(loop, lambda: process_mod.ProcFs().comm(child.pid) == exe.name, 2)
+        loop.run_until_complete(tr.start())
+        assert events == [("process:p", True, 1)]
+        yield child, tr, events
+    finally:
+        child.kill()
+        child.wait()
+        tr.stop()
 
 
 class _FakeProc:
@@ -96,28 +123,11 @@ def test_a_counted_process_without_a_pidfd_is_dropped_when_it_dies(
         raise OSError(errno.EMFILE, "Too many open files")
 
     monkeypatch.setattr(PidWatch, "open", emfile)
-    exe = tmp_path / "pvrev_emfile"
-    exe.symlink_to("/bin/sleep")
-    child = subprocess.Popen([str(exe), "30"])
-    events: Events = []
-    tr = ProcessTracker(
-        (VrrpTrackProcess("p", exe.name),),
-        lambda n, ok, v: events.append((n, ok, v)),
-        use_connector=False,
-        scan_interval=0.05,
-    )
-    try:
-        assert _wait(loop, lambda: process_mod.ProcFs().comm(child.pid) == exe.name, 2)
-        loop.run_until_complete(tr.start())
-        assert events == [("process:p", True, 1)]
+    with _counted_child(loop, tmp_path / "pvrev_emfile", 0.05) as (child, tr, events):
         child.kill()
         child.wait()  # reaped: gone from /proc, as a dead HAProxy is once its parent reaps it
         assert _wait(loop, lambda: events[-1][1] is False, 2.0), events
         assert tr.describe()["process:p"]["count"] == 0
-    finally:
-        child.kill()
-        child.wait()
-        tr.stop()
 
 
 def test_pidfds_are_capped_and_the_rest_still_counted(
@@ -230,20 +240,7 @@ def test_proc_unreadable_for_a_moment_is_not_a_death(
     process": the scan re-reads every counted PID, so one scan at the fd
     limit dropped them all and a running HAProxy was reported down (FAULT,
     a needless failover, or no VIP if the peer is down too)."""
-    exe = tmp_path / "pvrev_emfile2"
-    exe.symlink_to("/bin/sleep")
-    child = subprocess.Popen([str(exe), "30"])
-    events: Events = []
-    tr = ProcessTracker(
-        (VrrpTrackProcess("p", exe.name),),
-        lambda n, ok, v: events.append((n, ok, v)),
-        use_connector=False,
-        scan_interval=3600,
-    )
-    try:
-        assert _wait(loop, lambda: process_mod.ProcFs().comm(child.pid) == exe.name, 2)
-        loop.run_until_complete(tr.start())
-        assert events == [("process:p", True, 1)]
+    with _counted_child(loop, tmp_path / "pvrev_emfile2", 3600) as (child, tr, events):
 
         def emfile(*_a: object, **_k: object) -> None:
             raise OSError(errno.EMFILE, "Too many open files")
@@ -261,10 +258,6 @@ def test_proc_unreadable_for_a_moment_is_not_a_death(
         assert "scan_error" not in tr.describe()["process:p"]
         child.kill()
         assert _wait(loop, lambda: events[-1][1] is False, 1.0), events
-    finally:
-        child.kill()
-        child.wait()
-        tr.stop()
 
 
 # -------------------------------------------------- track_file: unwatched files
