@@ -36,7 +36,7 @@ from .model import (
     TrackFileRef,
     VrrpInstance,
 )
-from .trackref import Positional, RefDraft
+from .trackref import Positional, RefDraft, checked_weight
 from .values import Cursor, Reporter, extra_args, line_block, need_arg, parse_int
 
 if TYPE_CHECKING:
@@ -200,24 +200,15 @@ def _track_file(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) -> No
     _ENTRY.read_block(rep, line_block(rep, stmt, body), refs_of(d))
 
 
-def _entry_weight(rep: Reporter, s: Stmt) -> int | None:
-    tok = s.tokens[2]
-    value = parse_int(tok.text)
-    if value is None or not WEIGHT_MIN <= value <= WEIGHT_MAX:
-        rep.error(
-            tok,
-            f"track_file {s.keyword.text}: weight must be an integer -254..254, got '{tok.text}'",
-        )
-        return None
-    return value
-
-
 # keepalived drops a malformed entry with an error, which silently untracks
 # the file: refused, a bad word after the weight included.
 _ENTRY = Positional(
     kind="track_file",
     span="-254..254",
-    weight=_entry_weight,
+    weight=checked_weight(
+        WEIGHT_MAX,
+        lambda name, word: f"track_file {name}: weight must be an integer -254..254, got '{word}'",
+    ),
     options=("reverse", "noreverse"),
     bad_option=lambda name, word: (
         f"track_file {name}: expected 'reverse' or 'noreverse' after the weight, got '{word}'"

@@ -29,7 +29,7 @@ from .groupmerge import add_group_refs, drop_weighted
 from .keywords import unknown_keyword
 from .lexer import Stmt, Token
 from .model import TrackProcessRef, VrrpTrackProcess
-from .trackref import Positional, RefDraft
+from .trackref import Positional, RefDraft, checked_weight
 from .values import Cursor, Reporter, extra_args, line_block, need_arg, parse_decimal, parse_int
 
 if TYPE_CHECKING:
@@ -285,25 +285,17 @@ def _track_process(rep: Reporter, d: InstanceDraft, stmt: Stmt, body: Cursor) ->
     _ENTRY.read_block(rep, line_block(rep, stmt, body), d.track_process)
 
 
-def _entry_weight(rep: Reporter, s: Stmt) -> int | None:
-    tok = s.tokens[2]
-    value = parse_int(tok.text)
-    if value is None or not -WEIGHT_MAX <= value <= WEIGHT_MAX:
-        rep.error(
-            tok,
-            f"weight for track process {s.keyword.text} must be in [-254..254] inclusive,"
-            f" got '{tok.text}'",
-        )
-        return None
-    return value
-
-
 # keepalived drops an entry not starting `weight` ("unknown track process
 # option") and ignores a bad word after the weight.
 _ENTRY = Positional(
     kind="track_process",
     span="-254..254",
-    weight=_entry_weight,
+    weight=checked_weight(
+        WEIGHT_MAX,
+        lambda name, word: (
+            f"weight for track process {name} must be in [-254..254] inclusive, got '{word}'"
+        ),
+    ),
     options=("reverse", "noreverse"),
     bad_option=lambda name, word: f"unknown track_process {name} weight option {word}; ignored",
 )

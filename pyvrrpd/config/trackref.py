@@ -49,6 +49,23 @@ def coerce_weight(rep: Reporter, kind: str, at: Token, value: int) -> int:
     return coerced
 
 
+def checked_weight(
+    limit: int, message: Callable[[str, str], str]
+) -> Callable[[Reporter, Stmt], int | None]:
+    """A `Positional.weight` reader: the word after `weight` an integer
+    -limit..limit, else the error `message(entry name, word)`."""
+
+    def read(rep: Reporter, s: Stmt) -> int | None:
+        tok = s.tokens[2]
+        value = parse_int(tok.text)
+        if value is None or not -limit <= value <= limit:
+            rep.error(tok, message(s.keyword.text, tok.text))
+            return None
+        return value
+
+    return read
+
+
 @dataclass(frozen=True, slots=True)
 class Positional:
     """A kind's rules for `NAME [weight W [OPTION]]` (weight first)."""
@@ -149,6 +166,7 @@ __all__ = [
     "TRACK_WEIGHT_MAX",
     "Positional",
     "RefDraft",
+    "checked_weight",
     "coerce_weight",
     "read_words",
     "read_words_block",
