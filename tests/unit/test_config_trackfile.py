@@ -10,11 +10,11 @@ crash (exit 139), which pyvrrpd refuses as an error.
 
 from __future__ import annotations
 
-import pytest
-
-from pyvrrpd.config import ConfigError, parse_text
+from pyvrrpd.config import parse_text
 from pyvrrpd.config.model import Config, TrackFile, TrackFileRef
 from pyvrrpd.trackers.file import file_specs
+from tests.unit import _confdiag as confdiag
+from tests.unit._confdiag import warnings
 
 
 def inst(name: str, vrid: int, extra: str = "", prio: int = 100) -> str:
@@ -25,28 +25,15 @@ def inst(name: str, vrid: int, extra: str = "", prio: int = 100) -> str:
 
 
 TF = 'track_file tf {\n  file "/run/pyvrrpd/tf"\n}\n'
+SOURCE = "keepalived.conf"  # named in some messages (first defined at ...)
 
 
 def parse(text: str) -> Config:
-    return parse_text(text, "keepalived.conf")
+    return confdiag.parse(text, SOURCE)
 
 
 def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as ei:
-        parse(text)
-    return [
-        f"{d.loc.line}:{d.loc.col}: {d.message}"
-        for d in ei.value.diagnostics
-        if d.severity.value == "error"
-    ]
-
-
-def warnings(cfg: Config, *, silent: bool | None = None) -> list[str]:
-    return [
-        f"{d.loc.line}:{d.loc.col}: {d.message}"
-        for d in cfg.warnings
-        if silent is None or d.keepalived_silent == silent
-    ]
+    return confdiag.errors(text, SOURCE)
 
 
 def test_block_defaults() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pyvrrpd.cli.common import CHK_OK, check_config
-from pyvrrpd.config import ConfigError, parse_text
-from pyvrrpd.config.model import Config, TrackHttp, TrackHttpRef
+from pyvrrpd.config.model import TrackHttp, TrackHttpRef
 from pyvrrpd.config.trackhttp import split_url
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.http import http_source, http_specs
+from tests.unit._confdiag import errors, parse
 
 HAP = "vrrp_track_http hap {\n  url http://127.0.0.1:8081/healthz\n}\n"
 
@@ -22,16 +22,6 @@ def inst(body: str = "  track_http {\n    hap\n  }\n", name: str = "VI_1", prio:
         f"vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {prio % 200 + 1}\n"
         f"  priority {prio}\n  virtual_ipaddress {{\n    192.0.2.10\n  }}\n{body}}}\n"
     )
-
-
-def parse(text: str) -> Config:
-    return parse_text(text, "k.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as ei:
-        parse(text)
-    return [f"{d.loc.line}:{d.loc.col}: {d.message}" for d in ei.value.errors]
 
 
 def block(body: str, name: str = "hap") -> TrackHttp:

@@ -3,12 +3,10 @@ keepalived's syntax, defaults, ranges, errors at line:col, sync-group merging.""
 
 from __future__ import annotations
 
-import pytest
-
-from pyvrrpd.config import ConfigError, parse_text
-from pyvrrpd.config.model import Config, TrackProcessRef, VrrpTrackProcess
+from pyvrrpd.config.model import TrackProcessRef, VrrpTrackProcess
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.process import process_specs
+from tests.unit._confdiag import errors, parse, warnings
 
 INST = (
     "vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n"
@@ -22,20 +20,6 @@ def inst(body: str = "", name: str = "VI_1", vrid: int = 51, prio: int = 100) ->
 
 def block(body: str, name: str = "chk_haproxy") -> str:
     return f"vrrp_track_process {name} {{\n{body}}}\n"
-
-
-def parse(text: str) -> Config:
-    return parse_text(text, "k.conf")
-
-
-def errors(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as ei:
-        parse(text)
-    return [f"{d.loc.line}:{d.loc.col}: {d.message}" for d in ei.value.errors]
-
-
-def warnings(cfg: Config) -> list[str]:
-    return [f"{w.loc.line}:{w.loc.col}: {w.message}" for w in cfg.warnings]
 
 
 def test_defaults_are_keepalived_s() -> None:
