@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from pyvrrpd.config.model import TrackHttp
 from pyvrrpd.io.httpprobe import ProbeResult, probe_http, probe_stats
 from pyvrrpd.trackers.http import HttpTracker
@@ -70,25 +72,20 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def test_200_is_ok() -> None:
+@pytest.mark.parametrize(
+    ("status_line", "want"),
+    [("200 OK", (True, 200, "200")), ("503 Service Unavailable", (False, 503, "503"))],
+    ids=["200_is_ok", "503_fails"],
+)
+def test_the_status_code_decides(status_line: str, want: tuple[bool, int, str]) -> None:
     async def go() -> ProbeResult:
-        async with http_server(answer("200 OK")) as port:
+        async with http_server(answer(status_line)) as port:
             return await probe_http("127.0.0.1", port, "/healthz", 200, 1.0)
 
     r = run(go())
     assert isinstance(r, ProbeResult)
-    assert (r.ok, r.status, r.detail) == (True, 200, "200")
+    assert (r.ok, r.status, r.detail) == want
     assert r.duration < 1.0
-
-
-def test_503_fails() -> None:
-    async def go() -> ProbeResult:
-        async with http_server(answer("503 Service Unavailable")) as port:
-            return await probe_http("127.0.0.1", port, "/healthz", 200, 1.0)
-
-    r = run(go())
-    assert isinstance(r, ProbeResult)
-    assert (r.ok, r.status, r.detail) == (False, 503, "503")
 
 
 def test_request_is_http10_get_with_connection_close() -> None:
