@@ -11,25 +11,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pyvrrpd.config.model import VrrpTrackProcess
 from pyvrrpd.io import cnproc
 from pyvrrpd.trackers.process import ProcessTracker, ProcFs, matches
+from tests.unit._fakeproc import Events, FakeProc, block, cmd, make
 
 DATA = Path(__file__).parent.parent / "data"
-
-
-def block(process: str = "haproxy", **kw: Any) -> VrrpTrackProcess:
-    return VrrpTrackProcess("p", process, **kw)
-
-
-def cmd(*argv: str) -> bytes:
-    return b"".join(a.encode() + b"\0" for a in argv)
 
 
 # ------------------------------------------------------------------ matching
@@ -81,57 +72,6 @@ def test_procfs_reads_a_fake_tree(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------- counting with fakes
-
-
-@dataclass
-class FakeProc:
-    """A /proc the test edits, and pidfd watches it fires by hand."""
-
-    comms: dict[int, str] = field(default_factory=dict)
-    watched: set[int] = field(default_factory=set)
-
-    def comm(self, pid: int) -> str | None:
-        return self.comms.get(pid)
-
-    def cmdline(self, pid: int) -> bytes | None:
-        c = self.comms.get(pid)
-        return None if c is None else cmd(c)
-
-    def pids(self) -> list[int]:
-        return list(self.comms)
-
-    def watcher(self, pid: int, on_exit: object) -> object:
-        if pid not in self.comms:
-            return None
-        self.watched.add(pid)
-        return _Dummy(self, pid)
-
-
-class _Dummy:
-    def __init__(self, proc: FakeProc, pid: int) -> None:
-        self.proc, self.pid = proc, pid
-
-    def close(self) -> None:
-        pass
-
-    def has_exited(self) -> bool:
-        return self.pid not in self.proc.comms
-
-
-Events = list[tuple[str, bool | None, int | None]]
-
-
-def make(proc: FakeProc, **kw: Any) -> tuple[ProcessTracker, Events]:
-    events: Events = []
-    tr = ProcessTracker(
-        (block(**kw),),
-        lambda n, ok, v: events.append((n, ok, v)),
-        reader=proc,
-        watcher=proc.watcher,  # type: ignore[arg-type]
-        use_connector=False,
-        scan_interval=3600,
-    )
-    return tr, events
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from pyvrrpd.trackers import file as file_mod
 from pyvrrpd.trackers import process as process_mod
 from pyvrrpd.trackers.file import FileTracker
 from pyvrrpd.trackers.process import ProcessTracker
-
-Events = list[tuple[str, bool | None, int | None]]
+from tests.unit._fakeproc import Events, FakeProc, make
 
 
 @pytest.fixture
@@ -77,38 +76,6 @@ def _counted_child(
         tr.stop()
 
 
-class _FakeProc:
-    """A /proc the test edits; every process is watchable."""
-
-    def __init__(self, comms: dict[int, str]) -> None:
-        self.comms = comms
-        self.watches = 0
-
-    def comm(self, pid: int) -> str | None:
-        return self.comms.get(pid)
-
-    def cmdline(self, pid: int) -> bytes | None:
-        c = self.comms.get(pid)
-        return None if c is None else c.encode() + b"\0"
-
-    def pids(self) -> list[int]:
-        return list(self.comms)
-
-    def watcher(self, pid: int, on_exit: object) -> object:
-        if pid not in self.comms:
-            return None
-        self.watches += 1
-        return _Watch()
-
-
-class _Watch:
-    def close(self) -> None:
-        pass
-
-    def has_exited(self) -> bool:
-        return True
-
-
 # -------------------------------------------------- process: unwatched PIDs
 
 
@@ -137,19 +104,11 @@ def test_pidfds_are_capped_and_the_rest_still_counted(
     used to take one pidfd each until the daemon hit RLIMIT_NOFILE (1024) and
     could open nothing else (sockets, script pipes, the control socket)."""
     n = process_mod.MAX_PIDFDS + 5000
-    proc = _FakeProc({10 + i: "haproxy" for i in range(n)})
-    events: Events = []
-    tr = ProcessTracker(
-        (VrrpTrackProcess("p", "haproxy", quorum=n),),
-        lambda nm, ok, v: events.append((nm, ok, v)),
-        reader=proc,
-        watcher=proc.watcher,  # type: ignore[arg-type]
-        use_connector=False,
-        scan_interval=3600,
-    )
+    proc = FakeProc({10 + i: "haproxy" for i in range(n)})
+    tr, events = make(proc, quorum=n)
     loop.run_until_complete(tr.start())
     assert events == [("process:p", True, n)]
-    assert proc.watches == process_mod.MAX_PIDFDS
+    assert len(proc.watched) == process_mod.MAX_PIDFDS
     # A scan re-reads every counted process: linear, not quadratic in their
     # number (it counted the open pidfds per process: 0.75 s per scan at 6000,
     # every second, in the loop that sends the adverts).
@@ -354,7 +313,7 @@ def test_an_error_in_one_scan_does_not_end_the_scanning(
     """The periodic scan is an asyncio task: an exception in one scan used to
     end it silently, and without the connector (any netns) a restarted
     HAProxy was then never found again: the tracker stuck down, no VIP."""
-    proc = _FakeProc({10: "haproxy"})
+    proc = FakeProc({10: "haproxy"})
     failures: list[Exception] = []
     real_pids = proc.pids
 
@@ -365,15 +324,7 @@ def test_an_error_in_one_scan_does_not_end_the_scanning(
 
     proc.pids = pids  # type: ignore[method-assign]
 
-    events: Events = []
-    tr = ProcessTracker(
-        (VrrpTrackProcess("p", "haproxy"),),
-        lambda n, ok, v: events.append((n, ok, v)),
-        reader=proc,
-        watcher=proc.watcher,  # type: ignore[arg-type]
-        use_connector=False,
-        scan_interval=0.02,
-    )
+    tr, events = make(proc, scan_interval=0.02)
     loop.run_until_complete(tr.start())
     del proc.comms[10]
     tr.exited(10)
@@ -475,15 +426,8 @@ def test_no_source_reports_after_stop(tmp_path: Path) -> None:
         if stopped:
             after.append(name)
 
-    proc = _FakeProc({10: "haproxy"})
-    ptr = ProcessTracker(
-        (VrrpTrackProcess("p", "haproxy", terminate_delay=0.05),),
-        record,
-        reader=proc,
-        watcher=proc.watcher,  # type: ignore[arg-type]
-        use_connector=False,
-        scan_interval=0.01,
-    )
+    proc = FakeProc({10: "haproxy"})
+    ptr, _ = make(proc, scan_interval=0.01, on_change=record, terminate_delay=0.05)
     path = tmp_path / "v"
     _write(path, "0\n")
     ftr = FileTracker((TrackFile("f", str(path)),), record)
