@@ -349,7 +349,7 @@ def _real(loop: asyncio.AbstractEventLoop, name: str) -> tuple[ProcessTracker, E
     return tr, events
 
 
-def test_pidfd_reports_a_child_s_death_within_50ms(
+def test_pidfd_reports_a_child_s_death_within_milliseconds(
     loop: asyncio.AbstractEventLoop, tmp_path: Path
 ) -> None:
     # A uniquely named sleep, so other tests' processes do not count.
@@ -379,7 +379,11 @@ def test_pidfd_reports_a_child_s_death_within_50ms(
                 child.wait()
         med = statistics.median(latencies)
         print(f"kill -> on_change: median {med * 1000:.2f} ms, max {max(latencies) * 1000:.2f} ms")
-        assert max(latencies) < 0.05
+        # Unloaded: median 0.3 ms, max under 5 ms. The suite runs beside netns
+        # tests on 2 cores, so the bounds leave room for a busy scheduler; a
+        # poll would be ~500 ms (half the scan interval).
+        assert med < 0.02
+        assert max(latencies) < 0.25
     finally:
         tr.stop()
 
