@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command: install the test dependencies and run the whole
 # suite (lint, types, unit, simulator, and as root the netns and interop tests).
-#   scripts/test.sh             everything (about 11 minutes on 2 cores)
+#   scripts/test.sh             everything (about 12 minutes on 2 cores)
 #   scripts/test.sh ARGS...     `pytest -q ARGS...` after the same setup and lint
 set -euo pipefail
 cd "$(dirname "$0")/.."
