@@ -125,6 +125,25 @@ def matches(block: VrrpTrackProcess, comm: str | None, cmdline: bytes | None) ->
     return have[: len(want) - 1] == want[:-1] and have[len(want) - 1].startswith(want[-1])
 
 
+def count_now(block: VrrpTrackProcess, reader: ProcReader | None = None) -> int | None:
+    """How many processes match `block` now, in one read of /proc (None: /proc
+    cannot be listed). For the dumps' blocks no instance uses, which no
+    tracker watches; unlike the tracker it cannot tell a zombie apart."""
+    r = reader or ProcFs()
+    try:
+        pids = r.pids()
+    except ProcReadError:
+        return None
+    n = 0
+    for pid in pids:
+        try:
+            cmdline = r.cmdline(pid) if block.full_command else None
+            n += matches(block, r.comm(pid), cmdline)
+        except ProcReadError:
+            continue
+    return n
+
+
 class ProcReadError(Exception):
     """/proc could not be read just now (EMFILE, ENOMEM ...): nothing can be
     concluded, least of all that a process is gone."""
@@ -213,6 +232,8 @@ def _proc_is_ours(root: str) -> bool:
 
 # ------------------------------------------------------------------ tracker
 
+_DELAY_NAMES = {"fork": "fork", "exit": "terminate"}
+
 Watcher = Callable[[int, Callable[[int], None]], "PidWatch | None"]
 
 
@@ -224,6 +245,7 @@ class _Block:
     reported: bool | None = None
     reported_count: int | None = None
     timer: asyncio.TimerHandle | None = None
+    timer_cause: str = ""  # what started `timer`: "fork" or "exit"
 
     def quorum_ok(self) -> bool:
         n = len(self.pids)
@@ -316,6 +338,8 @@ class ProcessTracker:
                 "quorum_max": b.cfg.quorum_max,
                 "connector": self.connector,
                 **({"scan_error": self.scan_error} if self.scan_error else {}),
+                # A fork_delay / terminate_delay running (keepalived's dump shows which).
+                **({"delay_pending": _DELAY_NAMES[b.timer_cause]} if b.timer is not None else {}),
             }
             for b in self._blocks
         }
@@ -552,6 +576,7 @@ class ProcessTracker:
         delay = {"fork": b.cfg.fork_delay, "exit": b.cfg.terminate_delay}.get(cause, 0.0)
         if delay > 0 and self._loop is not None:
             b.timer = self._loop.call_later(delay, self._delayed, b)
+            b.timer_cause = cause
             return
         self._report(b, ok)
 
@@ -581,6 +606,7 @@ __all__ = [
     "ProcFs",
     "ProcReadError",
     "ProcessTracker",
+    "count_now",
     "matches",
     "process_source",
     "process_specs",

@@ -17,13 +17,26 @@ import pytest
 
 from pyvrrpd.config.model import VrrpTrackProcess
 from pyvrrpd.io import cnproc
-from pyvrrpd.trackers.process import ProcessTracker, ProcFs, matches
+from pyvrrpd.trackers.process import ProcessTracker, ProcFs, ProcReadError, count_now, matches
 from tests.unit._fakeproc import Events, FakeProc, block, cmd, make
 
 DATA = Path(__file__).parent.parent / "data"
 
 
 # ------------------------------------------------------------------ matching
+
+
+def test_count_now_reads_proc_once_for_an_unwatched_block() -> None:
+    """For the dumps' blocks no instance uses (no tracker counts them)."""
+    proc = FakeProc({10: "haproxy", 11: "haproxy", 12: "bash"})
+    assert count_now(block("haproxy"), proc) == 2
+    assert count_now(block("/usr/sbin/haproxy", full_command=True), proc) == 0
+
+    class Unlistable(FakeProc):
+        def pids(self) -> list[int]:
+            raise ProcReadError("EMFILE")
+
+    assert count_now(block("haproxy"), Unlistable()) is None
 
 
 def test_comm_is_matched_exactly() -> None:
@@ -171,8 +184,11 @@ def test_fork_delay_applies_to_forks_only(loop: asyncio.AbstractEventLoop) -> No
     proc.comms[11] = "haproxy"
     tr.on_event(cnproc.ProcEvent(cnproc.PROC_EVENT_FORK, 11, 11, parent_tgid=10))
     assert len(events) == 1  # quorum gained by a fork: held for fork_delay
+    # keepalived's dump says which delay runs (shell/ops/dumps.py).
+    assert tr.describe()["process:p"]["delay_pending"] == "fork"
     loop.run_until_complete(_settle(0.15))
     assert events[-1] == ("process:p", True, 2)
+    assert "delay_pending" not in tr.describe()["process:p"]
     del proc.comms[11]
     tr.exited(11)
     assert events[-1] == ("process:p", False, 1)  # no terminate_delay: at once
