@@ -15,6 +15,7 @@ import re
 import stat
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,9 +32,11 @@ from pyvrrpd.shell.ops.dumpformat import (
     GlobalView,
     InstanceView,
     InterfaceView,
+    ProcessView,
     ScriptView,
     Snapshot,
     TrackedScript,
+    TrackFileView,
     VipView,
     render_data,
     render_json,
@@ -210,6 +213,97 @@ def test_json_dump_is_keepalived_json() -> None:
     assert ours == theirs
 
 
+# ----------------------------------------- track_process / track_file (issue 8)
+
+
+def tracker_state() -> Snapshot:
+    """The state keepalived dumped in trackers.data (trackers.conf, see the README)."""
+    text = (FIX / "trackers.data").read_text()
+    base = fixture_state("master")
+    inst = replace(
+        base.instances[0],
+        effective_priority=125,  # 150 - 20 (proc_down) + 5 (proc_never) - 2 x 5 (tf_level)
+        last_transition=epoch_of(text, "Last transition"),
+        read_timeout=epoch_of(text, "Read timeout"),
+        master_down_usecs=3511718,
+        vips=(VipView("192.0.2.10", "eth0", installed=True),),
+        excluded_vips=(),
+        tracked_files=(TrackedScript("tf_level", -5),),
+        tracked_processes=(
+            TrackedScript("proc_down", -20),
+            TrackedScript("proc_args", 5, True),
+            TrackedScript("proc_never", 5),
+        ),
+    )
+    vi = (TrackedScript("VI_1", w, r) for w, r in ((-20, False), (5, True), (5, False)))
+    processes = (
+        ProcessView("proc_down", "pvdkabsent", weight=-20, tracking=(next(vi),)),
+        ProcessView(
+            "proc_args",
+            "/usr/sbin/pvdkabsent",
+            params=("-f", "/etc/pvdk.cfg"),
+            param_match="partial",
+            quorum=2,
+            quorum_max=3,
+            weight=10,
+            reverse=True,
+            terminate_delay=2.5,
+            fork_delay=1.0,
+            full_command=True,
+            tracking=(next(vi),),
+        ),
+        ProcessView(
+            "proc_never",
+            "pvdknever",
+            quorum=0,
+            quorum_max=0,
+            have_quorum=True,
+            weight=5,
+            tracking=(next(vi),),
+        ),
+        ProcessView("proc_unused", "pvdkunused"),  # listed, though no instance uses it
+    )
+    tfile = TrackFileView(
+        "tf_level", "/tmp/pvdk/level", 2, -5, tracking=(TrackedScript("VI_1", -5),)
+    )
+    return Snapshot(base.globals, (inst,), base.scripts, base.interfaces, (tfile,), processes)
+
+
+def test_tracker_sections_are_keepalived_line_for_line() -> None:
+    theirs = sections((FIX / "trackers.data").read_text())
+    ours = sections(render_data(tracker_state()))
+    assert ours["VRRP Topology"] == [
+        line for line in theirs["VRRP Topology"] if not line.startswith("   fd_in ")
+    ]
+    for name in ("VRRP Scripts", "VRRP Track files", "VRRP Track processes"):
+        assert ours[name] == theirs[name], name
+    # In keepalived's order: scripts, files, processes, then the interfaces.
+    order = [n for n in theirs if n in ours]
+    assert list(ours) == order
+
+
+def test_tracker_json_is_keepalived_json() -> None:
+    """2.2.7's JSON has no track_process/track_file fields: same bytes as without."""
+    theirs = (FIX / "trackers.json").read_text()
+    doc = json.loads(theirs)
+    snap = tracker_state()
+    inst = replace(
+        snap.instances[0], last_transition=doc[0]["data"]["last_transition"], stats=doc[0]["stats"]
+    )
+    snap = replace(snap, instances=(inst,))
+    assert render_json(snap) == theirs
+
+
+def test_exporter_reads_dumps_with_trackers() -> None:
+    """keepalived-exporter reads keepalived's file and ours alike."""
+    theirs = exporter.parse_vrrp_data((FIX / "trackers.data").read_text())["VI_1"]
+    ours = exporter.parse_vrrp_data(render_data(tracker_state()))["VI_1"]
+    assert ours == theirs
+    assert exporter.parse_vrrp_scripts(render_data(tracker_state())) == [
+        exporter.VRRPScript("chk", "GOOD", "idle")
+    ]
+
+
 # ------------------------------------------------- what the exporter reads
 
 
@@ -330,6 +424,83 @@ def test_snapshot_from_a_running_router_reads_as_keepalived() -> None:
     assert "   Password = 1111\n" in text
     assert "   Master down timer = 3414062 usecs\n" in text
     assert exporter.parse_json(render_json(snap))[0]["data"]["vipset"] is True
+
+
+TRACKERS_CONF = (FIX / "trackers.conf").read_text()
+HTTP = "vrrp_track_http hap {\n  url http://127.0.0.1:8081/healthz\n  weight -7\n}\n"
+
+
+def test_snapshot_with_trackers_reads_the_daemon_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts, quorum, file values and pending delays come from the daemon's
+    status() tracker entries; a block no instance uses is counted on the spot;
+    vrrp_track_http (pyvrrpd-only) is in neither dump."""
+    conf = HTTP + TRACKERS_CONF.replace(
+        "  track_file {", "  track_http {\n    hap\n  }\n  track_file {"
+    )
+    config = parse_text(conf)
+    monkeypatch.setattr("pyvrrpd.shell.ops.dumps.count_now", lambda block: 4)
+
+    async def take() -> Snapshot:
+        daemon = fake_daemon(config)
+        plain = daemon.status
+
+        def status() -> dict[str, object]:
+            out = plain()
+            out["instances"][0]["trackers"] = [  # type: ignore[index]
+                {"name": "chk", "kind": "script", "status": "up"},
+                {"name": "process:proc_down", "status": "up", "count": 2, "pids": [7, 8]},
+                {
+                    "name": "process:proc_args",
+                    "status": "down",
+                    "count": 2,
+                    "delay_pending": "fork",
+                },
+                {"name": "process:proc_never", "status": "up", "count": 0},
+                {"name": "file:tf_level", "status": "up", "value": 3, "path": "/run/level"},
+                {"name": "http:hap", "kind": "http", "status": "down", "value": None},
+            ]
+            return out
+
+        daemon.status = status
+        return snapshot_of(daemon, started_at=0.0)  # type: ignore[arg-type]
+
+    snap = asyncio.run(take())
+    text = render_data(snap)
+    got = sections(text)
+    topo = got["VRRP Topology"]
+    at = topo.index("   Tracked files :")
+    assert topo[at : at + 6] == [
+        "   Tracked files :",
+        "     tf_level, weight -5",
+        "   Tracked processes :",
+        "     proc_down, weight -20",
+        "     proc_args, weight 5 reverse",
+        "     proc_never, weight 5",
+    ]
+    assert got["VRRP Track files"] == [
+        " Track file = tf_level",
+        "   File = /run/level",  # the path the tracker resolved
+        "   Status = 3",
+        "   Weight = -5",
+        "   Tracking instances :",
+        "     VI_1, weight -5",
+    ]
+    procs = "\n".join(got["VRRP Track processes"])
+    down = "proc_down\n   Process = pvdkabsent\n   Min processes = 1\n   Current processes = 2\n"
+    assert down + "   Have quorum = true\n" in procs
+    assert "   Current processes = 2\n   Have quorum = false\n" in procs  # proc_args, held
+    assert "   Fork delay timer running\n   Terminate delay timer not running\n" in procs
+    # proc_unused: counted now (4 processes), quorum 1 met, no instance.
+    assert procs.endswith(
+        " VRRP Track process = proc_unused\n   Process = pvdkunused\n   Min processes = 1\n"
+        "   Current processes = 4\n   Have quorum = true\n   Weight = 0\n"
+        "   Terminate delay = 0.000000s\n   Fork delay = 0.000000s\n"
+        "   Fork delay timer not running\n   Terminate delay timer not running\n"
+        "   Full command = false"
+    )
+    assert "hap" not in text and "http" not in text
+    js = render_json(snap)
+    assert "hap" not in js and "track_file" not in js and "track_process" not in js
 
 
 def test_clear_stats_subtracts_what_was_written() -> None:

@@ -1,12 +1,16 @@
 """The text and JSON layouts of keepalived's dumps, from a snapshot of plain values.
 
 Owns: the views a dump is made of (`Snapshot` and its parts) and rendering
-them exactly as keepalived 2.2.7 does (`dump_vrrp()` and `dump_vscript()` in
-vrrp_data.c, `vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared
-with its real output in the netns lab). Pure: no clock read (epochs are
-given and only formatted), no files, no daemon, so tests can hold the output
-to golden text. `pyvrrpd.shell.ops.dumps` takes the snapshot from the daemon and
-writes the files.
+them exactly as keepalived 2.2.7 does (`dump_vrrp()`, `dump_vscript()` and
+`dump_vprocess()` in vrrp_data.c, `dump_track_file()` in track_file.c,
+`vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared with its real
+output in the netns lab). 2.2.7's JSON has no track_process/track_file
+fields, so neither has ours; pyvrrpd-only trackers (vrrp_track_http) are in
+no dump at all, so a parser written for 2.2.7 meets only 2.2.7's layout
+(`pyvrrpd status` shows them). Pure: no clock read (epochs are given and
+only formatted), no files, no daemon, so tests can hold the output to golden
+text. `pyvrrpd.shell.ops.dumps` takes the snapshot from the daemon and writes
+the files.
 """
 
 from __future__ import annotations
@@ -56,6 +60,50 @@ class TrackedScript:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackFileView:
+    """One ``track_file`` block (keepalived's ``dump_track_file()``).
+
+    keepalived lists only the blocks some instance uses; `status` is the
+    value last read from the file, `weight` the block's own, `tracking`
+    the instances with their entry's weight.
+    """
+
+    name: str
+    path: str
+    status: int
+    weight: int
+    reverse: bool = False
+    tracking: tuple[TrackedScript, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessView:
+    """One ``vrrp_track_process`` block (keepalived's ``dump_vprocess()``).
+
+    keepalived lists every block, used or not. `current` is the count now,
+    `have_quorum` the result the instances were last given (after any
+    fork/terminate delay), the two timers whether such a delay is pending.
+    """
+
+    name: str
+    process: str
+    params: tuple[str, ...] = ()
+    param_match: str | None = None  # None, "exact", "partial", "initial"
+    quorum: int = 1
+    quorum_max: int | None = None  # None: unlimited
+    current: int = 0
+    have_quorum: bool = False
+    weight: int = 0
+    reverse: bool = False
+    terminate_delay: float = 0.0
+    fork_delay: float = 0.0
+    fork_timer: bool = False
+    terminate_timer: bool = False
+    full_command: bool = False
+    tracking: tuple[TrackedScript, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceView:
     """What the dumps show of one ``vrrp_instance``."""
 
@@ -97,6 +145,9 @@ class InstanceView:
     dont_track_primary: bool = False
     higher_prio_send_advert: bool = False
     down_timer_adverts: int = 3
+    # track_file and track_process entries (name = block, the entry's weight).
+    tracked_files: tuple[TrackedScript, ...] = ()
+    tracked_processes: tuple[TrackedScript, ...] = ()
 
     @property
     def want(self) -> str:
@@ -168,6 +219,8 @@ class Snapshot:
     instances: tuple[InstanceView, ...]
     scripts: tuple[ScriptView, ...] = ()
     interfaces: tuple[InterfaceView, ...] = ()
+    track_files: tuple[TrackFileView, ...] = ()
+    track_processes: tuple[ProcessView, ...] = ()
 
     def counters(self) -> dict[str, dict[str, int]]:
         """The stats as written, per instance (the baseline STATS_CLEAR subtracts)."""
@@ -305,6 +358,14 @@ def _instance_lines(v: InstanceView) -> list[str]:
             f"     {t.name} weight {t.weight}{' reverse' if t.reverse else ''}"
             for t in v.tracked_scripts
         ]
+    # Unlike scripts, these entries have a comma (dump_track_file_monitor(),
+    # dump_track_process()).
+    if v.tracked_files:
+        out.append("   Tracked files :")
+        out += _tracking_lines(v.tracked_files)
+    if v.tracked_processes:
+        out.append("   Tracked processes :")
+        out += _tracking_lines(v.tracked_processes)
     out += [
         f"   Using smtp notification = {'yes' if v.smtp_alert else 'no'}",
         "   Notify deleted = Fault",
@@ -343,6 +404,53 @@ def _script_lines(s: ScriptView) -> list[str]:
     return out
 
 
+def _tracking_lines(entries: Sequence[TrackedScript]) -> list[str]:
+    return [f"     {t.name}, weight {t.weight}{' reverse' if t.reverse else ''}" for t in entries]
+
+
+def _track_file_lines(f: TrackFileView) -> list[str]:
+    """``dump_track_file()``."""
+    out = [
+        f" Track file = {f.name}",
+        f"   File = {f.path}",
+        f"   Status = {f.status}",
+        f"   Weight = {f.weight}{' reverse' if f.reverse else ''}",
+    ]
+    if f.tracking:
+        out.append("   Tracking instances :")
+        out += _tracking_lines(f.tracking)
+    return out
+
+
+_PARAM_MATCH = {"exact": "", "partial": " = partial", "initial": " = initial"}
+
+
+def _process_lines(p: ProcessView) -> list[str]:
+    """``dump_vprocess()``."""
+    out = [f" VRRP Track process = {p.name}", f"   Process = {p.process}"]
+    if p.params:
+        out.append(f"   Parameters = {' '.join(p.params)}")
+    if p.param_match is not None:
+        out.append(f"   Param match{_PARAM_MATCH.get(p.param_match, 'unknown')}")
+    out.append(f"   Min processes = {p.quorum}")
+    if p.quorum_max is not None:
+        out.append(f"   Max processes = {p.quorum_max}")
+    out += [
+        f"   Current processes = {p.current}",
+        f"   Have quorum = {'true' if p.have_quorum else 'false'}",
+        f"   Weight = {p.weight}{' reverse' if p.reverse else ''}",
+        f"   Terminate delay = {p.terminate_delay:f}s",
+        f"   Fork delay = {p.fork_delay:f}s",
+        f"   Fork delay timer {'' if p.fork_timer else 'not '}running",
+        f"   Terminate delay timer {'' if p.terminate_timer else 'not '}running",
+        f"   Full command = {'true' if p.full_command else 'false'}",
+    ]
+    if p.tracking:
+        out.append("   Tracking instances :")
+        out += _tracking_lines(p.tracking)
+    return out
+
+
 def _interface_lines(i: InterfaceView) -> list[str]:
     out = [f" Name = {i.name}"]
     if i.index is not None:
@@ -368,6 +476,14 @@ def render_data(snap: Snapshot) -> str:
         lines.append("------< VRRP Scripts >------")
         for script in snap.scripts:
             lines += _script_lines(script)
+    if snap.track_files:
+        lines.append("------< VRRP Track files >------")
+        for tfile in snap.track_files:
+            lines += _track_file_lines(tfile)
+    if snap.track_processes:
+        lines.append("------< VRRP Track processes >------")
+        for proc in snap.track_processes:
+            lines += _process_lines(proc)
     if snap.interfaces:
         lines.append("------< Interfaces >------")
         for iface in snap.interfaces:

@@ -49,9 +49,11 @@ from pyvrrpd.shell.ops.dumpformat import (
     GlobalView,
     InstanceView,
     InterfaceView,
+    ProcessView,
     ScriptView,
     Snapshot,
     TrackedScript,
+    TrackFileView,
     VipView,
     render_data,
     render_json,
@@ -59,8 +61,10 @@ from pyvrrpd.shell.ops.dumpformat import (
     render_stats,
 )
 from pyvrrpd.trackers.base import tracker_kind
+from pyvrrpd.trackers.process import count_now
 
 if TYPE_CHECKING:
+    from pyvrrpd.config.model import VrrpTrackProcess
     from pyvrrpd.shell.daemon import Daemon
 
 log = structlog.get_logger("pyvrrpd")
@@ -191,6 +195,10 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
     )
     instances = []
     tracking: dict[str, list[TrackedScript]] = {}
+    # Per tracker name ("file:NAME", "process:NAME"): the instances using it
+    # (with their entry's weight) and its status() entry.
+    users: dict[str, list[TrackedScript]] = {}
+    infos: dict[str, Mapping[str, Any]] = {}
     for inst in daemon.instances:
         st = status.get(inst.name, {})
         router = inst.router
@@ -210,6 +218,12 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
         )
         for t in tracked:
             tracking.setdefault(t.name, []).append(TrackedScript(inst.name, t.weight, t.reverse))
+        for spec in rc.trackers:
+            users.setdefault(spec.name, []).append(
+                TrackedScript(inst.name, spec.weight, spec.reverse)
+            )
+        # The daemon's status() lists them (the core's own status maps name -> ok).
+        infos.update((e["name"], e) for e in st.get("trackers", ()) if isinstance(e, Mapping))
         cfg = inst.cfg
         instances.append(
             InstanceView(
@@ -251,6 +265,8 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
                 higher_prio_send_advert=rc.higher_prio_send_advert,
                 down_timer_adverts=rc.down_timer_adverts,
                 smtp_alert=bool(getattr(cfg, "smtp_alert", False)),
+                tracked_files=_entries(rc.trackers, "file"),
+                tracked_processes=_entries(rc.trackers, "process"),
             )
         )
     scripts = []
@@ -297,7 +313,66 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
                 instances=tuple(i.name for i in daemon.instances if i.cfg.interface == name),
             )
         )
-    return Snapshot(g, tuple(instances), tuple(scripts), tuple(interfaces))
+    # keepalived lists the track_file blocks in use and every vrrp_track_process.
+    track_files = tuple(
+        TrackFileView(
+            name=f.name,
+            path=str(infos.get(f"file:{f.name}", {}).get("path", f.path)),
+            status=int(infos.get(f"file:{f.name}", {}).get("value") or 0),
+            weight=f.weight,
+            reverse=f.reverse,
+            tracking=tuple(users[f"file:{f.name}"]),
+        )
+        for f in daemon.config.track_files
+        if f"file:{f.name}" in users
+    )
+    processes = tuple(
+        _process_view(p, infos.get(f"process:{p.name}"), users.get(f"process:{p.name}", ()))
+        for p in daemon.config.track_processes
+    )
+    return Snapshot(g, tuple(instances), tuple(scripts), tuple(interfaces), track_files, processes)
+
+
+def _entries(trackers: Iterable[Any], kind: str) -> tuple[TrackedScript, ...]:
+    """An instance's tracker entries of `kind`, named as in the config."""
+    return tuple(
+        TrackedScript(t.name.partition(":")[2], t.weight, t.reverse)
+        for t in trackers
+        if tracker_kind(t.name) == kind
+    )
+
+
+def _process_view(
+    block: VrrpTrackProcess, info: Mapping[str, Any] | None, tracking: Iterable[TrackedScript]
+) -> ProcessView:
+    """A block as keepalived's dump shows it: from the tracker's status entry,
+    or, for a block no instance uses (no tracker watches it), counted now."""
+    qmax = block.quorum_max
+    if info is not None:
+        current = int(info.get("count") or 0)
+        have = info.get("status") == "up"
+    else:
+        current = count_now(block) or 0
+        have = block.quorum <= current and (qmax is None or current <= qmax)
+    pending = info.get("delay_pending") if info is not None else None
+    return ProcessView(
+        name=block.name,
+        process=block.process,
+        params=block.params,
+        param_match=block.param_match,
+        quorum=block.quorum,
+        quorum_max=qmax,
+        current=current,
+        have_quorum=have,
+        weight=block.weight,
+        reverse=block.weight_reverse,
+        terminate_delay=block.terminate_delay,
+        fork_delay=block.fork_delay,
+        fork_timer=pending == "fork",
+        terminate_timer=pending == "terminate",
+        full_command=block.full_command,
+        tracking=tuple(tracking),
+    )
 
 
 def _master_of(st: Mapping[str, Any]) -> tuple[str | None, int]:
