@@ -127,11 +127,18 @@ class Pair:
         return proc
 
     def start_keepalived(
-        self, host: str, prio: int, extra: str = "", *, conf_text: str | None = None
+        self,
+        host: str,
+        prio: int,
+        extra: str = "",
+        *,
+        conf_text: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """The real keepalived (Debian package) as a peer, pid files kept in our workdir.
 
-        `conf_text` (verbatim) replaces PLAIN_CONF, as in `start`.
+        `conf_text` (verbatim) replaces PLAIN_CONF, and `env` is added to the
+        environment (``TMPDIR`` for its dumps), as in `start`.
         """
         if conf_text is None:
             conf = self.conf(host, prio, extra)
@@ -142,7 +149,12 @@ class Pair:
         cmd = ["ip", "netns", "exec", self.ns(host), "/usr/sbin/keepalived", "-n", "-l", "-D", "-G"]
         cmd += ["-P", "-f", str(conf), "-p", str(self.workdir / f"{host}-ka.pid")]
         cmd += ["-r", str(self.workdir / f"{host}-ka-vrrp.pid")]
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
         self.procs[host] = proc
         return proc
 
