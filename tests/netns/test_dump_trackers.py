@@ -7,11 +7,14 @@ each gets SIGUSR1 and SIGRTMIN+2 with TMPDIR set to a directory of its own,
 and their dumps are compared: the instance's "Tracked files"/"Tracked
 processes" lines, the "VRRP Track files" and "VRRP Track processes"
 sections, the effective priority, and the JSON (all but last_transition and
-the counters, which legitimately differ). The script is written as
-/usr/bin/true: keepalived shows a script's resolved path (/bin/true is
-/usr/bin/true here), pyvrrpd the path as written. Only processes that run nowhere
-are tracked: keepalived counts none in a network namespace (it cannot
-subscribe to process events there), pyvrrpd would count real ones.
+the counters, which legitimately differ). A second configuration puts
+the instance in FAULT (a weight-0 process without quorum) and compares the
+same, with the fault count and a file holding " 0x10 junk". The script is
+written as /usr/bin/true: keepalived shows a script's resolved path
+(/bin/true is /usr/bin/true here), pyvrrpd the path as written. Only
+processes that run nowhere are tracked: keepalived counts none in a network
+namespace (it cannot subscribe to process events there), pyvrrpd would
+count real ones.
 """
 
 from __future__ import annotations
@@ -65,17 +68,40 @@ def written(path: Path) -> str:
     return path.read_text()
 
 
+# Log lines: the daemon's start, and its entering each state.
+ENTERED = {
+    "keepalived": {
+        "start": "Starting Keepalived",
+        "MASTER": "Entering MASTER STATE",
+        "FAULT": "entering FAULT state",
+    },
+    "pyvrrpd": {
+        "start": '"event": "started"',
+        "MASTER": '"new": "MASTER"',
+        "FAULT": '"new": "FAULT"',
+    },
+}
+
+
 def run_and_dump(
-    pair: Pair, who: str, start: Callable[..., subprocess.Popen[bytes]], conf: str
+    pair: Pair, who: str, start: Callable[..., subprocess.Popen[bytes]], conf: str, state: str
 ) -> tuple[str, str]:
-    tmp = pair.workdir / f"{who}-tmp"
+    """Start `who` on lb1 with `conf`; its data and JSON dumps once in `state`.
+
+    Signalled only once its log says it got there: a USR1 before keepalived
+    set its handlers would end it.
+    """
+    tmp = pair.workdir / f"{who}-{state}"
     tmp.mkdir()
     (pair.workdir / "level").unlink(missing_ok=True)  # init_file writes it again
     proc = start("lb1", 150, conf_text=conf, env={"TMPDIR": str(tmp)})
+    marks = ENTERED[who]
     try:
-        assert wait_for(lambda: pair.holders() == ["lb1"], 10), pair.log("lb1")[-2000:]
+        seen = wait_for(lambda: marks[state] in pair.log("lb1").rsplit(marks["start"], 1)[-1], 10)
+        assert seen is not None, pair.log("lb1")[-2000:]
         proc.send_signal(signal.SIGUSR1)
         data = written(tmp / "keepalived.data")
+        assert f"\n   State = {state}\n" in data
         proc.send_signal(sigs.SIG_JSON)
         js = written(tmp / "keepalived.json")
     finally:
@@ -85,13 +111,28 @@ def run_and_dump(
     return data.replace(str(pair.workdir), "DIR"), js
 
 
-def test_tracker_dumps_match_keepalived(pair: Pair) -> None:
+def same_json(ka_json: str, py_json: str) -> None:
+    """Equal but for last_transition and the counters' values."""
+    [ka], [py] = json.loads(ka_json), json.loads(py_json)
+    assert list(py["data"]) == list(ka["data"])  # same keys in the same order
+    for doc in (ka, py):
+        del doc["data"]["last_transition"]
+    assert py["data"] == ka["data"]
+    assert list(py["stats"]) == list(ka["stats"])
+
+
+def need_keepalived() -> None:
     if not os.access(KEEPALIVED, os.X_OK):
         pytest.skip(f"{KEEPALIVED} not installed")
+
+
+def test_tracker_dumps_match_keepalived(pair: Pair) -> None:
+    need_keepalived()
     conf = (FIX / "trackers.conf").read_text().replace("/tmp/pvdk", str(pair.workdir))
     conf = conf.replace('"/bin/true"', '"/usr/bin/true"')
-    ka_data, ka_json = run_and_dump(pair, "keepalived", pair.start_keepalived, conf)
-    py_data, py_json = run_and_dump(pair, "pyvrrpd", pair.start, conf)
+    ka_data, ka_json = run_and_dump(pair, "keepalived", pair.start_keepalived, conf, "MASTER")
+    py_data, py_json = run_and_dump(pair, "pyvrrpd", pair.start, conf, "MASTER")
+    assert pair.procs["lb1"].returncode == 0
 
     assert tracked_lines(py_data) == tracked_lines(ka_data)
     assert "     proc_args, weight 5 reverse" in tracked_lines(py_data)
@@ -102,10 +143,60 @@ def test_tracker_dumps_match_keepalived(pair: Pair) -> None:
     assert "   Effective priority = 125" in ours["VRRP Topology"]
     assert "   Effective priority = 125" in theirs["VRRP Topology"]
 
-    [ka], [py] = json.loads(ka_json), json.loads(py_json)
-    assert list(py["data"]) == list(ka["data"])  # same keys in the same order
-    for doc in (ka, py):
-        del doc["data"]["last_transition"]
-    assert py["data"] == ka["data"]
-    assert list(py["stats"]) == list(ka["stats"])
-    assert py["stats"]["become_master"] == ka["stats"]["become_master"] == 1
+    same_json(ka_json, py_json)
+    assert json.loads(py_json)[0]["stats"]["become_master"] == 1
+
+
+FAULT_CONF = """\
+vrrp_track_process p_args {
+  process /usr/sbin/pvdkabsent --x
+  param_match initial
+}
+track_file tf_missing {
+  file "DIR/missing"
+}
+vrrp_track_file tf_hex {
+  file "DIR/hex"
+  weight 4
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  advert_int 1
+  track_process {
+    p_args
+  }
+  track_file {
+    tf_missing weight 0
+    tf_hex weight 6 reverse
+  }
+  virtual_ipaddress {
+    192.0.2.10
+  }
+}
+"""
+
+
+def test_fault_by_a_weight_0_process_dumps_as_keepalived(pair: Pair) -> None:
+    """A weight-0 process without quorum: FAULT, one fault counted; a missing
+    file reads 0 (no fault at weight 0); " 0x10 junk" reads 16 (x 6, reverse: -96)."""
+    need_keepalived()
+    (pair.workdir / "hex").write_text(" 0x10 junk\n")
+    conf = FAULT_CONF.replace("DIR", str(pair.workdir))
+    ka_data, ka_json = run_and_dump(pair, "keepalived", pair.start_keepalived, conf, "FAULT")
+    py_data, py_json = run_and_dump(pair, "pyvrrpd", pair.start, conf, "FAULT")
+
+    theirs, ours = sections(ka_data), sections(py_data)
+    for line in (
+        "   Wantstate = FAULT",
+        "   Number of interface and track script faults = 1",
+        "   Effective priority = 4",
+    ):
+        assert line in theirs["VRRP Topology"] and line in ours["VRRP Topology"], line
+    assert tracked_lines(py_data) == tracked_lines(ka_data)
+    for name in ("VRRP Track files", "VRRP Track processes"):
+        assert ours[name] == theirs[name], name
+    assert "   Status = 16" in ours["VRRP Track files"]
+    same_json(ka_json, py_json)
