@@ -68,16 +68,17 @@ def written(path: Path) -> str:
     return path.read_text()
 
 
-# Log lines: the daemon's start, and its entering each state.
+# Log lines: the daemon's start, and its being in each state (MASTER: with
+# the VIPs set, as both dumps say whether they are).
 ENTERED = {
     "keepalived": {
         "start": "Starting Keepalived",
-        "MASTER": "Entering MASTER STATE",
+        "MASTER": "Sending gratuitous ARP on eth0",
         "FAULT": "entering FAULT state",
     },
     "pyvrrpd": {
         "start": '"event": "started"',
-        "MASTER": '"new": "MASTER"',
+        "MASTER": '"event": "vips_set"',
         "FAULT": '"new": "FAULT"',
     },
 }
@@ -99,6 +100,7 @@ def run_and_dump(
     try:
         seen = wait_for(lambda: marks[state] in pair.log("lb1").rsplit(marks["start"], 1)[-1], 10)
         assert seen is not None, pair.log("lb1")[-2000:]
+        assert state != "MASTER" or wait_for(lambda: pair.holders() == ["lb1"], 5)
         proc.send_signal(signal.SIGUSR1)
         data = written(tmp / "keepalived.data")
         assert f"\n   State = {state}\n" in data
