@@ -112,7 +112,7 @@ class Daemon:
         self._iftrack: InterfaceTracker | None = None  # track_interface (trackers/interface.py)
         self._srctrack: SrcIpTracker | None = None  # track_src_ip (trackers/srcip.py)
         # track_process, track_file, vrrp_track_http sources (trackers/registry.py)
-        self._sources: list[TrackerSource] = []
+        self._sources: dict[str, TrackerSource] = {}
         # Per tracker name: the last (ok, value) reported and when it changed
         # (wall clock), for status and to brief routers made by a reload.
         self._tracker_seen: dict[str, tuple[bool | None, int | None, float]] = {}
@@ -258,7 +258,7 @@ class Daemon:
         self._srctrack = SrcIpTracker(self.config.instances, self._on_tracker_change)
         self._srctrack.start(self._monitor.has_address)
         self._sources = registry.sources(self.config, self._on_tracker_change)
-        for source in self._sources:
+        for source in self._sources.values():
             await source.start()
         self.notifier.start()
         self._spawn(self._watch_links())
@@ -342,7 +342,7 @@ class Daemon:
         assert self._loop is not None
         for tracker in self.scripts.values():
             tracker.stop()
-        for source in self._sources:
+        for source in self._sources.values():
             source.stop()
         now = self._loop.time()
         if not self.release_on_stop:
@@ -737,7 +737,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         out = []
         details: dict[str, dict[str, object]] = {}
-        for source in self._sources:
+        for source in self._sources.values():
             details.update(source.describe())
         for inst in self.instances:
             st = inst.router.status()

@@ -62,14 +62,14 @@ def file_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
     return ref_specs(inst.track_file, blocks, PREFIX, scaled=True)
 
 
-def file_source(config: Config, on_change: OnChange) -> FileTracker | None:
+def file_source(config: Config, on_change: OnChange, reloading: bool = False) -> FileTracker | None:
     """The source watching every track_file an instance uses (None: none is used,
     and no block has `init_file`)."""
     used = {ref.name for inst in config.instances for ref in inst.track_file}
     watched = tuple(f for f in config.track_files if f.name in used)
     if not watched and not any(f.init_file for f in config.track_files):
         return None
-    return FileTracker(watched, on_change, init=config.track_files)
+    return FileTracker(watched, on_change, init=config.track_files, reloading=reloading)
 
 
 # ----------------------------------------------------------------- the value
@@ -167,9 +167,11 @@ def resolve_path(path: str) -> tuple[str, str, str] | None:
     return os.path.join(directory, name), directory, name
 
 
-def write_init(block: TrackFile) -> None:
+def write_init(block: TrackFile, reloading: bool = False) -> None:
     """keepalived's init_file: write VALUE when the file is missing, or always
-    with `overwrite` (a regular file only). Errors are logged, never raised."""
+    with `overwrite` (a regular file only) but not on a reload: the value an
+    operator wrote since the start stays (keepalived's track_file_end_handler
+    skips the overwrite on reload too). Errors are logged, never raised."""
     try:
         st = os.stat(block.path)
     except FileNotFoundError:
@@ -177,7 +179,7 @@ def write_init(block: TrackFile) -> None:
     except OSError as exc:
         log.error("track_file_init", track_file=block.name, path=block.path, error=exc.strerror)
         return
-    if st is not None and not block.overwrite:
+    if st is not None and (not block.overwrite or reloading):
         return
     if st is not None and not stat.S_ISREG(st.st_mode):
         log.error(
@@ -204,9 +206,11 @@ class FileTracker:
         on_change: OnChange,
         *,
         init: tuple[TrackFile, ...] = (),
+        reloading: bool = False,
     ) -> None:
         self._files = files
         self._init = init
+        self._reloading = reloading
         self._on_change = on_change
         self._watched: list[_Watched] = []
         self._ino: inotify.Inotify | None = None
@@ -218,7 +222,7 @@ class FileTracker:
         """Write init files, watch the directories, report every value once."""
         for block in self._init:
             if block.init_file:
-                write_init(block)
+                write_init(block, self._reloading)
         if not self._files:
             return
         self._loop = asyncio.get_running_loop()

@@ -47,7 +47,7 @@ def http_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]:
     return ref_specs(inst.track_http, blocks, PREFIX)
 
 
-def http_source(config: Config, on_change: OnChange) -> HttpTracker | None:
+def http_source(config: Config, on_change: OnChange, reloading: bool = False) -> HttpTracker | None:
     """The source for every referenced vrrp_track_http block; None if none is used."""
     used = {ref.name for inst in config.instances for ref in inst.track_http}
     blocks = [b for b in config.track_https if b.name in used]

@@ -88,7 +88,9 @@ def process_specs(inst: VrrpInstance, config: Config) -> tuple[TrackerSpec, ...]
     return ref_specs(inst.track_process, blocks, PREFIX)
 
 
-def process_source(config: Config, on_change: OnChange) -> ProcessTracker | None:
+def process_source(
+    config: Config, on_change: OnChange, reloading: bool = False
+) -> ProcessTracker | None:
     """A tracker for the blocks some instance references; None if none is."""
     used = {r.name for i in config.instances for r in i.track_process}
     blocks = tuple(p for p in config.track_processes if p.name in used)

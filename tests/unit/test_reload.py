@@ -286,20 +286,28 @@ vrrp_instance B {{
 PROC = "vrrp_track_process chk_haproxy {{\n process haproxy\n weight 0\n quorum {quorum}\n}}\n"
 
 
-def test_changed_tracker_blocks_keep_the_running_ones(tmp_path: Path) -> None:
-    # The process/file/http sources are built at start (trackers/registry.py):
-    # a changed block stays as running, and the operator is told to restart.
+def test_a_changed_tracker_block_rebuilds_its_kind_only(tmp_path: Path) -> None:
+    # keepalived re-reads every tracker on reload (keepalived.md 4.4): the
+    # process source is built again from the new block; file and http are
+    # untouched, and nothing needs a restart.
+    ref = "advert_int 1\n track_process {\n chk_haproxy\n }"
+    a = tmp_path / "a.conf"
     old = conf(tmp_path, extra=PROC.format(quorum=1))
-    new = conf(tmp_path, extra=PROC.format(quorum=2), name="b.conf")
-    p = plan(old, new)
-    assert p.restart_needed == (
-        "vrrp_track_process blocks changed: restart needed (the old ones stay)",
-    )
-    assert p.config.track_processes == old.track_processes
-    assert p.config.track_processes[0].quorum == 1
+    a.write_text(a.read_text().replace("advert_int 1", ref))
+    old = load_config(str(a))
+    b = tmp_path / "b.conf"
+    b.write_text(a.read_text().replace("quorum 1", "quorum 2"))
+    p = plan(old, load_config(str(b)))
+    assert not p.restart_needed
+    assert p.sources_rebuilt == ("vrrp_track_process",)
+    assert p.config.track_processes[0].quorum == 2
+    assert p.changed == () and p.unchanged == ("VI_1",)  # the reference did not change
+    # The same file again (lines moved): nothing is rebuilt.
+    b.write_text("# moved\n" + a.read_text())
+    assert plan(old, load_config(str(b))).sources_rebuilt == ()
 
 
-def test_track_process_reference_changes_need_a_restart(tmp_path: Path) -> None:
+def test_track_process_references_apply_on_reload(tmp_path: Path) -> None:
     old = conf(tmp_path, extra=PROC.format(quorum=1))
     new_path = tmp_path / "b.conf"
     new_path.write_text(
@@ -308,15 +316,38 @@ def test_track_process_reference_changes_need_a_restart(tmp_path: Path) -> None:
         .replace("advert_int 1", "advert_int 1\n track_process {\n chk_haproxy\n }")
     )
     p = plan(old, load_config(str(new_path)))
-    assert p.restart_needed == ("VI_1: track_process changed: restart needed",)
-    assert p.config.instances == old.instances
-    added = (tmp_path / "b.conf").read_text() + (
+    assert not p.restart_needed
+    assert [c.name for c in p.changed] == ["VI_1"] and "track_process" in p.changed[0].changed
+    # The block was unused before: its source is new.
+    assert p.sources_rebuilt == ("vrrp_track_process",)
+    added = new_path.read_text() + (
         "vrrp_instance VI_2 {\n interface lo\n virtual_router_id 52\n"
         " virtual_ipaddress {\n 192.0.2.20/24\n }\n track_process {\n chk_haproxy\n }\n}\n"
     )
     new_path.write_text(added)
     p = plan(old, load_config(str(new_path)))
-    assert "track_process/track_file/track_http instance VI_2 added: restart needed" in (
-        p.restart_needed
+    assert not p.restart_needed and "VI_2" in p.added
+
+
+def test_a_held_instance_keeps_a_tracker_block_the_new_file_dropped(tmp_path: Path) -> None:
+    # VI_1 is held at its running definition (its track_interface changed);
+    # the new file renamed the process block it references: the old block
+    # stays in the running config, so VI_1 keeps tracking it.
+    ref = "advert_int 1\n track_process {\n chk_haproxy\n }"
+    a = tmp_path / "a.conf"
+    conf(tmp_path, extra=PROC.format(quorum=1))
+    a.write_text(a.read_text().replace("advert_int 1", ref))
+    old = load_config(str(a))
+    b = tmp_path / "b.conf"
+    b.write_text(
+        a.read_text()
+        .replace("chk_haproxy", "chk_other")
+        .replace("advert_int 1", "advert_int 1\n track_interface {\n lo\n }")
     )
-    assert "VI_2" not in p.added
+    p = plan(old, load_config(str(b)))
+    assert any("track_interface" in line for line in p.restart_needed)
+    assert {b.name for b in p.config.track_processes} == {"chk_other", "chk_haproxy"}
+    assert p.config.instances[0].track_process[0].name == "chk_haproxy"
+    # The block list changed (chk_other is new): the source is rebuilt, and
+    # watches the blocks instances use (chk_haproxy).
+    assert p.sources_rebuilt == ("vrrp_track_process",)

@@ -357,6 +357,27 @@ def test_init_file_overwrite(tmp_path: Path) -> None:
     assert h.reports == [("file:tf", True, 0)]
 
 
+def test_init_file_overwrite_leaves_an_existing_file_on_reload(tmp_path: Path) -> None:
+    # keepalived skips the overwrite on reload: a value an operator wrote
+    # (say 1, to drain this box) survives `systemctl reload`; a missing file
+    # is still created.
+    path, gone = tmp_path / "tf", tmp_path / "gone"
+    write(path, "1")
+    init = (
+        block(path, init_file=True, overwrite=True),
+        block(gone, init_file=True, overwrite=True),
+    )
+    tracker = FileTracker((block(path),), lambda *a: None, init=init, reloading=True)
+
+    async def go() -> None:
+        await tracker.start()
+        tracker.stop()
+
+    asyncio.run(go())
+    assert path.read_text() == "1"
+    assert gone.read_text() == "0\n"
+
+
 def test_init_file_overwrite_refuses_a_non_regular_file(tmp_path: Path) -> None:
     path = tmp_path / "tf"
     path.mkdir()

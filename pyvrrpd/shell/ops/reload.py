@@ -6,7 +6,8 @@ deciding per instance whether the change is applied in place, needs the
 instance replaced (removed with priority 0, added as at startup), or cannot
 be applied without a restart (then the instance keeps running as it was and
 the plan says why); which VIPs come and go; which `vrrp_script` trackers are
-kept with their state and counters; which global settings need a restart.
+kept with their state and counters; which tracker sources (process, file,
+http) are built again; which global settings need a restart.
 The daemon carries the plan out (shell/ops/reloader.py). No I/O here.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from pyvrrpd.config.model import Config, SyncGroup, VirtualIP, VrrpInstance
 from pyvrrpd.config.strict import needs_firewall
+from pyvrrpd.trackers import registry
 
 #: Instance settings whose change makes a new router: the VRRP socket, the
 #: advert's destination or its authentication change under it. Removing and
@@ -49,20 +51,8 @@ RESTART_FIELDS = frozenset(
         "track_src_ip",
         "notify",
         "mcast_dst_ip",  # the socket joined the old group
-        # References to the blocks below: their sources report to the
-        # instances they were built for (trackers/registry.py).
-        "track_process",
-        "track_file",
-        "track_http",
     }
 )
-#: Tracker blocks whose sources (trackers/registry.py) are built once, at
-#: start: a change keeps the running definition and needs a restart.
-SOURCE_BLOCKS = {
-    "track_processes": "vrrp_track_process",
-    "track_files": "track_file",
-    "track_https": "vrrp_track_http",
-}
 #: global_defs applied on reload: they only feed values the routers are given
 #: (config.instance resolved them into each instance already).
 LIVE_GLOBALS = frozenset({"fifo_write_vrrp_states_on_reload"})
@@ -91,6 +81,9 @@ class ReloadPlan:
     replaced: tuple[str, ...] = ()
     #: vrrp_script names whose tracker keeps its state and counters
     scripts_kept: tuple[str, ...] = ()
+    #: tracker kinds (registry.KINDS keywords) whose source is built again
+    #: from `config`; the other kinds' sources keep running untouched
+    sources_rebuilt: tuple[str, ...] = ()
     #: one line each: what was not applied and needs a restart
     restart_needed: tuple[str, ...] = ()
 
@@ -148,12 +141,6 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     for field in ("static_ipaddress", "static_routes", "static_rules"):
         if plain(getattr(old, field)) != plain(getattr(new, field)):
             restart.append(f"{field} changed: restart needed")
-    blocks: dict[str, Any] = {}
-    for field, keyword in SOURCE_BLOCKS.items():
-        if plain(getattr(old, field, ())) != plain(getattr(new, field, ())):
-            restart.append(f"{keyword} blocks changed: restart needed (the old ones stay)")
-            blocks[field] = getattr(old, field)
-
     # Sync groups: a member's group changed (membership, trackers, notify):
     # it keeps running as it was; keepalived too needs care here (man8).
     old_groups, new_groups = _group_of(old), _group_of(new)
@@ -232,12 +219,9 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         if _firewall_changes(None, n, firewall):
             restart.append(f"instance {n.name} added with accept mode off: restart needed")
             continue
-        sourced = any(getattr(n, f, ()) for f in ("track_process", "track_file", "track_http"))
-        if n.vmac.enabled or n.track_interface or n.track_src_ip or sourced:
+        if n.vmac.enabled or n.track_interface or n.track_src_ip:
             # Their interfaces and trackers are set up once, at start.
             what = "use_vmac" if n.vmac.enabled else "track_interface/track_src_ip"
-            if sourced:
-                what = "track_process/track_file/track_http"
             restart.append(f"{what} instance {n.name} added: restart needed")
             continue
         added.append(n.name)
@@ -261,7 +245,16 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         static_rules=old.static_rules,
         sync_groups=old.sync_groups if held_group else new.sync_groups,
         scripts=_scripts(old, new, tuple(result)),
-        **blocks,
+        **_blocks(old, new, tuple(result)),
+    )
+    # Tracker sources (process, file, http): a kind whose blocks or uses
+    # changed gets a new source built from the new config (keepalived
+    # re-reads them all on reload, keepalived.md 4.4); an unchanged kind's
+    # source keeps running, with its watches, counters and pending delays.
+    rebuilt = tuple(
+        kind.keyword
+        for kind in registry.KINDS
+        if plain(registry.built_from(old, kind)) != plain(registry.built_from(config, kind))
     )
     return ReloadPlan(
         config=config,
@@ -271,6 +264,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
         added=tuple(added),
         replaced=tuple(replaced),
         scripts_kept=kept_scripts,
+        sources_rebuilt=rebuilt,
         restart_needed=tuple(restart),
     )
 
@@ -287,6 +281,19 @@ def _firewall_changes(o: VrrpInstance | None, n: VrrpInstance, firewall: bool) -
 
 def _all_vips(inst: VrrpInstance) -> tuple[VirtualIP, ...]:
     return inst.virtual_ipaddress + inst.virtual_ipaddress_excluded
+
+
+def _blocks(old: Config, new: Config, instances: tuple[VrrpInstance, ...]) -> dict[str, Any]:
+    """Per tracker kind, the new blocks plus old ones only a held instance
+    (kept at its running definition) still references."""
+    out: dict[str, Any] = {}
+    for kind in registry.KINDS:
+        blocks = getattr(new, kind.blocks)
+        have = {b.name for b in blocks}
+        used = {r.name for i in instances for r in getattr(i, kind.refs)}
+        extra = tuple(b for b in getattr(old, kind.blocks) if b.name not in have and b.name in used)
+        out[kind.blocks] = (*blocks, *extra)
+    return out
 
 
 def _scripts(old: Config, new: Config, instances: tuple[VrrpInstance, ...]) -> tuple[Any, ...]:

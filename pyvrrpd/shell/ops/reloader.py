@@ -7,7 +7,10 @@ removed) as at shutdown, kept ones take their new settings through
 `VirtualRouter.reconfigure` (a MASTER keeps its VIPs and its advert phase;
 only added VIPs are installed and announced by GARP, only removed ones
 deleted), new ones start as at startup; `vrrp_script` trackers whose
-definition did not change keep their state and counters; with
+definition did not change keep their state and counters; the process, file
+and http sources of a kind that changed are replaced by new ones (the old
+one stopped only once the instances have their new trackers, the new one
+reporting its first results at once); with
 `fifo_write_vrrp_states_on_reload` every instance's state goes to the FIFOs.
 Returns the verdict the control socket hands to `pyvrrpd reload`.
 Must not decide protocol state (the core does).
@@ -30,8 +33,9 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.ifexist import interface_findings
 from pyvrrpd.shell.host.unicast import duplicate_vrid, resolve_interfaces, send_target
 from pyvrrpd.shell.instance import Instance, router_config, without_trackers
-from pyvrrpd.shell.ops.reload import ReloadPlan, plan
+from pyvrrpd.shell.ops.reload import ReloadPlan, plain, plan
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
+from pyvrrpd.trackers import registry
 from pyvrrpd.trackers.interface import tracker_name
 
 if TYPE_CHECKING:
@@ -103,6 +107,7 @@ async def reload(d: Daemon) -> dict[str, Any]:
         "added": [n for n in p.added if n not in p.replaced],
         "replaced": list(p.replaced),
         "scripts_kept": list(p.scripts_kept),
+        "trackers_rebuilt": list(p.sources_rebuilt),
         "restart_needed": list(p.restart_needed),
     }
     log.info("reloaded", **summary)
@@ -112,6 +117,7 @@ async def reload(d: Daemon) -> dict[str, Any]:
 async def apply(d: Daemon, p: ReloadPlan) -> None:
     assert d._loop is not None and d._timers is not None
     old_scripts = {s.name: s for s in d.config.scripts}
+    _forget_changed_blocks(d, d.config, p)
     d.config = p.config
     # 1. Removed (and the old half of replaced): resign as at shutdown.
     gone = [d.by_name[n] for n in p.removed]
@@ -183,6 +189,7 @@ async def apply(d: Daemon, p: ReloadPlan) -> None:
             log.info("instance_reconfigured", instance=inst.name, changed=list(ch.changed))
         d._carry_out(inst, actions)
         d.syncgroups.after(inst, actions, now)
+        d.brief_trackers(inst)  # a tracker it now references that already runs
         if inst.iface.sock is not None:
             inst.iface.sock.targets[cfg.virtual_router_id] = send_target(cfg)
         inst.iface.fast_key = ()  # advert_int or auth may have changed: rebuild the filter
@@ -205,6 +212,7 @@ async def apply(d: Daemon, p: ReloadPlan) -> None:
         tracker = d.scripts.get(name)
         if tracker is not None:
             tracker.start(now)
+    await _swap_sources(d, p)
     if p.config.global_defs.fifo_write_vrrp_states_on_reload:
         # keepalived.md 3.2: every instance's current state, as a state line.
         for inst in d.instances:
@@ -291,3 +299,41 @@ def _known_trackers(d: Daemon, inst: Instance, now: float) -> None:
         if ok is not None:
             d._feed(inst, TrackerChanged(spec.name, ok), now)
     d.brief_trackers(inst)  # process:, file:, http: trackers (trackers/registry.py)
+
+
+def _forget_changed_blocks(d: Daemon, old: Config, p: ReloadPlan) -> None:
+    """Drop what the daemon remembers of trackers whose block changed or went
+    (a new source reports them afresh), so no instance is briefed with a
+    value measured under the old definition; unchanged ones keep their
+    value and the time of their last change."""
+    for kind in registry.KINDS:
+        if kind.keyword not in p.sources_rebuilt:
+            continue
+        before = {b.name: plain(b) for b in getattr(old, kind.blocks)}
+        after = {b.name: plain(b) for b in getattr(p.config, kind.blocks)}
+        for name, block in before.items():
+            if after.get(name) != block:
+                d._tracker_seen.pop(kind.prefix + name, None)
+
+
+async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
+    """Replace the sources of the kinds that changed. Stopping one reports
+    nothing, so each instance keeps its trackers' last results until the new
+    source reports its first ones (at its start: a process scan, a file read,
+    an HTTP probe), and a MASTER is not dropped in between."""
+    if not p.sources_rebuilt:
+        return
+    made = registry.sources(p.config, d._on_tracker_change, reloading=True)
+    for keyword in p.sources_rebuilt:
+        old = d._sources.pop(keyword, None)
+        if old is not None:
+            old.stop()
+        new = made.get(keyword)
+        if new is not None:
+            d._sources[keyword] = new
+            try:
+                await new.start()
+            except Exception as exc:  # a bug must not fail the rest of the reload
+                log.error("tracker_source_failed", kind=keyword, error=repr(exc))
+                continue
+        log.info("tracker_source_rebuilt", kind=keyword, running=new is not None)
