@@ -26,7 +26,7 @@ import pytest
 
 from pyvrrpd.lab.vipwatch import AddrWatch
 from tests.netns._pair import VIP, wait_for
-from tests.netns._pidns import STANDIN_CONF, StandinLab, standin_lab
+from tests.netns._pidns import STANDIN_CONF, StandinLab, kill, standin_lab
 from tests.netns.test_reload import reload_cli
 
 pytestmark = pytest.mark.netns
@@ -190,3 +190,35 @@ def _template(conf: str, **fields: str) -> str:
     text = conf.format(prio="\0prio\0", vip="\0vip\0", **fields)
     text = text.replace("{", "{{").replace("}", "}}")
     return text.replace("\0prio\0", "{prio}").replace("\0vip\0", "{vip}")
+
+
+def test_a_tracker_dropped_and_readded_is_not_briefed_its_old_value(lab: StandinLab) -> None:
+    # The stand-in dies: lb1 (weight-0 track_process) goes to FAULT. A reload
+    # drops the reference (lb1 preempts back), the stand-in is started again,
+    # and a second reload adds the reference back: lb1 must not be told the
+    # value from the time the reference was dropped ("down"), which would
+    # fault the MASTER until the new watcher reports "up".
+    pair = lab.pair
+    pid = lab.standin("lb1")
+    lab.standin("lb2")
+    lab.start_daemons()
+    lb1_conf = STANDIN_CONF.format(prio=100, vip=VIP)
+    untracked = lb1_conf.replace("  track_process {\n    chk_haproxy\n  }\n", "")
+    assert untracked != lb1_conf
+
+    kill(pid)
+    assert wait_for(lambda: pair.fast_state("lb1") == "FAULT", 3.0, 0.02) is not None
+    _reload(lab, "lb1", untracked)
+    assert wait_for(lambda: pair.fast_state("lb1") == "MASTER", 6.0, 0.05) is not None
+    assert wait_for(lambda: set(lab.watch.holders(VIP)) == {"lb1"}, 3.0, 0.01) is not None
+    lab.standin("lb1", key="haproxy2")
+
+    with Sampler(lab) as s:
+        _reload(lab, "lb1", lb1_conf)
+        t = pair.tracker("lb1", "process")
+        assert (t["status"], t["count"]) == ("up", 1)
+        time.sleep(1.5)
+    assert pair.fast_state("lb1") == "MASTER"
+    held = {h for _, h in s.samples}
+    assert held == {frozenset({"lb1"})}, f"the VIP left lb1 during the reload: {held}"
+    assert '"reason": "tracker process:chk_haproxy' not in pair.log("lb1").split("reloading")[-1]

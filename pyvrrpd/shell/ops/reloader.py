@@ -304,15 +304,19 @@ def _known_trackers(d: Daemon, inst: Instance, now: float) -> None:
 def _forget_changed_blocks(d: Daemon, old: Config, p: ReloadPlan) -> None:
     """Drop what the daemon remembers of trackers whose block changed or went
     (a new source reports them afresh), so no instance is briefed with a
-    value measured under the old definition; unchanged ones keep their
+    value measured under the old definition, and of blocks no instance used
+    (no source watched them: what is remembered is from before a reload
+    dropped their last reference, and a MASTER briefed that old "down"
+    would resign until the new source says "up"); the others keep their
     value and the time of their last change."""
     for kind in registry.KINDS:
         if kind.keyword not in p.sources_rebuilt:
             continue
+        used = {r.name for i in old.instances for r in getattr(i, kind.refs)}
         before = {b.name: plain(b) for b in getattr(old, kind.blocks)}
         after = {b.name: plain(b) for b in getattr(p.config, kind.blocks)}
         for name, block in before.items():
-            if after.get(name) != block:
+            if name not in used or after.get(name) != block:
                 d._tracker_seen.pop(kind.prefix + name, None)
 
 
