@@ -12,7 +12,10 @@ start, or right after a probe that overran it (only possible with timeout >
 interval); a probe that does not finish in `timeout` is a failure.
 The first result decides the tracker either way (keepalived's counter
 starts at rise - 1), so `start` waits for each block's first probe (at
-most its timeout) and the instances start with a known result.
+most its timeout) and the instances start with a known result. A source
+built again by a reload takes over the counters of the blocks whose
+definition did not change (`inherit`), as an unchanged vrrp_script keeps
+its own (keepalived.md 4.4).
 Must not: decide priorities or states (pyvrrpd.core.tracking) or block the loop.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import structlog
 
@@ -101,6 +105,20 @@ class HttpTracker:
         ]
         # A first probe that somehow does not finish must not hold the start.
         await asyncio.gather(*waits, return_exceptions=True)
+
+    def inherit(self, old: HttpTracker) -> None:
+        """Before `start`: carry on the counter, streaks and last result of each
+        block `old` probed with the same definition (a reload rebuilt the
+        source for another block), so one failed probe right after a reload
+        does not fail a `fall 2` tracker, nor one success raise a `rise 2`
+        one; `start` does not wait for their first probe (they have a result)."""
+        for name, s in self._blocks.items():
+            was = old._blocks.get(name)
+            if was is None or replace(was.block, loc=None) != replace(s.block, loc=None):
+                continue
+            s.counter, s.last, s.reported = was.counter, was.last, was.reported
+            s.successes, s.failures = was.successes, was.failures
+            s.first.set()
 
     def stop(self) -> None:
         """Cancel the loops; a probe in flight closes its socket as it unwinds."""

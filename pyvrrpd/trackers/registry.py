@@ -4,7 +4,8 @@ Owns: the list of those kinds (`KINDS`): for each, how an instance's
 references (`track_process`, `track_file`, `track_http`) become core
 TrackerSpecs, how the source that watches the kind for the whole config is
 built (None when nothing uses it), and what that source is built from, so a
-reload can tell which kinds changed (`built_from`) and rebuild only those.
+reload can tell which kinds changed (`built_from`) and rebuild only those,
+and what a rebuilt source keeps of the one it replaces (`carry_over`).
 The kinds stay independent of each other and of the shell.
 """
 
@@ -17,7 +18,7 @@ from pyvrrpd.config.model import Config, VrrpInstance
 from pyvrrpd.core.tracking import TrackerSpec
 from pyvrrpd.trackers.base import OnChange, TrackerSource
 from pyvrrpd.trackers.file import file_source, file_specs
-from pyvrrpd.trackers.http import http_source, http_specs
+from pyvrrpd.trackers.http import HttpTracker, http_source, http_specs
 from pyvrrpd.trackers.process import process_source, process_specs
 
 SpecsFor = Callable[[VrrpInstance, Config], tuple[TrackerSpec, ...]]
@@ -74,3 +75,13 @@ def built_from(config: Config, kind: Kind) -> tuple[object, frozenset[str]]:
     Two configs giving equal values (locations aside) need the same source."""
     used = frozenset(r.name for i in config.instances for r in getattr(i, kind.refs))
     return getattr(config, kind.blocks), used
+
+
+def carry_over(new: TrackerSource, old: TrackerSource) -> None:
+    """Before `new` starts: what it keeps of `old`, the source of the same kind
+    it replaces on reload. vrrp_track_http blocks whose definition did not
+    change keep their rise/fall counters (as vrrp_script does); process and
+    file sources count and read afresh (keepalived re-reads /proc and the
+    files on reload), so they keep nothing."""
+    if isinstance(new, HttpTracker) and isinstance(old, HttpTracker):
+        new.inherit(old)

@@ -324,7 +324,8 @@ async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
     """Replace the sources of the kinds that changed. Stopping one reports
     nothing, so each instance keeps its trackers' last results until the new
     source reports its first ones (at its start: a process scan, a file read,
-    an HTTP probe), and a MASTER is not dropped in between."""
+    an HTTP probe), and a MASTER is not dropped in between; an http block
+    whose definition did not change keeps its rise/fall counters."""
     if not p.sources_rebuilt:
         return
     made = registry.sources(p.config, d._on_tracker_change, reloading=True)
@@ -334,6 +335,8 @@ async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
             old.stop()
         new = made.get(keyword)
         if new is not None:
+            if old is not None:
+                registry.carry_over(new, old)  # unchanged http blocks keep their counters
             d._sources[keyword] = new
             try:
                 await new.start()

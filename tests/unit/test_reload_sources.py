@@ -1,0 +1,87 @@
+"""Reload and the tracker sources (shell/ops/reloader.py `_swap_sources`):
+what an instance sees of a tracker whose block did not change while its kind's
+source is built again, in-process against real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from pyvrrpd.config.parser import parse_text
+from pyvrrpd.shell.ops.reload import plan
+from pyvrrpd.shell.ops.reloader import _swap_sources
+from pyvrrpd.trackers import registry
+
+HTTP_CONF = """\
+vrrp_track_http hap {{
+  url http://127.0.0.1:{port}/
+  interval 5
+  timeout 0.3
+  rise 2
+  fall 2
+}}
+vrrp_track_http other {{
+  url http://127.0.0.1:{port}/other
+  interval {other_interval}
+}}
+vrrp_instance VI_1 {{
+  interface lo
+  virtual_router_id 51
+  priority 100
+  virtual_ipaddress {{
+    192.0.2.10/24
+  }}
+  track_http {{
+    hap
+  }}
+}}
+"""
+
+Seen = list[tuple[str, bool | None, int | None]]
+
+
+def test_an_unchanged_http_block_keeps_its_fall_counter_across_a_rebuild() -> None:
+    # `fall 2`: one failed probe must not fail the tracker. A reload that
+    # changes another vrrp_track_http block rebuilds the http source; the
+    # unchanged block's first probe after it times out (HAProxy slow for a
+    # moment): a weight-0 tracker reported down there would fault a MASTER.
+    seen: Seen = []
+    mode = {"answer": True}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if mode["answer"]:
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        try:
+            await asyncio.sleep(30)  # never answers: the probe times out
+        except asyncio.CancelledError:
+            writer.close()
+
+    async def go() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        old = parse_text(HTTP_CONF.format(port=port, other_interval=1), "a.conf")
+        new = parse_text(HTTP_CONF.format(port=port, other_interval=2), "b.conf")
+        d = SimpleNamespace(
+            _sources=registry.sources(old, lambda *a: seen.append(a)),
+            _on_tracker_change=lambda *a: seen.append(a),
+        )
+        for source in d._sources.values():
+            await source.start()
+        assert seen == [("http:hap", True, 200)]
+        p = plan(old, new)
+        assert p.sources_rebuilt == ("vrrp_track_http",)
+        mode["answer"] = False
+        await _swap_sources(d, p)  # type: ignore[arg-type]
+        await asyncio.sleep(0.5)  # the new source's first probe has timed out
+        status = d._sources["vrrp_track_http"].describe()["http:hap"]
+        for source in d._sources.values():
+            source.stop()
+        server.close()
+        assert status["last_result"] == "timeout" and status["consecutive_failed"] == 1
+        assert [ok for name, ok, _ in seen if name == "http:hap"] == [True, True]
+
+    asyncio.run(go())
