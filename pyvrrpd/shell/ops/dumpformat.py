@@ -2,10 +2,11 @@
 
 Owns: the views a dump is made of (`Snapshot` and its parts) and rendering
 them exactly as keepalived 2.2.7 does (`dump_vrrp()`, `dump_vscript()` and
-`dump_vprocess()` in vrrp_data.c, `dump_track_file()` in track_file.c,
-`vrrp_print_stats()` in vrrp_print.c, `vrrp_json.c`; compared with its real
-output in the netns lab). 2.2.7's JSON has no track_process/track_file
-fields, so neither has ours; pyvrrpd-only trackers (vrrp_track_http) are in
+`dump_vprocess()`, `dump_sync_group()` and `dump_notify_script()` in
+vrrp_data.c, `dump_track_file()` in track_file.c, `vrrp_print_stats()` in
+vrrp_print.c, `vrrp_json.c`; compared with its real output in the netns
+lab). 2.2.7's JSON has no track_process/track_file or sync group fields, so
+neither has ours; pyvrrpd-only trackers (vrrp_track_http) are in
 no dump at all, so a parser written for 2.2.7 meets only 2.2.7's layout
 (`pyvrrpd status` shows them). Pure: no clock read (epochs are given and
 only formatted), no files, no daemon, so tests can hold the output to golden
@@ -57,6 +58,46 @@ class TrackedScript:
     name: str
     weight: int
     reverse: bool = False
+
+
+def cmd_str(argv: Sequence[str]) -> str:
+    """keepalived's ``cmd_str()``: each word in single quotes, but a first word
+    starting with ``<`` or ``>`` (a shell redirection test) left bare."""
+    return " ".join(a if not n and a[:1] in ("<", ">") else f"'{a}'" for n, a in enumerate(argv))
+
+
+# dump_notify_script()'s type label and vrrp_json_script_dump()'s key, per
+# NotifyConfig field, in the order vrrp_data.c dumps an instance's scripts.
+NOTIFY_LABELS = {
+    "backup": ("Backup", "script_backup"),
+    "master": ("Master", "script_master"),
+    "fault": ("Fault", "script_fault"),
+    "stop": ("Stop", "script_stop"),
+    "deleted": ("Deleted", "script_deleted"),
+    "generic": ("Generic", "script"),
+    "master_rx_lower_pri": ("Master rx lower pri", "script_master_rx_lower_pri"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyView:
+    """A notify script keepalived kept (one it disabled is in no dump).
+
+    `hook` is the NotifyConfig field (``master``, ``generic``, ...), `argv`
+    as keepalived shows it: argv[0] resolved (dumps.keepalived_argv).
+    """
+
+    hook: str
+    argv: tuple[str, ...]
+    uid: int = 0
+    gid: int = 0
+
+    def text(self) -> str:
+        label = NOTIFY_LABELS[self.hook][0]
+        return (
+            f"   {label} state transition script = {cmd_str(self.argv)},"
+            f" uid:gid {self.uid}:{self.gid}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +189,12 @@ class InstanceView:
     # track_file and track_process entries (name = block, the entry's weight).
     tracked_files: tuple[TrackedScript, ...] = ()
     tracked_processes: tuple[TrackedScript, ...] = ()
+    # The vrrp_sync_group it is in; its own notify scripts (in NOTIFY_LABELS
+    # order), notify_deleted and notify_priority_changes as resolved.
+    sync_group: str | None = None
+    notify: tuple[NotifyView, ...] = ()
+    notify_deleted: bool = False
+    priority_changes: bool = False
 
     @property
     def want(self) -> str:
@@ -177,7 +224,31 @@ class ScriptView:
 
     def command(self) -> str:
         """keepalived's ``cmd_str()``: each word in single quotes."""
-        return " ".join(f"'{a}'" for a in self.argv)
+        return cmd_str(self.argv)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupView:
+    """One ``vrrp_sync_group`` (keepalived's ``dump_sync_group()``).
+
+    The tracker entries are the group's own (a member's dump lists only its
+    own); `member_faults` counts members with a fault of their own.
+    `priority_changes` is None when the group does not set it.
+    """
+
+    name: str
+    state: str
+    members: tuple[str, ...]
+    member_faults: int = 0
+    member_init: int = 0
+    tracking_weight: bool = False
+    smtp_alert: bool = False
+    priority_changes: bool | None = None
+    tracked_interfaces: tuple[TrackedScript, ...] = ()
+    tracked_scripts: tuple[TrackedScript, ...] = ()
+    tracked_files: tuple[TrackedScript, ...] = ()
+    tracked_processes: tuple[TrackedScript, ...] = ()
+    notify: tuple[NotifyView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +292,7 @@ class Snapshot:
     interfaces: tuple[InterfaceView, ...] = ()
     track_files: tuple[TrackFileView, ...] = ()
     track_processes: tuple[ProcessView, ...] = ()
+    sync_groups: tuple[SyncGroupView, ...] = ()
 
     def counters(self) -> dict[str, dict[str, int]]:
         """The stats as written, per instance (the baseline STATS_CLEAR subtracts)."""
@@ -286,8 +358,10 @@ def _instance_lines(v: InstanceView) -> list[str]:
     out = [
         f" VRRP Instance = {v.name}",
         "   VRRP Version = 2",
-        f"   State = {v.state}",
     ]
+    if v.sync_group:
+        out.append(f"   Sync group = {v.sync_group}")
+    out += [f"   State = {v.state}"]
     if v.state == "BACKUP" and v.master_ip:
         out.append(f"   Master router = {v.master_ip}")
         out.append(f"   Master priority = {v.master_priority}")
@@ -346,6 +420,20 @@ def _instance_lines(v: InstanceView) -> list[str]:
     if v.excluded_vips:
         out.append("   Virtual IP Excluded :")
         out += [f"     {vip.text()}" for vip in v.excluded_vips]
+    out += _tracked_lines(v, "   Tracked processes :")
+    out += [
+        f"   Using smtp notification = {'yes' if v.smtp_alert else 'no'}",
+        f"   Notify deleted = {'Deleted' if v.notify_deleted else 'Fault'}",
+    ]
+    out += [n.text() for n in v.notify]
+    out.append(f"   Notify priority changes = {'true' if v.priority_changes else 'false'}")
+    return out
+
+
+def _tracked_lines(v: InstanceView | SyncGroupView, processes_title: str) -> list[str]:
+    """The tracker lists of an instance or a group (the group's process title
+    is "Tracked process :", singular, in 2.2.7)."""
+    out: list[str] = []
     if v.tracked_interfaces:
         out.append("   Tracked interfaces :")
         out += [
@@ -364,13 +452,27 @@ def _instance_lines(v: InstanceView) -> list[str]:
         out.append("   Tracked files :")
         out += _tracking_lines(v.tracked_files)
     if v.tracked_processes:
-        out.append("   Tracked processes :")
+        out.append(processes_title)
         out += _tracking_lines(v.tracked_processes)
-    out += [
-        f"   Using smtp notification = {'yes' if v.smtp_alert else 'no'}",
-        "   Notify deleted = Fault",
-        "   Notify priority changes = false",
+    return out
+
+
+def _sync_group_lines(g: SyncGroupView) -> list[str]:
+    """``dump_sync_group()``."""
+    out = [
+        f" VRRP Sync Group = {g.name}, {g.state}",
+        f"   Num member fault {g.member_faults}, num member init {g.member_init}",
     ]
+    if g.members:
+        out.append("   VRRP member instances :")
+        out += [f"     {m}" for m in g.members]
+    if g.tracking_weight:
+        out.append("   sync group tracking weight set")
+    out.append(f"   Using smtp notification = {'yes' if g.smtp_alert else 'no'}")
+    if g.priority_changes is not None:
+        out.append(f"   Notify priority changes = {'yes' if g.priority_changes else 'no'}")
+    out += _tracked_lines(g, "   Tracked process :")
+    out += [n.text() for n in g.notify]
     return out
 
 
@@ -472,6 +574,10 @@ def render_data(snap: Snapshot) -> str:
         lines.append("------< VRRP Topology >------")
         for inst in snap.instances:
             lines += _instance_lines(inst)
+    if snap.sync_groups:
+        lines.append("------< VRRP Sync groups >------")
+        for group in snap.sync_groups:
+            lines += _sync_group_lines(group)
     if snap.scripts:
         lines.append("------< VRRP Scripts >------")
         for script in snap.scripts:
@@ -578,8 +684,9 @@ def _json_data(v: InstanceView, commands: Sequence[str]) -> dict[str, Any]:
         "wantstate": STATE_NUMBERS.get(v.want, 0),
         "version": 2,
         "smtp_alert": v.smtp_alert,
-        "notify_deleted": False,
+        "notify_deleted": v.notify_deleted,
     }
+    d.update((NOTIFY_LABELS[n.hook][1], cmd_str(n.argv)) for n in v.notify)
     # keepalived leaves out empty lists.
     if v.vips:
         d["vips"] = [vip.text() for vip in v.vips]

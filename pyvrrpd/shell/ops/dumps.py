@@ -5,10 +5,11 @@ the daemon, writing the files safely, and logging the outcome. The layouts
 themselves are `pyvrrpd.shell.ops.dumpformat`. keepalived 2.2.7 (keepalived.md
 4.1-4.2, checked against its output in the netns lab):
 
-- USR1 -> ``keepalived.data`` (global definitions, the VRRP topology, scripts,
-  interfaces) and ``keepalived_parent.data`` (the parent's global
-  definitions). With global_defs ``data_use_instance`` and a top-level
-  ``instance NAME`` or a namespace (``-s``), both are named
+- USR1 -> ``keepalived.data`` (global definitions, the VRRP topology, sync
+  groups, scripts, track files and processes, interfaces) and
+  ``keepalived_parent.data`` (the parent's global definitions). With
+  global_defs ``data_use_instance`` and a top-level ``instance NAME`` or a
+  namespace (``-s``), both are named
   ``keepalived.NS_NAME.data`` (``open_dump_file()``; ``-i`` plays no part).
 - USR2 -> ``keepalived.stats``; SIGRTMAX-1 writes it, then clears the counters.
 - SIGRTMIN+2 -> ``keepalived.json``: ``[{"data": {...}, "stats": {...}}]``.
@@ -25,6 +26,15 @@ on a helper thread, so a slow or hung filesystem never stalls the adverts;
 requests for a file still waiting to be written are merged (newest wins). A
 failed write is one error line in the log, nothing more.
 
+Scripts are shown as keepalived shows them once its check_script_secure()
+has run: argv[0] replaced by the real path of the file run
+(`keepalived_argv`; ``/bin/true`` is ``/usr/bin/true`` with a merged /usr),
+from the file pyvrrpd's prepare_script() found; pyvrrpd itself still runs
+them with argv[0] as written. A sync group's trackers are listed under the
+group and in the tracked objects' "Tracking instances", not in its members'
+own lists, as in keepalived (pyvrrpd.config.syncgroup merges them into the
+members, so they are told apart by name here).
+
 Must not: change protocol state. The counters are cleared by the daemon
 (``Daemon.clear_stats``), only once the stats file holding them was written.
 """
@@ -39,19 +49,22 @@ import pwd
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pyvrrpd.shell.ops.dumpformat import (
+    NOTIFY_LABELS,
     GlobalView,
     InstanceView,
     InterfaceView,
+    NotifyView,
     ProcessView,
     ScriptView,
     Snapshot,
+    SyncGroupView,
     TrackedScript,
     TrackFileView,
     VipView,
@@ -64,7 +77,7 @@ from pyvrrpd.trackers.base import tracker_kind
 from pyvrrpd.trackers.process import count_now
 
 if TYPE_CHECKING:
-    from pyvrrpd.config.model import VrrpTrackProcess
+    from pyvrrpd.config.model import GlobalDefs, NotifyConfig, SyncGroup, VrrpTrackProcess
     from pyvrrpd.shell.daemon import Daemon
 
 log = structlog.get_logger("pyvrrpd")
@@ -199,6 +212,9 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
     # (with their entry's weight) and its status() entry.
     users: dict[str, list[TrackedScript]] = {}
     infos: dict[str, Mapping[str, Any]] = {}
+    groups: tuple[SyncGroup, ...] = tuple(getattr(daemon.config, "sync_groups", ()))
+    group_of = {m: g for g in groups for m in g.members}
+    notifier = getattr(daemon, "notifier", None)
     for inst in daemon.instances:
         st = status.get(inst.name, {})
         router = inst.router
@@ -210,18 +226,25 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
         deadline = router.next_deadline()
         link = inst.iface.link
         last = st.get("last_transition")
+        group = group_of.get(inst.name)
+        brought, brought_ifs = _group_keys(group)
+        own = [t for t in rc.trackers if t.name not in brought]
         # Scripts only: track_interface entries are not "Tracked scripts".
         tracked = tuple(
             TrackedScript(t.name, t.weight, t.reverse)
-            for t in rc.trackers
+            for t in own
             if tracker_kind(t.name) == "script"
         )
+        # keepalived adds an instance's own entries to the tracked objects
+        # first, its group's afterwards (sync_group_tracking_init()).
         for t in tracked:
             tracking.setdefault(t.name, []).append(TrackedScript(inst.name, t.weight, t.reverse))
-        for spec in rc.trackers:
+        for spec in own:
             users.setdefault(spec.name, []).append(
                 TrackedScript(inst.name, spec.weight, spec.reverse)
             )
+        target = _notify_target(notifier, "INSTANCE", inst.name)
+        group_fault = getattr(router, "group_fault", None)
         # The daemon's status() lists them (the core's own status maps name -> ok).
         infos.update((e["name"], e) for e in st.get("trackers", ()) if isinstance(e, Mapping))
         cfg = inst.cfg
@@ -238,7 +261,8 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
                 stats=dict(st.get("stats", router.stats)),
                 master_ip=master_ip,
                 master_priority=master_prio,
-                faults=len(st.get("fault_reasons", ())),
+                # Its own faults: not the hold of its group's FAULT.
+                faults=len([r for r in st.get("fault_reasons", ()) if r != group_fault]),
                 last_transition=float(last) if last is not None else started_at,
                 read_timeout=epoch(deadline) if deadline is not None else None,
                 master_down_usecs=int(router.master_down_interval * 1_000_000),
@@ -259,16 +283,30 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
                 excluded_vips=_vip_views(cfg.virtual_ipaddress_excluded, cfg.interface, present),
                 tracked_scripts=tracked,
                 tracked_interfaces=tuple(
-                    TrackedScript(t.name, t.weight, t.reverse) for t in cfg.track_interface
+                    TrackedScript(t.name, t.weight, t.reverse)
+                    for t in cfg.track_interface
+                    if t.name not in brought_ifs
                 ),
                 dont_track_primary=rc.dont_track_primary,
                 higher_prio_send_advert=rc.higher_prio_send_advert,
                 down_timer_adverts=rc.down_timer_adverts,
-                smtp_alert=bool(getattr(cfg, "smtp_alert", False)),
-                tracked_files=_entries(rc.trackers, "file"),
-                tracked_processes=_entries(rc.trackers, "process"),
+                smtp_alert=_smtp(target, cfg.notify, gd),
+                tracked_files=_entries(own, "file"),
+                tracked_processes=_entries(own, "process"),
+                sync_group=group.name if group is not None else None,
+                notify=_notify_views(target, cfg.notify, gd),
+                notify_deleted=cfg.notify.notify_deleted,
+                priority_changes=(
+                    bool(target.priority_changes)
+                    if target is not None
+                    else _or_flag(cfg.notify.priority_changes, gd.vrrp_notify_priority_changes)
+                ),
             )
         )
+    by_inst = {i.name: i for i in daemon.instances}
+    sync_groups = tuple(
+        _sync_group_view(daemon, g, by_inst, notifier, tracking, users) for g in groups
+    )
     scripts = []
     for script in daemon.config.scripts:
         if script.name not in tracking and script.name not in daemon.disabled_scripts:
@@ -283,7 +321,11 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
         scripts.append(
             ScriptView(
                 name=script.name,
-                argv=tuple(tracker.argv) if tracker is not None else script.argv,
+                argv=(
+                    keepalived_argv(tracker.argv, tracker.executable)
+                    if tracker is not None
+                    else script.argv
+                ),
                 interval=script.interval,
                 timeout=script.timeout or 0.0,
                 weight=script.weight,
@@ -330,7 +372,148 @@ def snapshot_of(daemon: Daemon, *, started_at: float, namespace: str | None = No
         _process_view(p, infos.get(f"process:{p.name}"), users.get(f"process:{p.name}", ()))
         for p in daemon.config.track_processes
     )
-    return Snapshot(g, tuple(instances), tuple(scripts), tuple(interfaces), track_files, processes)
+    return Snapshot(
+        g, tuple(instances), tuple(scripts), tuple(interfaces), track_files, processes, sync_groups
+    )
+
+
+def keepalived_argv(argv: Sequence[str], executable: str) -> tuple[str, ...]:
+    """argv as keepalived 2.2.7 shows it after ``check_script_secure()``.
+
+    argv[0] becomes the real path of `executable` (the file prepare_script()
+    found: PATH searched, symlinks left in), its directories and links
+    resolved; when that changes the file name (``awk`` -> ``mawk``), the
+    configured name in the real directory is used instead if it is the same
+    file there. A first word starting with ``<`` is a file test keepalived
+    leaves alone.
+    """
+    if not argv or not executable or argv[0].startswith("<"):
+        return tuple(argv)
+    real = os.path.realpath(executable)
+    shown = real
+    name = os.path.basename(argv[0])
+    if os.path.basename(real) != name:
+        candidate = os.path.join(os.path.dirname(real), name)
+        try:
+            same = os.path.samefile(candidate, real)
+        except OSError:
+            same = False
+        if same:
+            shown = candidate
+    return (shown, *argv[1:])
+
+
+def _group_keys(group: SyncGroup | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The core tracker names (in the group's order) and the interfaces a
+    member got from its group."""
+    if group is None:
+        return (), ()
+    names = [t.name for t in group.track_script]
+    names += [f"file:{t.name}" for t in group.track_file]
+    names += [f"process:{t.name}" for t in group.track_process]
+    names += [f"http:{t.name}" for t in group.track_http]
+    return tuple(names), tuple(t.name for t in group.track_interface)
+
+
+def _sync_group_view(
+    daemon: Daemon,
+    group: SyncGroup,
+    by_inst: Mapping[str, Any],
+    notifier: Any,
+    tracking: dict[str, list[TrackedScript]],
+    users: dict[str, list[TrackedScript]],
+) -> SyncGroupView:
+    """The group as ``dump_sync_group()`` shows it; its members are added to
+    the tracked objects' instance lists, in keepalived's order (per tracker,
+    each member)."""
+    members = [m for m in group.members if m in by_inst]
+    brought, _ = _group_keys(group)
+
+    def entries(kind: str) -> tuple[TrackedScript, ...]:
+        """The group's entries of `kind`, weights as resolved in its members."""
+        out = []
+        for key in (k for k in brought if tracker_kind(k) == kind):
+            specs = [
+                (m, spec)
+                for m in members
+                for spec in by_inst[m].router.config.trackers
+                if spec.name == key
+            ]
+            for m, spec in specs:
+                entry = TrackedScript(m, spec.weight, spec.reverse)
+                users.setdefault(key, []).append(entry)
+                if kind == "script":
+                    tracking.setdefault(key, []).append(entry)
+            if specs:
+                spec = specs[0][1]
+                name = key if kind == "script" else key.partition(":")[2]
+                out.append(TrackedScript(name, spec.weight, spec.reverse))
+        return tuple(out)
+
+    core = getattr(getattr(daemon, "syncgroups", None), "groups", {}).get(group.name)
+    state = "INIT" if core is None else core.state.name
+    faults = 0 if core is None else sum(1 for m in members if core.own_faults(by_inst[m].router))
+    target = _notify_target(notifier, "GROUP", group.name)
+    gd = daemon.config.global_defs
+    return SyncGroupView(
+        name=group.name,
+        state=state,
+        members=tuple(members),
+        member_faults=faults,
+        tracking_weight=group.tracking_weight,
+        smtp_alert=_smtp(target, group.notify, gd),
+        priority_changes=group.notify.priority_changes,
+        tracked_interfaces=tuple(
+            TrackedScript(t.name, t.weight, t.reverse) for t in group.track_interface
+        ),
+        tracked_scripts=entries("script"),
+        tracked_files=entries("file"),
+        tracked_processes=entries("process"),
+        notify=_notify_views(target, group.notify, gd),
+    )
+
+
+def _notify_target(notifier: Any, kind: str, name: str) -> Any:
+    """The notifier's record of an instance or group (its prepared hooks), if any."""
+    targets = getattr(notifier, "targets", None)
+    return None if targets is None else targets.get((kind, name))
+
+
+def _notify_views(target: Any, cfg: NotifyConfig, gd: GlobalDefs) -> tuple[NotifyView, ...]:
+    """The notify scripts keepalived keeps, as it shows them.
+
+    From the notifier's prepared hooks: a script it disabled (not found,
+    unsafe) is left out, as keepalived frees it. Without a notifier (a
+    snapshot of a bare config), as written.
+    """
+    out = []
+    for hook in NOTIFY_LABELS:
+        script = getattr(cfg, hook)
+        if script is None:
+            continue
+        if target is None:
+            uid, gid = _script_ids(script.user or gd.script_user, script.group or gd.script_group)
+            out.append(NotifyView(hook, tuple(script.argv), uid, gid))
+            continue
+        prepared = target.hooks.get(hook)
+        if prepared is not None:
+            uid, gid = prepared.identity.ids()
+            argv = keepalived_argv(prepared.command.argv, prepared.command.executable)
+            out.append(NotifyView(hook, argv, uid, gid))
+    return tuple(out)
+
+
+def _smtp(target: Any, cfg: NotifyConfig, gd: GlobalDefs) -> bool:
+    """smtp_alert as resolved: its own, else smtp_alert_vrrp, else smtp_alert (vrrp.c)."""
+    if target is not None:
+        return bool(target.smtp)
+    if cfg.smtp_alert is not None:
+        return cfg.smtp_alert
+    return bool(_or_flag(gd.smtp_alert_vrrp, gd.smtp_alert))
+
+
+def _or_flag(value: bool | None, default: bool) -> bool:
+    return default if value is None else value
 
 
 def _entries(trackers: Iterable[Any], kind: str) -> tuple[TrackedScript, ...]:
