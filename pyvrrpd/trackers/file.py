@@ -3,8 +3,8 @@
 Owns (keepalived trackers/track_file.c, keepalived.md 1.6): the tracker names
 (``file:NAME``) and the TrackerSpecs (``scaled=True``) an instance's
 `track_file` references become; `init_file` (writing VALUE, default 0, when
-the file is missing or with `overwrite`, once when the daemon starts, never on
-a reload nor in a config check); resolving the path as keepalived does (the
+the file is missing, at start and on each reload, or with `overwrite` at
+start only; never in a config check); resolving the path as keepalived does (the
 file's real path if it exists, else its directory's); one inotify watch per
 directory with IN_CLOSE_WRITE | IN_DELETE | IN_MOVE, so a write, an editor's
 rename into place and a deletion are all seen; reading the value.

@@ -5,6 +5,7 @@ source is built again, in-process against real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 
 from pyvrrpd.config.parser import parse_text
@@ -85,3 +86,55 @@ def test_an_unchanged_http_block_keeps_its_fall_counter_across_a_rebuild() -> No
         assert [ok for name, ok, _ in seen if name == "http:hap"] == [True, True]
 
     asyncio.run(go())
+
+
+FILE_CONF = """\
+track_file drain {{
+  file {path}
+  weight 0
+  init_file 0 overwrite
+}}
+vrrp_instance VI_1 {{
+  interface lo
+  virtual_router_id 51
+  priority 100
+  virtual_ipaddress {{
+    192.0.2.10/24
+  }}
+  track_file {{
+    drain
+  }}
+}}
+"""
+
+
+def test_a_reload_writes_a_missing_init_file_even_when_no_block_changed(tmp_path: Path) -> None:
+    # keepalived's track_file_end_handler runs for every block each time the
+    # config is read: a missing file gets its init value on a reload (an
+    # existing one is left alone, `overwrite` or not), whether or not the
+    # track_file blocks changed.
+    seen: Seen = []
+    drain = tmp_path / "drain"
+    text = FILE_CONF.format(path=drain)
+    old, same = parse_text(text, "a.conf"), parse_text("# moved\n" + text, "b.conf")
+
+    async def go() -> None:
+        d = SimpleNamespace(
+            _sources=registry.sources(old, lambda *a: seen.append(a)),
+            _on_tracker_change=lambda *a: seen.append(a),
+        )
+        for source in d._sources.values():
+            await source.start()
+        assert drain.read_text() == "0\n"
+        drain.write_text("1\n")
+        p = plan(old, same)
+        assert p.sources_rebuilt == ()
+        await _swap_sources(d, p)  # type: ignore[arg-type]
+        assert drain.read_text() == "1\n"  # existing: left alone on reload
+        drain.unlink()
+        await _swap_sources(d, p)  # type: ignore[arg-type]
+        for source in d._sources.values():
+            source.stop()
+
+    asyncio.run(go())
+    assert drain.read_text() == "0\n"

@@ -36,6 +36,7 @@ from pyvrrpd.shell.instance import Instance, router_config, without_trackers
 from pyvrrpd.shell.ops.reload import ReloadPlan, plain, plan
 from pyvrrpd.shell.scripttrack import ScriptTracker, prepare_script
 from pyvrrpd.trackers import registry
+from pyvrrpd.trackers.file import write_init
 from pyvrrpd.trackers.interface import tracker_name
 
 if TYPE_CHECKING:
@@ -326,6 +327,13 @@ async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
     source reports its first ones (at its start: a process scan, a file read,
     an HTTP probe), and a MASTER is not dropped in between; an http block
     whose definition did not change keeps its rise/fall counters."""
+    if "track_file" not in p.sources_rebuilt:
+        # keepalived's track_file_end_handler runs for every block each time
+        # the config is read: a missing file gets its init value on a reload
+        # too (an existing one is left alone); a rebuilt source does it itself.
+        for block in p.config.track_files:
+            if block.init_file:
+                write_init(block, reloading=True)
     if not p.sources_rebuilt:
         return
     made = registry.sources(p.config, d._on_tracker_change, reloading=True)
