@@ -17,6 +17,7 @@ who holds the VIP is sampled every 20 ms around it:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from pyvrrpd.lab.vipwatch import AddrWatch
+from pyvrrpd.shell.ops.control import query
 from tests.netns._pair import VIP, wait_for
-from tests.netns._pidns import STANDIN_CONF, StandinLab, kill, standin_lab
+from tests.netns._pidns import STANDIN_CONF, StandinLab, children_of, kill, standin_lab
 from tests.netns.test_reload import reload_cli
 
 pytestmark = pytest.mark.netns
@@ -222,3 +224,84 @@ def test_a_tracker_dropped_and_readded_is_not_briefed_its_old_value(lab: Standin
     held = {h for _, h in s.samples}
     assert held == {frozenset({"lb1"})}, f"the VIP left lb1 during the reload: {held}"
     assert '"reason": "tracker process:chk_haproxy' not in pair.log("lb1").split("reloading")[-1]
+
+
+ALL_KINDS = """\
+vrrp_track_process chk_haproxy {{
+  process haproxy
+  weight 0
+  quorum_max {qmax}
+}}
+track_file drain {{
+  file {path}
+  weight {fweight}
+  init_file 0
+}}
+vrrp_track_http probe {{
+  url http://127.0.0.1:9/
+  interval {interval}
+  timeout 0.1
+  weight -5
+}}
+vrrp_instance VI_1 {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {prio}
+  advert_int 1
+  virtual_ipaddress {{
+    {vip}
+  }}
+  track_process {{
+    chk_haproxy
+  }}
+  track_file {{
+    drain
+  }}
+  track_http {{
+    probe
+  }}
+}}
+"""
+
+
+def _fds(pid: int) -> list[str]:
+    return sorted(os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_fifty_reloads_rebuilding_every_tracker_kind_leak_no_fd(lab: StandinLab) -> None:
+    # Each reload changes one setting of every block: the process (pidfds,
+    # connector socket), file (inotify fd) and http (probe tasks) sources are
+    # all rebuilt, 50 times; the daemon's fds are the same afterwards and the
+    # MASTER never lets go of the VIP.
+    pair = lab.pair
+    for host in ("lb1", "lb2"):
+        lab.standin(host)
+    path = f"{pair.workdir}/drain-\0prio\0"
+    confs = [
+        _template(ALL_KINDS, qmax=str(q), path=path, interval=str(i), fweight=w)
+        for q, i, w in ((5, 0.5, "0"), (6, 0.6, "-1"))
+    ]
+    lab.start_daemons(confs[0])
+    daemon = children_of(pair.procs["lb1"].pid)[0]
+    lb1 = [c.format(prio=100, vip=VIP) for c in confs]
+    sock = pair.sock("lb1")
+
+    def reload(text: str) -> None:
+        (pair.workdir / "lb1.conf").write_text(text)
+        verdict = query(sock, "reload", timeout=10.0)
+        assert verdict["ok"] and len(verdict["trackers_rebuilt"]) == 3, verdict
+
+    reload(lb1[1])  # warm up: anything opened once, on the first reload
+    reload(lb1[0])
+    before = _fds(daemon)
+    with Sampler(lab) as s:
+        for n in range(50):  # ends as it began, on lb1[0]
+            reload(lb1[(n + 1) % 2])
+    after = _fds(daemon)
+    print(f"daemon fds before {len(before)} after 50 reloads {len(after)}")
+    assert after == before
+    assert pair.fast_state("lb1") == "MASTER"
+    assert {h for _, h in s.samples} == {frozenset({"lb1"})}
+    t = {t["kind"]: t for t in pair.inst("lb1")["trackers"]}
+    assert (t["process"]["status"], t["file"]["value"], t["http"]["status"]) == ("up", 0, "down")

@@ -5,9 +5,12 @@ source is built again, in-process against real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
+from pyvrrpd.config.model import Config
 from pyvrrpd.config.parser import parse_text
 from pyvrrpd.shell.ops.reload import plan
 from pyvrrpd.shell.ops.reloader import _swap_sources
@@ -138,3 +141,98 @@ def test_a_reload_writes_a_missing_init_file_even_when_no_block_changed(tmp_path
 
     asyncio.run(go())
     assert drain.read_text() == "0\n"
+
+
+ALL_CONF = """\
+vrrp_track_process sleeper {{
+  process sleep
+  weight -5
+  quorum_max {n}
+}}
+track_file drain {{
+  file {path}
+  weight {n}
+}}
+vrrp_track_http hap {{
+  url http://127.0.0.1:{port}/
+  interval 0.{n}
+  timeout 0.2
+  weight -5
+}}
+vrrp_instance VI_1 {{
+  interface lo
+  virtual_router_id 51
+  priority 100
+  virtual_ipaddress {{
+    192.0.2.10/24
+  }}
+  track_process {{
+    sleeper
+  }}
+  track_file {{
+    drain
+  }}
+  track_http {{
+    hap
+  }}
+}}
+"""
+
+
+def test_fifty_swaps_of_every_source_leave_no_fd_or_task(tmp_path: Path) -> None:
+    # Every reload rebuilds the process (pidfds, the connector socket when
+    # root), file (inotify) and http (probe tasks) sources: what the old
+    # ones held must be gone, 50 times over.
+    sleeper = subprocess.Popen(["sleep", "60"])
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def go() -> tuple[int, int, int, int]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        text = [ALL_CONF.format(n=n, port=port, path=tmp_path / "drain") for n in (5, 6)]
+        confs = [parse_text(t, "a.conf") for t in text]
+        d = SimpleNamespace(
+            _sources=registry.sources(confs[0], _ignore), _on_tracker_change=_ignore
+        )
+        for source in d._sources.values():
+            await source.start()
+        running = confs[0]
+
+        async def swap(new: Config) -> Config:
+            p = plan(running, new)
+            assert len(p.sources_rebuilt) == 3
+            await _swap_sources(d, p)  # type: ignore[arg-type]
+            await asyncio.sleep(0)  # cancelled probe tasks finish unwinding
+            return p.config
+
+        for n in range(2):  # warm up
+            running = await swap(confs[(n + 1) % 2])
+        await asyncio.sleep(0.05)
+        before = (fds(), len(asyncio.all_tasks()))
+        for n in range(50):
+            running = await swap(confs[(n + 1) % 2])
+        await asyncio.sleep(0.05)
+        after = (fds(), len(asyncio.all_tasks()))
+        for source in d._sources.values():
+            source.stop()
+        server.close()
+        return (*before, *after)
+
+    try:
+        fd0, tasks0, fd1, tasks1 = asyncio.run(go())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (fd1, tasks1) == (fd0, tasks0)
+
+
+def _ignore(*_: object) -> None:
+    pass
