@@ -31,7 +31,8 @@ last may be longer). Zombies never count.
 Failure modes: at most MAX_PIDFDS pidfds (the rest are counted, a zombie
 among them until it is reaped, and their deaths seen by the connector or
 the scan: a PID /proc stops listing has exited); /proc unreadable for a
-moment (EMFILE) is "unknown", never "gone"; an error in one scan does not
+moment (EMFILE) is "unknown", never "gone" (a start, or a reload's rebuild,
+that cannot list it reports nothing until a scan can); an error in one scan does not
 end the scanning; a /proc of an ancestor PID namespace (`unshare --pid`
 without --mount-proc) is read through each process's NSpid line, and only
 processes of our PID namespace count, as our own /proc would show them.
@@ -306,8 +307,11 @@ class ProcessTracker:
         if self._use_connector:
             self._open_connector(loop)
         self.scan(full=True)
-        for b in self._blocks:
-            self._report(b, b.quorum_ok())
+        if self.scan_error is None:
+            # /proc unlisted is not "none running": the first scan that can
+            # list it reports (scan), the instances keep what they had.
+            for b in self._blocks:
+                self._report(b, b.quorum_ok())
         self._scan_task = loop.create_task(self._scan_loop())
 
     def stop(self) -> None:
@@ -446,9 +450,12 @@ class ProcessTracker:
                 log.warning("track_process_scan_failed", error=str(exc))
             self.scan_error = str(exc)
             return
+        unreported = [b for b in self._blocks if b.reported is None]
         if self.scan_error is not None:
             log.info("track_process_scan_recovered")
             self.scan_error = None
+        else:
+            unreported = []  # start() reports them after its scan
         # A counted process without a pidfd (over MAX_PIDFDS, pidfd_open
         # failed) is taken out when /proc stops listing it: nothing else
         # would, and a dead HAProxy would count as running for ever.
@@ -467,6 +474,8 @@ class ProcessTracker:
                 if full or now - first < YOUNG or pid in self._watches:
                     self.check(pid, "scan")
         self._seen = fresh
+        for b in unreported:  # a start that could not list /proc
+            self._report(b, b.quorum_ok())
 
     # -- counting ---------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from pyvrrpd.config.parser import parse_text
 from pyvrrpd.shell.ops.reload import plan
 from pyvrrpd.shell.ops.reloader import _swap_sources
 from pyvrrpd.trackers import registry
+from pyvrrpd.trackers.process import ProcReadError
+from tests.unit._fakeproc import FakeProc, make
 
 HTTP_CONF = """\
 vrrp_track_http hap {{
@@ -236,3 +238,31 @@ def test_fifty_swaps_of_every_source_leave_no_fd_or_task(tmp_path: Path) -> None
 
 def _ignore(*_: object) -> None:
     pass
+
+
+def test_a_process_source_that_cannot_list_proc_at_start_says_nothing_until_it_can() -> None:
+    # A reload rebuilds the process source while /proc cannot be listed
+    # (EMFILE, ENOMEM): "no process" is not known, so nothing is reported and
+    # the instances keep the last result (a MASTER is not faulted by a
+    # weight-0 tracker for a scan that failed); the first scan that can read
+    # /proc reports.
+    class Flaky(FakeProc):
+        failing = True
+
+        def pids(self) -> list[int]:
+            if self.failing:
+                raise ProcReadError("EMFILE")
+            return super().pids()
+
+    proc = Flaky({10: "haproxy"})
+
+    async def go() -> Seen:
+        tr, events = make(proc)
+        await tr.start()
+        assert events == [] and "scan_error" in tr.describe()["process:p"]
+        proc.failing = False
+        tr.scan()
+        tr.stop()
+        return events
+
+    assert asyncio.run(go()) == [("process:p", True, 1)]
