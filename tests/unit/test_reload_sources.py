@@ -5,10 +5,13 @@ source is built again, in-process against real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from pyvrrpd.config.model import Config
 from pyvrrpd.config.parser import parse_text
@@ -266,3 +269,40 @@ def test_a_process_source_that_cannot_list_proc_at_start_says_nothing_until_it_c
         return events
 
     assert asyncio.run(go()) == [("process:p", True, 1)]
+
+
+def test_a_reload_that_arrives_while_the_daemon_stops_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM fed every instance its shutdown (VIPs released, priority 0
+    # sent) and the daemon waits for the removals; a `systemctl reload` then
+    # must not apply a file that adds an instance (an address owner would
+    # take its VIPs at once and keep them after the daemon exits).
+    from pyvrrpd.shell.ops import reloader
+
+    path = tmp_path / "k.conf"
+    path.write_text(FILE_CONF.format(path=tmp_path / "drain"))
+    applied: list[object] = []
+
+    async def apply(d: object, p: object) -> None:
+        applied.append(p)
+
+    monkeypatch.setattr(reloader, "apply", apply)
+
+    async def go() -> dict[str, object]:
+        stop = asyncio.Event()
+        stop.set()
+        d = SimpleNamespace(
+            _loop=asyncio.get_running_loop(),
+            _srctrack=object(),
+            _stop=stop,
+            _monitor=None,
+            config=parse_text(path.read_text(), str(path)),
+            config_id=None,
+        )
+        d.config = dataclasses.replace(d.config, files=(str(path),))
+        return await reloader.reload(d)  # type: ignore[arg-type]
+
+    verdict = asyncio.run(go())
+    assert applied == [] and verdict["ok"] is False, verdict
+    assert verdict["errors"] == ["the daemon is stopping"]

@@ -84,6 +84,12 @@ async def reload(d: Daemon) -> dict[str, Any]:
         # A HUP while we start (signals are caught from the first moment).
         log.warning("reload_ignored", detail="the daemon is still starting")
         return {"ok": False, "errors": ["the daemon is still starting; try again"]}
+    if d._stop.is_set():
+        # SIGTERM released the VIPs and the daemon waits for the removals: an
+        # instance added now (an address owner goes MASTER at once) would
+        # take its VIPs and keep them after the daemon exits.
+        log.warning("reload_ignored", detail="the daemon is stopping")
+        return {"ok": False, "errors": ["the daemon is stopping"]}
     log.info("reloading", file=d.config.files[0] if d.config.files else None)
     new, errors = read_new_config(d)
     if new is None:
