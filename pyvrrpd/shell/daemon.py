@@ -10,6 +10,7 @@ netlink and subprocesses in `pyvrrpd.io`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import functools
@@ -71,6 +72,9 @@ from pyvrrpd.wire.check import peek_vrid
 log = structlog.get_logger("pyvrrpd")
 
 REFILTER_EVERY = 0.1  # seconds between rebuilds of an interface's receive filter
+#: how long a stop waits for a reload under way (shell/ops/reloader.py: its
+#: longest waits are RELEASE_WAIT and a first HTTP probe)
+RELOAD_WAIT = 3.0
 
 
 class Daemon:
@@ -202,7 +206,13 @@ class Daemon:
         """SIGHUP / `pyvrrpd reload`: apply the config file again (shell/ops/reloader.py)."""
         from pyvrrpd.shell.ops import reloader
 
+        if self._stop.is_set():
+            return await reloader.reload(self)  # refused at once: the stop holds the lock
         async with self._reload_lock:  # one at a time: a second HUP waits its turn
+            if self._stop.is_set():
+                # Refused (reloader.reload says why); no RELOADING/READY=1
+                # after STOPPING=1: systemd would read the unit as running again.
+                return await reloader.reload(self)
             sdnotify.reloading()  # systemd: reloading until the next READY=1
             try:
                 return await reloader.reload(self)
@@ -340,6 +350,11 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         assert self._loop is not None
+        # A reload under way finishes first (bounded: a hung netlink call must
+        # not hold the stop), so no instance it adds starts after the
+        # instances below were told to stop, keeping VIPs the exit leaves.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reload_lock.acquire(), RELOAD_WAIT)
         for tracker in self.scripts.values():
             tracker.stop()
         for source in self._sources.values():

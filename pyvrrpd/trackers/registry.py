@@ -71,10 +71,11 @@ def sources(
 
 
 def built_from(config: Config, kind: Kind) -> tuple[object, frozenset[str]]:
-    """What `kind`'s source is made of: its blocks and the names instances use.
-    Two configs giving equal values (locations aside) need the same source."""
+    """What `kind`'s source is made of: its blocks (in name order: blocks
+    moved around the file change nothing) and the names instances use. Two
+    configs giving equal values (locations aside) need the same source."""
     used = frozenset(r.name for i in config.instances for r in getattr(i, kind.refs))
-    return getattr(config, kind.blocks), used
+    return tuple(sorted(getattr(config, kind.blocks), key=lambda b: str(b.name))), used
 
 
 def carry_over(new: TrackerSource, old: TrackerSource) -> None:

@@ -307,6 +307,17 @@ def test_a_changed_tracker_block_rebuilds_its_kind_only(tmp_path: Path) -> None:
     assert plan(old, load_config(str(b))).sources_rebuilt == ()
 
 
+def test_tracker_blocks_moved_around_the_file_rebuild_nothing(tmp_path: Path) -> None:
+    # A rebuild drops a process watcher's pending fork/terminate delays: two
+    # blocks swapped in the file change nothing and must not cause one.
+    two = PROC.format(quorum=1) + PROC.format(quorum=1).replace("chk_haproxy", "chk_b")
+    old = conf(tmp_path, extra=two)
+    swapped = PROC.format(quorum=1).replace("chk_haproxy", "chk_b") + PROC.format(quorum=1)
+    new = conf(tmp_path, extra=swapped, name="b.conf")
+    assert [b.name for b in new.track_processes] == ["chk_b", "chk_haproxy"]
+    assert plan(old, new).sources_rebuilt == ()
+
+
 def test_track_process_references_apply_on_reload(tmp_path: Path) -> None:
     old = conf(tmp_path, extra=PROC.format(quorum=1))
     new_path = tmp_path / "b.conf"
