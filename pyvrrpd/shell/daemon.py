@@ -120,6 +120,9 @@ class Daemon:
         # Per tracker name: the last (ok, value) reported and when it changed
         # (wall clock), for status and to brief routers made by a reload.
         self._tracker_seen: dict[str, tuple[bool | None, int | None, float]] = {}
+        # Trackers whose block a reload changed, while the old source still
+        # runs: what it says of them is from the old definition (reloader.py).
+        self._muted_trackers: set[str] = set()
         # static_*, virtual_routes/rules, no_accept firewall (shell/host/statics.py)
         self._extras: HostExtras | None = None
         self._vmacs = VmacManager(config)  # use_vmac interfaces (shell/host/vmac.py)
@@ -424,6 +427,8 @@ class Daemon:
 
     def _on_tracker_change(self, name: str, ok: bool | None, value: int | None = None) -> None:
         assert self._loop is not None
+        if name in self._muted_trackers:
+            return
         now = self._loop.time()
         seen = self._tracker_seen.get(name)
         if seen is None or seen[:2] != (ok, value):

@@ -75,6 +75,7 @@ def test_an_unchanged_http_block_keeps_its_fall_counter_across_a_rebuild() -> No
         old = parse_text(HTTP_CONF.format(port=port, other_interval=1), "a.conf")
         new = parse_text(HTTP_CONF.format(port=port, other_interval=2), "b.conf")
         d = SimpleNamespace(
+            _muted_trackers=set(),
             _sources=registry.sources(old, lambda *a: seen.append(a)),
             _on_tracker_change=lambda *a: seen.append(a),
         )
@@ -128,6 +129,7 @@ def test_a_reload_writes_a_missing_init_file_even_when_no_block_changed(tmp_path
 
     async def go() -> None:
         d = SimpleNamespace(
+            _muted_trackers=set(),
             _sources=registry.sources(old, lambda *a: seen.append(a)),
             _on_tracker_change=lambda *a: seen.append(a),
         )
@@ -205,7 +207,9 @@ def test_fifty_swaps_of_every_source_leave_no_fd_or_task(tmp_path: Path) -> None
         text = [ALL_CONF.format(n=n, port=port, path=tmp_path / "drain") for n in (5, 6)]
         confs = [parse_text(t, "a.conf") for t in text]
         d = SimpleNamespace(
-            _sources=registry.sources(confs[0], _ignore), _on_tracker_change=_ignore
+            _muted_trackers=set(),
+            _sources=registry.sources(confs[0], _ignore),
+            _on_tracker_change=_ignore,
         )
         for source in d._sources.values():
             await source.start()
@@ -293,6 +297,7 @@ def test_a_reload_that_arrives_while_the_daemon_stops_is_refused(
         stop = asyncio.Event()
         stop.set()
         d = SimpleNamespace(
+            _muted_trackers=set(),
             _loop=asyncio.get_running_loop(),
             _srctrack=object(),
             _stop=stop,
@@ -306,3 +311,47 @@ def test_a_reload_that_arrives_while_the_daemon_stops_is_refused(
     verdict = asyncio.run(go())
     assert applied == [] and verdict["ok"] is False, verdict
     assert verdict["errors"] == ["the daemon is stopping"]
+
+
+def test_the_old_source_is_not_heard_for_a_changed_block_during_the_reload(
+    tmp_path: Path,
+) -> None:
+    # A reload changed block `drain` (another file): until the new file
+    # source starts, what the old one still says of file:drain was measured
+    # under the old definition. It must reach no instance (an instance the
+    # reload adds is briefed from what the daemon remembers) and not be
+    # remembered; once the new source starts, reports go through again.
+    from pyvrrpd.shell.daemon import Daemon
+    from pyvrrpd.shell.ops.reloader import _forget_changed_blocks
+
+    old_path, new_path = tmp_path / "a.conf", tmp_path / "b.conf"
+    old_path.write_text(FILE_CONF.format(path=tmp_path / "drain"))
+    new_path.write_text(FILE_CONF.format(path=tmp_path / "drain2"))
+    old = parse_text(old_path.read_text(), str(old_path))
+    p = plan(old, parse_text(new_path.read_text(), str(new_path)))
+    assert p.sources_rebuilt == ("track_file",)
+    fed: list[tuple[str, object]] = []
+
+    async def go() -> None:
+        d = Daemon(old)
+        d._loop = asyncio.get_running_loop()
+        inst = SimpleNamespace(
+            name="VI_1", router=SimpleNamespace(tracker_status={"file:drain": None})
+        )
+        d.instances = [inst]  # type: ignore[list-item]
+        d._feed = lambda i, ev, now: fed.append((i.name, ev))  # type: ignore[method-assign]
+        d._tracker_seen["file:drain"] = (True, 0, 0.0)
+        d._muted_trackers = _forget_changed_blocks(d, old, p)
+        assert d._muted_trackers == {"file:drain"}
+        d._on_tracker_change("file:drain", False, 1)  # the old source, old file
+        assert fed == [] and "file:drain" not in d._tracker_seen
+        d.config = p.config
+        await _swap_sources(d, p)  # the new source starts: heard again
+        try:
+            assert d._muted_trackers == set()
+            assert [ev.name for _, ev in fed] == ["file:drain"]  # type: ignore[attr-defined]
+        finally:
+            for source in d._sources.values():
+                source.stop()
+
+    asyncio.run(go())

@@ -106,7 +106,10 @@ async def reload(d: Daemon) -> dict[str, Any]:
     p = plan(d.config, new)
     for line in p.restart_needed:
         log.warning("reload_restart_needed", detail=line)
-    await apply(d, p)
+    try:
+        await apply(d, p)
+    finally:
+        d._muted_trackers = set()  # whatever happened, every tracker is heard again
     summary = {
         "changed": [c.name for c in p.changed],
         "unchanged": list(p.unchanged),
@@ -124,7 +127,7 @@ async def reload(d: Daemon) -> dict[str, Any]:
 async def apply(d: Daemon, p: ReloadPlan) -> None:
     assert d._loop is not None and d._timers is not None
     old_scripts = {s.name: s for s in d.config.scripts}
-    _forget_changed_blocks(d, d.config, p)
+    d._muted_trackers = _forget_changed_blocks(d, d.config, p)
     d.config = p.config
     # 1. Removed (and the old half of replaced): resign as at shutdown.
     gone = [d.by_name[n] for n in p.removed]
@@ -308,14 +311,18 @@ def _known_trackers(d: Daemon, inst: Instance, now: float) -> None:
     d.brief_trackers(inst)  # process:, file:, http: trackers (trackers/registry.py)
 
 
-def _forget_changed_blocks(d: Daemon, old: Config, p: ReloadPlan) -> None:
+def _forget_changed_blocks(d: Daemon, old: Config, p: ReloadPlan) -> set[str]:
     """Drop what the daemon remembers of trackers whose block changed or went
     (a new source reports them afresh), so no instance is briefed with a
     value measured under the old definition, and of blocks no instance used
     (no source watched them: what is remembered is from before a reload
     dropped their last reference, and a MASTER briefed that old "down"
     would resign until the new source says "up"); the others keep their
-    value and the time of their last change."""
+    value and the time of their last change. Returns the names forgotten:
+    the daemon ignores what the old source still says of them until the new
+    one starts (a report made under the old definition while the reload
+    waits on netlink would be briefed to an instance it adds)."""
+    forgotten: set[str] = set()
     for kind in registry.KINDS:
         if kind.keyword not in p.sources_rebuilt:
             continue
@@ -325,6 +332,8 @@ def _forget_changed_blocks(d: Daemon, old: Config, p: ReloadPlan) -> None:
         for name, block in before.items():
             if name not in used or after.get(name) != block:
                 d._tracker_seen.pop(kind.prefix + name, None)
+                forgotten.add(kind.prefix + name)
+    return forgotten
 
 
 async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
@@ -347,6 +356,8 @@ async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
         old = d._sources.pop(keyword, None)
         if old is not None:
             old.stop()
+        kind = next(k for k in registry.KINDS if k.keyword == keyword)
+        d._muted_trackers = {n for n in d._muted_trackers if not n.startswith(kind.prefix)}
         new = made.get(keyword)
         if new is not None:
             if old is not None:
