@@ -3,12 +3,16 @@
 Owns: argument parsing, turning operator mistakes into one-line errors and
 exit codes, and the human rendering of `status`. Must not contain protocol
 logic.
+
+Imports nothing heavy at module level (the config reader, asyncio, pyroute2
+and the control socket are imported by the commands that use them):
+`pyvrrpd release-vips` runs right after a daemon was killed and is
+dispatched by main() before the parser is built (cli/release.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -17,13 +21,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyvrrpd import __version__
-from pyvrrpd.config import ConfigError, load_config
-from pyvrrpd.config.model import Config
+from pyvrrpd.io.errors import HostError
 
 if TYPE_CHECKING:
     from pyvrrpd.cli.common import CheckResult
-from pyvrrpd.io.errors import HostError
-from pyvrrpd.shell.ops.control import DEFAULT_SOCKET, query
+    from pyvrrpd.config.model import Config
+
+# pyvrrpd.shell.ops.control.DEFAULT_SOCKET, for the help texts (importing it
+# costs ~10 ms; tests/unit/test_release_fast.py checks they agree).
+DEFAULT_SOCKET = "/run/pyvrrpd/pyvrrpd.sock"
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
@@ -69,6 +75,8 @@ def fail(message: str, code: int, *, json_out: bool = False) -> int:
 
 def _load(path: str, config_id: str | None = None) -> Config | None:
     """Load a config, printing every diagnostic; None when it has errors."""
+    from pyvrrpd.config import ConfigError, load_config
+
     try:
         cfg = load_config(path, config_id=config_id)
     except ConfigError as exc:
@@ -114,6 +122,8 @@ def run_daemon(
     config_id: str | None = None,
 ) -> int:
     """Run the daemon in the foreground (loading the config unless given); an exit code."""
+    import asyncio
+
     from pyvrrpd.shell.daemon import Daemon
     from pyvrrpd.shell.ops import logsetup
     from pyvrrpd.shell.signals import block_fault_signals
@@ -161,6 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from pyvrrpd.shell.ops.control import query
+
     path = args.control_socket
     if path is None:
         from pyvrrpd.cli.common import control_socket_for
@@ -184,6 +196,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_reload(args: argparse.Namespace) -> int:
     """Ask the daemon to reload its config file and wait for its verdict
     (systemd's ExecReload: a rejected config fails `systemctl reload`)."""
+    from pyvrrpd.shell.ops.control import query
+
     path = args.control_socket
     if path is None:
         from pyvrrpd.cli.common import control_socket_for
@@ -310,24 +324,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_release(args: argparse.Namespace) -> int:
     """Undo what a dead daemon installed (cli/release.py)."""
-    from pyvrrpd.cli.release import run as release_run
-    from pyvrrpd.shell.ops.runstate import state_file_for
+    from pyvrrpd.cli.release import command
 
-    path = args.state_file
-    if path is None:
-        from pyvrrpd.cli.common import control_socket_for
-
-        sock = args.control_socket or (
-            control_socket_for(args.pid_file) if args.pid_file else DEFAULT_SOCKET
-        )
-        path = state_file_for(sock)
-    rc, lines = release_run(path)
-    for line in lines:
-        if rc:
-            _err(line)
-        else:
-            print(line)
-    return rc
+    return command(args.control_socket, args.pid_file, args.state_file)
 
 
 def _check_json(path: str, result: CheckResult) -> int:
@@ -507,6 +506,15 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["release-vips"]:
+        # The daemon just died: no parser (it imports the demo lab), straight
+        # to the adverts and VIPs. Anything unusual (--help, a typo) goes
+        # through argparse below, exactly as before.
+        from pyvrrpd.cli.release import command, fast_args
+
+        opts = fast_args(argv[1:])
+        if opts is not None:
+            return command(opts["--control-socket"], opts["--pid-file"], opts["--state-file"])
     _Parser.json_errors = "--json" in argv
     args = build_parser().parse_args(argv)
     rc: int = args.func(args)

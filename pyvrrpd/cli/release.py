@@ -5,52 +5,61 @@ Owns: reading the run-state record a daemon keeps under /run
 undoing exactly what it recorded: a priority-0 advert for each instance that
 was MASTER or still has a VIP here (RFC 3768 6.4.3: the backup then takes
 over after its Skew_Time instead of Master_Down_Interval), then the VIPs,
-the instances' virtual_routes/virtual_rules, the nftables drop-rule table,
-the use_vmac IGMP table and the vmac interfaces. keepalived 2.2.7 leaves
-its VIPs after SIGKILL until it starts again (keepalived.md 2.8); the units
-run this as ExecStopPost.
+then the instances' virtual_routes/virtual_rules, the nftables drop-rule
+table, the use_vmac IGMP table and the vmac interfaces. keepalived 2.2.7
+leaves its VIPs after SIGKILL until it starts again (keepalived.md 2.8); the
+units run this as ExecStopPost.
+
+Why the adverts and the VIPs come first, with nothing but the standard
+library, pyvrrpd.io.rtnl and pyvrrpd.io.txsock imported: after a watchdog
+kill (WatchdogSec=2s) the backup's Master_Down_Interval may already have
+run out, and until the VIP leaves the dead box both boxes hold it.
+pyroute2, asyncio and the config package (~200 ms of imports) are loaded
+only afterwards, for the routes, rules, tables and vmacs (README "After a
+crash"). cli/main.py dispatches `release-vips` here before building its
+parser, and imports nothing heavy itself.
 
 A daemon started with -V (`--dont-release-vrrp`) recorded that: its VIPs
 are left in place, as keepalived leaves them. Run this in the network
 namespace the daemon ran in (`ip netns exec NS pyvrrpd release-vips ...`).
-Sends and deletes with the daemon's own pieces (pyvrrpd.io, pyvrrpd.wire).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import errno
+import json
 import math
 import os
 import socket
+import sys
 import time
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyvrrpd.config.routemodel import Route
-from pyvrrpd.io import vmac as vmacio
-from pyvrrpd.io.ah_socket import AhSocket
-from pyvrrpd.io.errors import HostError
-from pyvrrpd.io.netlink import Netlink
-from pyvrrpd.io.nft import Nft
-from pyvrrpd.io.routes import Routes
-from pyvrrpd.io.vrrp_socket import SendTarget, VrrpSocket
-from pyvrrpd.shell.ops import runstate
-from pyvrrpd.wire.ah import build_ah_datagram
+from pyvrrpd.io import rtnl, txsock
+from pyvrrpd.io.errors import HostError, describe_oserror
+
+if TYPE_CHECKING:
+    from pyvrrpd.io.netlink import Netlink
 
 #: Added to the AH sequence number estimate: anti-replay wants a number above
 #: the backup's counter (README "auth_type AH"); any higher number is fine.
 AH_SEQ_MARGIN = 10
 
+# Copies of pyvrrpd.shell.ops.control.DEFAULT_SOCKET, cli/common.py's
+# KEEPALIVED_PID and shell/ops/runstate.py's FORMAT: importing those modules
+# costs tens of milliseconds before the VIPs can go (tests/unit/test_release_fast.py
+# checks they agree).
+DEFAULT_SOCKET = "/run/pyvrrpd/pyvrrpd.sock"
+KEEPALIVED_PID = "/run/keepalived.pid"
+FORMAT = 1
 
-@dataclass
+
 class Outcome:
     """What one run did, one line each, and whether anything failed."""
 
-    lines: list[str] = field(default_factory=list)
-    failed: bool = False
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.failed = False
 
     def ok(self, line: str) -> None:
         self.lines.append(line)
@@ -60,89 +69,134 @@ class Outcome:
         self.failed = True
 
 
+def control_socket_for(pid_file: str | None) -> str:
+    """cli/common.py's control_socket_for (a compat daemon's socket follows its -p file)."""
+    if not pid_file or os.path.abspath(pid_file) == KEEPALIVED_PID:
+        return DEFAULT_SOCKET
+    stem = pid_file[:-4] if pid_file.endswith(".pid") else pid_file
+    return f"{stem}.pyvrrpd.sock"
+
+
+def state_file_for(control_socket: str | None) -> str:
+    """shell/ops/runstate.py's state_file_for: the record beside the control socket."""
+    path = control_socket or DEFAULT_SOCKET
+    stem = path[:-5] if path.endswith(".sock") else path
+    return f"{stem}.state"
+
+
+def _process_start(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (as runstate.process_start); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _read(path: str) -> dict[str, Any] | None:
+    """runstate.read: the record at `path`; None if there is none. ValueError if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a pyvrrpd run-state file (format {FORMAT})")
+    return data
+
+
+def _writer_alive(record: dict[str, Any]) -> int | None:
+    """runstate.writer_alive: the writer's pid if that very process still runs."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    start = _process_start(pid)
+    if start is None or start != record.get("start"):
+        return None
+    return pid
+
+
 def check(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) to go ahead, or (None, message) when there is nothing to do or we refuse."""
     try:
-        record = runstate.read(path)
+        record = _read(path)
     except ValueError as exc:
         return None, str(exc)
     if record is None:
         return None, None
-    pid = runstate.writer_alive(record)
+    pid = _writer_alive(record)
     if pid is not None:
         return None, f"refusing: the daemon that wrote {path} still runs (pid {pid}); stop it first"
     return record, None
 
 
-async def _present(nl: Netlink, dev: str, address: IPv4Address) -> bool:
-    try:
-        return await nl.has_address(dev, address)
-    except HostError:
-        return False  # the device is gone, and its addresses with it
+class _Addresses:
+    """The namespace's IPv4 addresses, from one RTM_GETADDR dump."""
+
+    def __init__(self, found: list[rtnl.IfAddr]) -> None:
+        self.found = found
+
+    def present(self, dev: str, address: str) -> bool:
+        """`address` (any prefix length) on `dev`; False when the device is gone."""
+        try:
+            index = socket.if_nametoindex(dev)
+        except OSError:
+            return False  # the device is gone, and its addresses with it
+        return any(a.ifindex == index and a.address == address for a in self.found)
+
+    def is_local(self, address: str) -> bool:
+        return any(a.address == address for a in self.found)
+
+    def primary(self, index: int, exclude: set[str]) -> str | None:
+        """The interface's first primary address that is not one of our VIPs
+        (a /32 VIP is a primary address to the kernel), as io/netlink.py's link()."""
+        for a in self.found:
+            if (
+                a.ifindex == index
+                and not a.flags & rtnl.IFA_F_SECONDARY
+                and a.address not in exclude
+            ):
+                return a.address
+        return None
 
 
-async def _is_local(nl: Netlink, address: IPv4Address) -> bool:
-    """True if `address` is on some interface of this namespace."""
-    for _, ifname in socket.if_nameindex():
-        if await _present(nl, ifname, address):
-            return True
-    return False
-
-
-async def _advert(
-    nl: Netlink, name: str, rec: dict[str, Any], vips: set[str], out: Outcome
+def _advert(
+    addrs: _Addresses, name: str, rec: dict[str, Any], vips: set[str], out: Outcome
 ) -> None:
     """One priority-0 advert round, as the daemon's executor would send it."""
     ifname = rec["interface"]
     try:
-        link = await nl.link(ifname, frozenset(IPv4Address(v) for v in vips))
-    except HostError as exc:
-        out.error(f"{name}: no priority-0 advert: {exc}")
+        index = socket.if_nametoindex(ifname)
+    except OSError:
+        out.error(f"{name}: no priority-0 advert: interface {ifname!r} not found")
         return
     # The daemon's socket address: a vmac's adverts carry the base interface's
     # address (shell/host/vmac.py), so the recorded one first, the link's if it is gone.
-    recorded = IPv4Address(rec["source"]) if rec.get("source") else None
-    local = recorded is not None and await _is_local(nl, recorded)
-    source = recorded if local else link.primary_ip
+    recorded = rec.get("source") or None
+    source = recorded if recorded and addrs.is_local(recorded) else addrs.primary(index, vips)
     if source is None:
         out.error(f"{name}: no priority-0 advert: {ifname} has no IPv4 address")
         return
-    dests = tuple(IPv4Address(d) for d in rec["dests"])
-    src = IPv4Address(rec["src"]) if rec["src"] else None
+    dests = [str(d) for d in rec["dests"]]
+    src = rec["src"] or None
     payload = bytes.fromhex(rec["advert0"])
     try:
         if rec["ah"] is None:
-            target = SendTarget(dests, src, int(rec["ttl"]))
-            sock = VrrpSocket.open(ifname, link.index, source, None, {int(rec["vrid"]): target})
+            sock = txsock.open_vrrp(ifname, index, source)
             try:
-                sock.send(payload)
+                txsock.send_vrrp(sock, ifname, index, source, payload, dests, src, int(rec["ttl"]))
             finally:
                 sock.close()
             how = ""
         else:
-            ah = rec["ah"]
-            # One number per advert interval since it was recorded, plus a margin.
-            since = max(time.monotonic() - float(ah["at"]), 0.0)
-            seq = int(ah["seq"]) + math.ceil(since / float(rec["advert_int"])) + AH_SEQ_MARGIN
-            ahsock = AhSocket.open(ifname, link.index, source, ())
-            try:
-                for dst in dests:
-                    unicast = not dst.is_multicast
-                    ahsock.send(
-                        build_ah_datagram(
-                            src or source,
-                            dst,
-                            payload,
-                            seq=seq,
-                            ident=ahsock.next_ident(),
-                            auth_pass=bytes.fromhex(ah["key"]),
-                            unicast=unicast,
-                            ttl=int(rec["ttl"]) if unicast else 255,
-                        )
-                    )
-            finally:
-                ahsock.close()
-            how = f" (AH, sequence {seq})"
+            how = _advert_ah(ifname, index, source, rec, dests, payload)
     except HostError as exc:
         out.error(f"{name}: no priority-0 advert: {exc}")
         return
@@ -150,8 +204,111 @@ async def _advert(
     out.ok(f"{name}: sent priority 0 (vrid {rec['vrid']}) on {ifname} to {to}{how}")
 
 
+def _advert_ah(
+    ifname: str, index: int, source: str, rec: dict[str, Any], dests: list[str], payload: bytes
+) -> str:
+    """The AH round (one datagram per destination); the output line's tail."""
+    from ipaddress import IPv4Address
+
+    from pyvrrpd.wire.ah import build_ah_datagram  # ~10 ms: only when an instance uses AH
+
+    ah = rec["ah"]
+    # One number per advert interval since it was recorded, plus a margin.
+    since = max(time.monotonic() - float(ah["at"]), 0.0)
+    seq = int(ah["seq"]) + math.ceil(since / float(rec["advert_int"])) + AH_SEQ_MARGIN
+    sock = txsock.open_ah(ifname, index)
+    try:
+        # IP identifications 1, 2, ... as a fresh AhSocket counts them.
+        for ident, dst in enumerate(dests, start=1):
+            unicast = not txsock.is_multicast(dst)
+            txsock.send_ah(
+                sock,
+                ifname,
+                build_ah_datagram(
+                    IPv4Address(rec["src"] or source),
+                    IPv4Address(dst),
+                    payload,
+                    seq=seq,
+                    ident=ident,
+                    auth_pass=bytes.fromhex(ah["key"]),
+                    unicast=unicast,
+                    ttl=int(rec["ttl"]) if unicast else 255,
+                ),
+            )
+    finally:
+        sock.close()
+    return f" (AH, sequence {seq})"
+
+
+def _urgent(record: dict[str, Any], out: Outcome) -> dict[str, list[list[Any]]]:
+    """The priority-0 adverts, then the VIPs out: the first thing the process does.
+
+    Returns each instance's VIPs that were present. HostError if netlink
+    cannot be used at all.
+    """
+    instances: dict[str, dict[str, Any]] = record.get("instances", {})
+    with rtnl.Rtnl() as nl:
+        try:
+            addrs = _Addresses(nl.addresses())
+        except OSError as exc:
+            raise HostError(f"cannot list addresses: {describe_oserror(exc)}") from exc
+        present = {
+            name: [v for v in rec["vips"] if addrs.present(v[2], str(v[0]))]
+            for name, rec in instances.items()
+        }
+        # The adverts first: the backup's Skew_Time starts while we clean up.
+        for name, rec in instances.items():
+            if rec["state"] == "MASTER" or present[name]:
+                _advert(addrs, name, rec, {str(v[0]) for v in rec["vips"]}, out)
+        # Then the VIPs: a backup that took over before the watchdog's kill
+        # already answers for them (README "After a crash").
+        for name, here in present.items():
+            for address, prefixlen, dev in here:
+                what = f"cannot remove {address}/{prefixlen} from {dev!r}"
+                try:
+                    index = socket.if_nametoindex(dev)
+                except OSError:
+                    err = f"interface {dev!r} not found"
+                    out.error(f"{name}: cannot remove {address}/{prefixlen} from {dev}: {err}")
+                    continue
+                try:
+                    # False: already gone, which is what we want.
+                    nl.delete_address(index, str(address), int(prefixlen))
+                except OSError as exc:
+                    out.error(
+                        f"{name}: cannot remove {address}/{prefixlen} from {dev}: "
+                        f"{what}: {_netlink_refusal(exc)}"
+                    )
+                    continue
+                out.ok(f"{name}: removed {address}/{prefixlen} from {dev}")
+    return present
+
+
+def _netlink_refusal(exc: OSError) -> str:
+    """As io/netlink.py words a refusal."""
+    if isinstance(exc, PermissionError) or exc.errno in (1, 13):  # EPERM, EACCES
+        return "permission denied (CAP_NET_ADMIN missing, run as root)"
+    return describe_oserror(exc)
+
+
+def _has_rest(record: dict[str, Any], present: dict[str, list[list[Any]]]) -> bool:
+    """Anything left after the VIPs: routes/rules, an nftables table, vmacs."""
+    instances: dict[str, dict[str, Any]] = record.get("instances", {})
+    routes = any(
+        rec.get("routes") and (rec["state"] == "MASTER" or present[name])
+        for name, rec in instances.items()
+    )
+    return bool(
+        routes or record.get("nft_table") or record.get("igmp_table") or record.get("vmacs")
+    )
+
+
 async def _routes(nl: Netlink, name: str, recorded: list[dict[str, Any]], out: Outcome) -> None:
     """The instance's virtual_routes/rules, rules then routes (as VirtualRoutes removes them)."""
+    from pyvrrpd.config.routemodel import Route
+    from pyvrrpd.io.routes import Routes
+    from pyvrrpd.shell.ops import runstate
+
     kernel = Routes(nl)
     for data in reversed(recorded):
         try:
@@ -171,30 +328,23 @@ async def _routes(nl: Netlink, name: str, recorded: list[dict[str, Any]], out: O
             out.ok(f"{name}: removed {'route' if isinstance(item, Route) else 'rule'} {item}")
 
 
-async def release(record: dict[str, Any]) -> Outcome:
-    """Undo `record` in this network namespace (adverts first, then VIPs, tables, vmacs)."""
-    out = Outcome()
+async def _rest(record: dict[str, Any], present: dict[str, list[list[Any]]], out: Outcome) -> None:
+    """After the VIPs: routes/rules, the nftables tables, the vmac interfaces (pyroute2, nft).
+
+    A route the kernel dropped with its VIP (one via a gateway on the VIP's
+    subnet) is simply gone by now: no line for it.
+    """
+    import errno
+
+    from pyvrrpd.io import vmac as vmacio
+    from pyvrrpd.io.netlink import Netlink
+    from pyvrrpd.io.nft import Nft
+
     nl = await Netlink.open()
     try:
-        instances: dict[str, dict[str, Any]] = record.get("instances", {})
-        present: dict[str, list[list[Any]]] = {}
-        for name, rec in instances.items():
-            present[name] = [v for v in rec["vips"] if await _present(nl, v[2], IPv4Address(v[0]))]
-        # The adverts first: the backup's Skew_Time starts while we clean up.
-        for name, rec in instances.items():
-            if rec["state"] == "MASTER" or present[name]:
-                await _advert(nl, name, rec, {v[0] for v in rec["vips"]}, out)
-        # virtual_routes/rules out before the VIPs (shell/host/statics.py VirtualRoutes).
-        for name, rec in instances.items():
+        for name, rec in record.get("instances", {}).items():
             if rec["state"] == "MASTER" or present[name]:
                 await _routes(nl, name, rec.get("routes", []), out)
-        for name, here in present.items():
-            for address, prefixlen, dev in here:
-                try:
-                    await nl.remove_address(dev, IPv4Address(address), int(prefixlen))
-                    out.ok(f"{name}: removed {address}/{prefixlen} from {dev}")
-                except HostError as exc:
-                    out.error(f"{name}: cannot remove {address}/{prefixlen} from {dev}: {exc}")
         table = record.get("nft_table")
         if table:
             try:
@@ -215,6 +365,20 @@ async def release(record: dict[str, Any]) -> Outcome:
                     out.error(f"cannot delete vmac interface {name}: {exc}")
     finally:
         nl.close()
+
+
+def release(record: dict[str, Any]) -> Outcome:
+    """Undo `record` in this network namespace: adverts, VIPs, then routes, tables, vmacs.
+
+    HostError when netlink cannot be used at all (the lines so far are lost,
+    as before).
+    """
+    out = Outcome()
+    present = _urgent(record, out)
+    if _has_rest(record, present):
+        import asyncio  # only now: ~25 ms, after the VIPs are gone
+
+        asyncio.run(_rest(record, present, out))
     return out
 
 
@@ -230,7 +394,7 @@ def run(path: str) -> tuple[int, list[str]]:
     if os.geteuid() != 0:
         return 4, ["must run as root (needs CAP_NET_RAW and CAP_NET_ADMIN)"]
     try:
-        out = asyncio.run(release(record))
+        out = release(record)
     except HostError as exc:
         return 1, [str(exc)]
     if not out.failed:
@@ -239,3 +403,43 @@ def run(path: str) -> tuple[int, list[str]]:
     if not out.lines:
         out.lines.append("nothing was installed: no VIP, table or vmac to remove")
     return (1 if out.failed else 0), out.lines
+
+
+def command(control_socket: str | None, pid_file: str | None, state_file: str | None) -> int:
+    """`pyvrrpd release-vips [--control-socket S] [--pid-file P] [--state-file F]`: prints
+    the lines (stdout, or "pyvrrpd: ..." on stderr when it failed); the exit code."""
+    path = state_file
+    if path is None:
+        path = state_file_for(control_socket or control_socket_for(pid_file))
+    rc, lines = run(path)
+    for line in lines:
+        if rc:
+            print(f"pyvrrpd: {line}", file=sys.stderr)
+        else:
+            print(line)
+    return rc
+
+
+#: The options `command` takes, as `pyvrrpd release-vips` declares them (cli/main.py).
+_OPTIONS = ("--control-socket", "--pid-file", "--state-file")
+
+
+def fast_args(argv: list[str]) -> dict[str, str | None] | None:
+    """`release-vips`'s options when they are plainly written (`--opt VALUE` or
+    `--opt=VALUE`, the last one wins, as argparse); None for anything else
+    (--help, a typo, an abbreviation), which cli/main.py hands to argparse."""
+    got: dict[str, str | None] = dict.fromkeys(_OPTIONS)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name not in got:
+            return None
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return None  # argparse's error (or an option that looks like a value)
+            value = argv[i + 1]
+            i += 1
+        got[name] = value
+        i += 1
+    return got
