@@ -240,7 +240,11 @@ def test_fifty_swaps_of_every_source_leave_no_fd_or_task(tmp_path: Path) -> None
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert (fd1, tasks1) == (fd0, tasks0)
+    # A leak grows by one per rebuild (a missing inotify close: 23 -> 73 fds;
+    # a missing task.cancel: 6 -> 56 tasks). A probe connection or its
+    # server-side handler open at one count and not the other moves either
+    # by one or two (seen in CI: 22 -> 21 fds).
+    assert abs(fd1 - fd0) <= 3 and abs(tasks1 - tasks0) <= 3, (fd0, fd1, tasks0, tasks1)
 
 
 def _ignore(*_: object) -> None:
