@@ -152,9 +152,13 @@ def parse_ifaddr(payload: bytes) -> IfAddr | None:
 
 
 class Rtnl:
-    """A blocking NETLINK_ROUTE socket for a handful of requests; close() when done."""
+    """A blocking NETLINK_ROUTE socket for a handful of requests; close() when done.
 
-    def __init__(self) -> None:
+    A kernel that does not answer within `timeout` seconds raises TimeoutError
+    (an OSError) from the request, as io/netlink.py puts a deadline on its own.
+    """
+
+    def __init__(self, timeout: float = 5.0) -> None:
         try:
             self._sock = socket.socket(
                 socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
@@ -164,6 +168,7 @@ class Rtnl:
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
             self._sock.bind((0, 0))
+            self._sock.settimeout(timeout)
         except OSError as exc:
             self._sock.close()
             raise HostError(f"cannot open netlink socket: {describe_oserror(exc)}") from exc

@@ -130,6 +130,21 @@ def test_delete_reads_the_ack_of_its_own_request() -> None:
     assert fake.sent[0] == rtnl.encode_deladdr(1, 7, "192.0.2.10", 32)
 
 
+def test_a_silent_kernel_is_a_timeout_not_a_hang() -> None:
+    nl = rtnl.Rtnl(timeout=0.05)
+    assert nl._sock.gettimeout() == 0.05
+    nl.close()
+
+    class Silent(FakeSocket):
+        def recv(self, _size: int) -> bytes:
+            raise TimeoutError("timed out")
+
+    nl, _ = fake_rtnl([])
+    nl._sock = Silent([])  # type: ignore[assignment]
+    with pytest.raises(TimeoutError):
+        nl.delete_address(7, "192.0.2.10", 32)
+
+
 def test_address_dump_spans_several_reads() -> None:
     nl, _ = fake_rtnl(
         [newaddr(1, 2, "192.0.2.11", 24), nlmsg(rtnl.NLMSG_DONE, 1, struct.pack("=i", 0))]
