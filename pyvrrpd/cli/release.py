@@ -370,15 +370,18 @@ async def _rest(record: dict[str, Any], present: dict[str, list[list[Any]]], out
 def release(record: dict[str, Any]) -> Outcome:
     """Undo `record` in this network namespace: adverts, VIPs, then routes, tables, vmacs.
 
-    HostError when netlink cannot be used at all (the lines so far are lost,
-    as before).
+    HostError when netlink cannot be used at all before the VIPs. Should
+    pyroute2 fail afterwards, that is one more error line after what was done.
     """
     out = Outcome()
     present = _urgent(record, out)
     if _has_rest(record, present):
         import asyncio  # only now: ~25 ms, after the VIPs are gone
 
-        asyncio.run(_rest(record, present, out))
+        try:
+            asyncio.run(_rest(record, present, out))
+        except HostError as exc:
+            out.error(str(exc))
     return out
 
 
