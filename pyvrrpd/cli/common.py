@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields
 from pyvrrpd.config import ConfigError, load_config
 from pyvrrpd.config.model import Config, Diagnostic, Severity, SourceLoc, VrrpScript
 from pyvrrpd.io.ifexist import interface_findings
+from pyvrrpd.shell.ops.runrecord import KEEPALIVED_PID as KEEPALIVED_PID
+from pyvrrpd.shell.ops.runrecord import control_socket_for as control_socket_for
 
 CHK_OK = 0
 CHK_FATAL = 4
@@ -194,7 +196,6 @@ def _diag(
 
 # -- where a `keepalived` compat daemon keeps its pid files and control socket --
 
-KEEPALIVED_PID = "/run/keepalived.pid"
 KEEPALIVED_VRRP_PID = "/run/keepalived_vrrp.pid"
 KEEPALIVED_PID_DIR = "/run/keepalived"
 
@@ -216,22 +217,6 @@ def keepalived_pid_files(
             vrrp or f"{base}/vrrp{suffix}.pid",
         )
     return main or KEEPALIVED_PID, vrrp or KEEPALIVED_VRRP_PID
-
-
-def control_socket_for(pid_file: str | None) -> str:
-    """The control socket of a `keepalived` compat daemon whose main pid file is `pid_file`.
-
-    It follows the pid file, so two daemons with distinct pid files (two
-    namespaces sharing /run) get distinct sockets: /run/ka1.pid ->
-    /run/ka1.pyvrrpd.sock. keepalived's default pid file keeps pyvrrpd's
-    default socket, so plain `pyvrrpd status` finds a plain compat daemon.
-    """
-    from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
-
-    if not pid_file or os.path.abspath(pid_file) == KEEPALIVED_PID:
-        return DEFAULT_SOCKET
-    stem = pid_file[:-4] if pid_file.endswith(".pid") else pid_file
-    return f"{stem}.pyvrrpd.sock"
 
 
 def enter_netns(name: str) -> None:

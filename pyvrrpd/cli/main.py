@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyvrrpd import __version__
 from pyvrrpd.io.errors import HostError
+from pyvrrpd.shell.ops.runrecord import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
     from pyvrrpd.cli.common import CheckResult
     from pyvrrpd.config.model import Config
 
-# pyvrrpd.shell.ops.control.DEFAULT_SOCKET, for the help texts (importing it
-# costs ~10 ms; tests/unit/test_release_fast.py checks they agree).
-DEFAULT_SOCKET = "/run/pyvrrpd/pyvrrpd.sock"
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 

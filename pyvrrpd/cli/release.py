@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import os
 import socket
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvrrpd.io import rtnl, txsock
 from pyvrrpd.io.errors import HostError, describe_oserror
+from pyvrrpd.shell.ops import runrecord
 
 if TYPE_CHECKING:
     from pyvrrpd.io.netlink import Netlink
@@ -45,14 +45,6 @@ if TYPE_CHECKING:
 #: Added to the AH sequence number estimate: anti-replay wants a number above
 #: the backup's counter (README "auth_type AH"); any higher number is fine.
 AH_SEQ_MARGIN = 10
-
-# Copies of pyvrrpd.shell.ops.control.DEFAULT_SOCKET, cli/common.py's
-# KEEPALIVED_PID and shell/ops/runstate.py's FORMAT: importing those modules
-# costs tens of milliseconds before the VIPs can go (tests/unit/test_release_fast.py
-# checks they agree).
-DEFAULT_SOCKET = "/run/pyvrrpd/pyvrrpd.sock"
-KEEPALIVED_PID = "/run/keepalived.pid"
-FORMAT = 1
 
 
 class Outcome:
@@ -70,69 +62,15 @@ class Outcome:
         self.failed = True
 
 
-def control_socket_for(pid_file: str | None) -> str:
-    """cli/common.py's control_socket_for (a compat daemon's socket follows its -p file)."""
-    if not pid_file or os.path.abspath(pid_file) == KEEPALIVED_PID:
-        return DEFAULT_SOCKET
-    stem = pid_file[:-4] if pid_file.endswith(".pid") else pid_file
-    return f"{stem}.pyvrrpd.sock"
-
-
-def state_file_for(control_socket: str | None) -> str:
-    """shell/ops/runstate.py's state_file_for: the record beside the control socket."""
-    path = control_socket or DEFAULT_SOCKET
-    stem = path[:-5] if path.endswith(".sock") else path
-    return f"{stem}.state"
-
-
-def _process_start(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (as runstate.process_start); None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _read(path: str) -> dict[str, Any] | None:
-    """runstate.read: the record at `path`; None if there is none. ValueError if unreadable."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a pyvrrpd run-state file (format {FORMAT})")
-    return data
-
-
-def _writer_alive(record: dict[str, Any]) -> int | None:
-    """runstate.writer_alive: the writer's pid if that very process still runs."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return None
-    start = _process_start(pid)
-    if start is None or start != record.get("start"):
-        return None
-    return pid
-
-
 def check(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """(record, None) to go ahead, or (None, message) when there is nothing to do or we refuse."""
     try:
-        record = _read(path)
+        record = runrecord.read(path)
     except ValueError as exc:
         return None, str(exc)
     if record is None:
         return None, None
-    pid = _writer_alive(record)
+    pid = runrecord.writer_alive(record)
     if pid is not None:
         return None, f"refusing: the daemon that wrote {path} still runs (pid {pid}); stop it first"
     return record, None
@@ -413,7 +351,7 @@ def command(control_socket: str | None, pid_file: str | None, state_file: str | 
     the lines (stdout, or "pyvrrpd: ..." on stderr when it failed); the exit code."""
     path = state_file
     if path is None:
-        path = state_file_for(control_socket or control_socket_for(pid_file))
+        path = runrecord.state_file_for(control_socket or runrecord.control_socket_for(pid_file))
     rc, lines = run(path)
     for line in lines:
         if rc:

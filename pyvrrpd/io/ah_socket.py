@@ -31,13 +31,12 @@ import socket
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
+from pyvrrpd.io import txsock
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 from pyvrrpd.io.queuepair import QueuePair
 from pyvrrpd.io.rawsock import (
     attach_drop_all_filter,
     attach_filter,
-    mreqn,
-    no_cap_net_raw,
     open_rx,
 )
 from pyvrrpd.io.vrrp_socket import kernel_drops
@@ -90,7 +89,6 @@ class AhSocket:
         `fast_paths` (the AH routers on this interface): split received
         traffic into a fast and a throttled slow queue (module docstring).
         """
-        dev = ifname.encode()
         rx: socket.socket | None = None
         rx_slow: socket.socket | None = None
         tx: socket.socket | None = None
@@ -102,26 +100,17 @@ class AhSocket:
                 step = "slow receive socket"
                 rx_slow = open_rx(AH_PROTO, ifname, ifindex, _SLOW_RCVBUF, groups, codes[1])
             step = "send socket"
-            tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, AH_PROTO)
-            attach_drop_all_filter(tx)
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-            tx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn(None, ifindex))
-            # Our own adverts must not come back to our receive socket.
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            # Options and errors as release-vips' one-off advert (io/txsock.py).
+            tx = txsock.open_ah(ifname, ifindex)
+            attach_drop_all_filter(tx)  # a send socket: nothing may queue on it
             tx.setblocking(False)
-        except OSError as exc:
+        except (OSError, HostError) as exc:
             for s in (rx, rx_slow, tx):
                 if s is not None:
                     s.close()
-            code = errno_of(exc)
-            if no_cap_net_raw(exc):
-                raise HostError(
-                    "cannot open raw AH socket: CAP_NET_RAW missing (run as root)", errno_code=code
-                ) from exc
-            raise HostError(
-                f"AH socket on {ifname!r}: {step}: {describe_oserror(exc)}", errno_code=code
-            ) from exc
+            if isinstance(exc, HostError):
+                raise
+            raise txsock.ah_error(exc, ifname, step) from exc
         return cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
 
     def next_ident(self) -> int:

@@ -11,13 +11,10 @@ Must not: know a protocol's packets or keep per-interface state.
 from __future__ import annotations
 
 import ctypes
-import errno
 import socket
 import struct
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
-
-from pyvrrpd.io.errors import errno_of
 
 MAX_DATAGRAM = 65535
 #: Datagrams read per wake-up. The loop runs due timers between wake-ups, so
@@ -101,8 +98,3 @@ def read_budget(sock: socket.socket, budget: int, deliver: Callable[[bytes], Non
             return False
         deliver(data)
     return True
-
-
-def no_cap_net_raw(exc: OSError) -> bool:
-    """Whether opening a raw socket failed for want of CAP_NET_RAW."""
-    return isinstance(exc, PermissionError) or errno_of(exc) in (errno.EPERM, errno.EACCES)

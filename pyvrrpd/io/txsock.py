@@ -1,16 +1,18 @@
-"""Send-only raw sockets for a one-off advert (protocol 112, or 51 for AH), without asyncio.
+"""The send sockets of VRRP (protocol 112) and AH (51), and one-off sends, without asyncio.
 
-Owns: opening a VRRP or AH send socket on one interface exactly as
-pyvrrpd.io.vrrp_socket and pyvrrpd.io.ah_socket open theirs (bound to the
-device and the source address, multicast out of that interface, TTL 255,
-TOS 0xC0, no loopback; AH with IP_HDRINCL), and sending one payload to each
-destination, with the same one-line HostError messages.
+Owns: opening a send socket on one interface (bound to the device and the
+source address, multicast out of that interface, TTL 255, TOS 0xC0, no
+loopback; AH with IP_HDRINCL), the per-datagram ancillary data (source
+address, unicast TTL), the one-line HostError wording of a failed socket
+step, and sending one payload to each destination.
 
-Why not those modules: they bring asyncio, the BPF assembler and the wire
-package (~40 ms of imports) for their receive sockets. `pyvrrpd
-release-vips` only sends one priority-0 advert right after the daemon died
-(RFC 3768 6.4.3), and every millisecond counts there (README "After a
-crash"). No receive socket is opened and nothing is read.
+pyvrrpd.io.vrrp_socket and pyvrrpd.io.ah_socket open their send sockets
+here and word their receive sockets' errors with `vrrp_error` /
+`ah_error`, so the options live in one place. This module imports neither
+asyncio, the BPF assembler nor the wire package (~40 ms of imports):
+`pyvrrpd release-vips` sends one priority-0 advert right after the daemon
+died (RFC 3768 6.4.3) with it, and every millisecond counts there (README
+"After a crash").
 
 Must not: build or parse packets (the caller hands over finished bytes).
 """
@@ -24,7 +26,17 @@ from collections.abc import Sequence
 
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 
-__all__ = ["is_multicast", "open_ah", "open_vrrp", "send_ah", "send_vrrp"]
+__all__ = [
+    "ah_error",
+    "is_multicast",
+    "no_cap_net_raw",
+    "open_ah",
+    "open_vrrp",
+    "send_ah",
+    "send_cmsgs",
+    "send_vrrp",
+    "vrrp_error",
+]
 
 VRRP_PROTO = 112
 AH_PROTO = 51
@@ -43,8 +55,49 @@ def _mreqn(ifindex: int) -> bytes:
     return struct.pack("=4s4si", bytes(4), bytes(4), ifindex)
 
 
-def _no_cap_net_raw(exc: OSError) -> bool:
+def no_cap_net_raw(exc: OSError) -> bool:
+    """Whether opening a raw socket failed for want of CAP_NET_RAW."""
     return isinstance(exc, PermissionError) or errno_of(exc) in (errno.EPERM, errno.EACCES)
+
+
+def vrrp_error(exc: OSError, ifname: str, doing: str) -> HostError:
+    """The one-line error for a protocol-112 socket step that failed (here and
+    in pyvrrpd.io.vrrp_socket, whose receive sockets fail the same ways)."""
+    code = errno_of(exc)
+    if no_cap_net_raw(exc):
+        return HostError(
+            "cannot open raw VRRP socket: CAP_NET_RAW missing (run as root)", errno_code=code
+        )
+    if code == errno.ENODEV:
+        return HostError(f"interface {ifname!r} not found", errno_code=code)
+    return HostError(
+        f"VRRP socket on {ifname!r}: {doing}: {describe_oserror(exc)}", errno_code=code
+    )
+
+
+def ah_error(exc: OSError, ifname: str, doing: str) -> HostError:
+    """The one-line error for a protocol-51 socket step that failed."""
+    code = errno_of(exc)
+    if no_cap_net_raw(exc):
+        return HostError(
+            "cannot open raw AH socket: CAP_NET_RAW missing (run as root)", errno_code=code
+        )
+    return HostError(f"AH socket on {ifname!r}: {doing}: {describe_oserror(exc)}", errno_code=code)
+
+
+def send_cmsgs(
+    ifindex: int, bound: bytes, src: bytes | None, multicast: bool, ttl: int
+) -> list[tuple[int, int, bytes]]:
+    """Ancillary data for one advert: the source address when it is not the
+    bound one, and the TTL of a unicast datagram (0 sent as 1). Addresses packed."""
+    out: list[tuple[int, int, bytes]] = []
+    if src is not None and src != bound:
+        # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst, ipi_addr }:
+        # ipi_spec_dst becomes the source address of a raw datagram.
+        out.append((socket.IPPROTO_IP, _IP_PKTINFO, struct.pack("=i4s4s", ifindex, src, bytes(4))))
+    if not multicast and ttl != _TTL:
+        out.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", max(1, ttl))))
+    return out
 
 
 def open_vrrp(ifname: str, ifindex: int, source: str) -> socket.socket:
@@ -70,20 +123,12 @@ def open_vrrp(ifname: str, ifindex: int, source: str) -> socket.socket:
     except OSError as exc:
         if tx is not None:
             tx.close()
-        code = errno_of(exc)
-        if _no_cap_net_raw(exc):
+        if step.startswith("bind") and errno_of(exc) == errno.EADDRNOTAVAIL:
             raise HostError(
-                "cannot open raw VRRP socket: CAP_NET_RAW missing (run as root)", errno_code=code
+                f"VRRP socket on {ifname!r}: {source} is not a local address",
+                errno_code=errno.EADDRNOTAVAIL,
             ) from exc
-        if code == errno.ENODEV:
-            raise HostError(f"interface {ifname!r} not found", errno_code=code) from exc
-        if step.startswith("bind") and code == errno.EADDRNOTAVAIL:
-            raise HostError(
-                f"VRRP socket on {ifname!r}: {source} is not a local address", errno_code=code
-            ) from exc
-        raise HostError(
-            f"VRRP socket on {ifname!r}: {step}: {describe_oserror(exc)}", errno_code=code
-        ) from exc
+        raise vrrp_error(exc, ifname, step) from exc
     return tx
 
 
@@ -103,12 +148,8 @@ def send_vrrp(
     is tried; the first failure is raised as HostError afterwards."""
     failure: HostError | None = None
     for dest in dests:
-        cmsgs: list[tuple[int, int, bytes]] = []
-        if src is not None and src != bound:
-            pktinfo = struct.pack("=i4s4s", ifindex, socket.inet_aton(src), bytes(4))
-            cmsgs.append((socket.IPPROTO_IP, _IP_PKTINFO, pktinfo))
-        if not is_multicast(dest) and ttl != _TTL:
-            cmsgs.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", max(1, ttl))))
+        packed_src = socket.inet_aton(src) if src is not None else None
+        cmsgs = send_cmsgs(ifindex, socket.inet_aton(bound), packed_src, is_multicast(dest), ttl)
         try:
             if cmsgs:
                 tx.sendmsg([payload], cmsgs, 0, (dest, 0))
@@ -136,14 +177,7 @@ def open_ah(ifname: str, ifindex: int) -> socket.socket:
     except OSError as exc:
         if tx is not None:
             tx.close()
-        code = errno_of(exc)
-        if _no_cap_net_raw(exc):
-            raise HostError(
-                "cannot open raw AH socket: CAP_NET_RAW missing (run as root)", errno_code=code
-            ) from exc
-        raise HostError(
-            f"AH socket on {ifname!r}: send socket: {describe_oserror(exc)}", errno_code=code
-        ) from exc
+        raise ah_error(exc, ifname, "send socket") from exc
     return tx
 
 

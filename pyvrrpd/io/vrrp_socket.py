@@ -31,20 +31,18 @@ would otherwise choose by its own rules).
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from pyvrrpd.io import txsock
 from pyvrrpd.io.errors import HostError, describe_oserror, errno_of
 from pyvrrpd.io.queuepair import QueuePair
 from pyvrrpd.io.rawsock import (
     attach_drop_all_filter,
     attach_filter,
-    mreqn,
-    no_cap_net_raw,
     open_rx,
 )
 from pyvrrpd.wire.bpf import FastPath, assemble, split_filter
@@ -53,16 +51,12 @@ from pyvrrpd.wire.vrrp import VRRP_GROUP, VRRP_PROTO
 __all__ = ["VRRP_GROUP", "VRRP_PROTO", "AdvertNotSent", "SendTarget", "VrrpSocket"]
 
 _TTL = 255
-_TOS = 0xC0  # DSCP CS6 (network control), as keepalived sends it.
 _RCVBUF = 1 << 20
 # The two receive queues are read by pyvrrpd.io.queuepair (RECV_BUDGET per
 # wake-up for the fast one, SLOW_BUDGET per SLOW_PAUSE for the slow one).
 _SLOW_RCVBUF = 256 * 1024
 _SO_MEMINFO = 55  # <asm-generic/socket.h>
 _SK_MEMINFO_DROPS = 8  # <linux/sock_diag.h>
-
-# <linux/in.h>; not exported by every Python build's socket module.
-_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +95,8 @@ def _cmsgs(
     target: SendTarget, dest: IPv4Address, ifindex: int, bound: IPv4Address
 ) -> list[tuple[int, int, bytes]]:
     """Ancillary data for one datagram: the source address and the unicast TTL."""
-    out: list[tuple[int, int, bytes]] = []
-    if target.src is not None and target.src != bound:
-        # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst, ipi_addr }:
-        # ipi_spec_dst becomes the source address of a raw datagram.
-        pktinfo = struct.pack("=i4s4s", ifindex, target.src.packed, b"\0\0\0\0")
-        out.append((socket.IPPROTO_IP, _IP_PKTINFO, pktinfo))
-    if not dest.is_multicast and target.ttl != _TTL:
-        out.append((socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", max(1, target.ttl))))
-    return out
+    src = target.src.packed if target.src is not None else None
+    return txsock.send_cmsgs(ifindex, bound.packed, src, dest.is_multicast, target.ttl)
 
 
 def kernel_drops(sock: socket.socket) -> int:
@@ -121,19 +108,6 @@ def kernel_drops(sock: socket.socket) -> int:
     if len(raw) < 4 * (_SK_MEMINFO_DROPS + 1):
         return -1
     return int(struct.unpack_from("=I", raw, 4 * _SK_MEMINFO_DROPS)[0])
-
-
-def _host_error(exc: OSError, ifname: str, doing: str) -> HostError:
-    code = errno_of(exc)
-    if no_cap_net_raw(exc):
-        return HostError(
-            "cannot open raw VRRP socket: CAP_NET_RAW missing (run as root)", errno_code=code
-        )
-    if code == errno.ENODEV:
-        return HostError(f"interface {ifname!r} not found", errno_code=code)
-    return HostError(
-        f"VRRP socket on {ifname!r}: {doing}: {describe_oserror(exc)}", errno_code=code
-    )
 
 
 class VrrpSocket:
@@ -180,7 +154,6 @@ class VrrpSocket:
         groups: tuple[IPv4Address, ...] = (VRRP_GROUP,)
         if targets is not None:
             groups = tuple(dict.fromkeys(g for t in targets.values() for g in t.groups))
-        dev = ifname.encode()
         rx: socket.socket | None = None
         rx_slow: socket.socket | None = None
         tx: socket.socket | None = None
@@ -199,34 +172,19 @@ class VrrpSocket:
                 step = "slow receive socket"
                 rx_slow = open_rx(VRRP_PROTO, ifname, ifindex, _SLOW_RCVBUF, groups, codes[1])
 
-            step = "socket()"
-            tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTO)
-            step = "SO_BINDTODEVICE"
-            tx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
-            step = f"bind({primary_ip})"
-            tx.bind((str(primary_ip), 0))
-            step = "IP_MULTICAST_IF"
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn(None, ifindex))
-            step = "IP_MULTICAST_TTL"
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, _TTL)
-            step = "IP_MULTICAST_LOOP"
-            # Our own adverts must not come back to our receive socket.
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-            step = "IP_TOS"
-            tx.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, _TOS)
+            step = "send socket"
+            # Options and errors as release-vips' one-off advert (io/txsock.py).
+            tx = txsock.open_vrrp(ifname, ifindex, str(primary_ip))
             step = "SO_ATTACH_FILTER"
-            attach_drop_all_filter(tx)
+            attach_drop_all_filter(tx)  # a send socket: nothing may queue on it
             tx.setblocking(False)
-        except OSError as exc:
+        except (OSError, HostError) as exc:
             for s in (rx, rx_slow, tx):
                 if s is not None:
                     s.close()
-            if step.startswith("bind") and errno_of(exc) == errno.EADDRNOTAVAIL:
-                raise HostError(
-                    f"VRRP socket on {ifname!r}: {primary_ip} is not a local address",
-                    errno_code=errno.EADDRNOTAVAIL,
-                ) from exc
-            raise _host_error(exc, ifname, step) from exc
+            if isinstance(exc, HostError):
+                raise
+            raise txsock.vrrp_error(exc, ifname, step) from exc
         sock = cls(ifname, ifindex, primary_ip, rx, tx, rx_slow)
         if targets is not None:
             sock.targets.update(targets)

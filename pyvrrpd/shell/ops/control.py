@@ -37,8 +37,7 @@ from typing import Any
 import structlog
 
 from pyvrrpd.io.errors import HostError
-
-DEFAULT_SOCKET = "/run/pyvrrpd/pyvrrpd.sock"
+from pyvrrpd.shell.ops.runrecord import DEFAULT_SOCKET as DEFAULT_SOCKET
 
 #: connections served at once; a status query lives for milliseconds.
 MAX_CLIENTS = 16

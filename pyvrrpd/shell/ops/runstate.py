@@ -36,69 +36,17 @@ import structlog
 
 from pyvrrpd.config.routemodel import Route, Rule
 from pyvrrpd.shell.host.unicast import send_target
-from pyvrrpd.shell.ops.control import DEFAULT_SOCKET
+from pyvrrpd.shell.ops.runrecord import FORMAT as FORMAT
+from pyvrrpd.shell.ops.runrecord import process_start as process_start
+from pyvrrpd.shell.ops.runrecord import read as read
+from pyvrrpd.shell.ops.runrecord import state_file_for as state_file_for
+from pyvrrpd.shell.ops.runrecord import writer_alive as writer_alive
 from pyvrrpd.wire.vrrp import AuthType, encode_advert
 
 if TYPE_CHECKING:
     from pyvrrpd.shell.instance import Instance
 
 log = structlog.get_logger("pyvrrpd")
-
-FORMAT = 1
-
-
-def state_file_for(control_socket: str | None) -> str:
-    """The run-state file beside a daemon's control socket.
-
-    The socket already follows the pid file (a `keepalived -p /run/ka1.pid`
-    daemon listens on /run/ka1.pyvrrpd.sock: cli/common.py), so two daemons
-    sharing /run never share a state file: /run/ka1.pyvrrpd.sock ->
-    /run/ka1.pyvrrpd.state, /run/pyvrrpd/pyvrrpd.sock -> /run/pyvrrpd/pyvrrpd.state.
-    """
-    path = control_socket or DEFAULT_SOCKET
-    stem = path[:-5] if path.endswith(".sock") else path
-    return f"{stem}.state"
-
-
-def process_start(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot); None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            text = fh.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and ')': split after the last ')'.
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def writer_alive(record: dict[str, Any]) -> int | None:
-    """The pid of the daemon that wrote `record` if that very process still runs."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return None
-    start = process_start(pid)
-    if start is None or start != record.get("start"):
-        return None
-    return pid
-
-
-def read(path: str) -> dict[str, Any] | None:
-    """The record at `path`; None if there is none. ValueError if unreadable."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a pyvrrpd run-state file (format {FORMAT})")
-    return data
-
 
 #: The fields of Route/Rule that are not plain JSON values, and their types.
 _TYPED: dict[str, dict[str, type[IPv4Address] | type[IPv4Network]]] = {
