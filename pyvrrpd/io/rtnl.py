@@ -48,6 +48,7 @@ NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
+IFA_LABEL = 3
 IFA_F_SECONDARY = 0x01
 
 _NLMSG = struct.Struct("=IHHII")  # nlmsg_len, nlmsg_type, nlmsg_flags, nlmsg_seq, nlmsg_pid
@@ -64,6 +65,7 @@ class IfAddr(NamedTuple):
     address: str  # dotted quad: IFA_LOCAL, else IFA_ADDRESS
     prefixlen: int
     flags: int  # ifa_flags (IFA_F_SECONDARY, ...)
+    label: str = ""  # IFA_LABEL: the interface name, or its alias (eth0:1)
 
 
 class Message(NamedTuple):
@@ -133,13 +135,16 @@ def parse_ifaddr(payload: bytes) -> IfAddr | None:
     if family != socket.AF_INET:
         return None
     local = address = None
+    label = ""
     pos = _IFADDRMSG.size
     while pos + _RTATTR.size <= len(payload):
         alen, atype = _RTATTR.unpack_from(payload, pos)
         if alen < _RTATTR.size or pos + alen > len(payload):
             break
         value = payload[pos + _RTATTR.size : pos + alen]
-        if len(value) >= 4:
+        if atype == IFA_LABEL:
+            label = value.rstrip(b"\0").decode(errors="replace")
+        elif len(value) >= 4:
             if atype == IFA_LOCAL:
                 local = socket.inet_ntoa(value[:4])
             elif atype == IFA_ADDRESS:
@@ -148,7 +153,7 @@ def parse_ifaddr(payload: bytes) -> IfAddr | None:
     # IFA_LOCAL is the address itself; IFA_ADDRESS differs only on a
     # point-to-point link (the peer), as pyvrrpd.io.netlink reads them.
     found = local or address
-    return IfAddr(index, found, prefixlen, flags) if found else None
+    return IfAddr(index, found, prefixlen, flags, label) if found else None
 
 
 class Rtnl:

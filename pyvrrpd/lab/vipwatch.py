@@ -14,31 +14,17 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections.abc import Mapping
 
+from pyvrrpd.io import rtnl
 from pyvrrpd.lab.nssocket import socket_in_netns
-
-_NETLINK_ROUTE = 0
-_RTM_NEWADDR = 20
-_RTM_GETADDR = 22
-_NLM_F_REQUEST = 0x1
-_NLM_F_DUMP = 0x300
-_NLMSG_ERROR = 2
-_NLMSG_DONE = 3
-_IFA_ADDRESS = 1
-_IFA_LOCAL = 2
-_IFA_LABEL = 3
-_NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-_RTATTR = struct.Struct("=HH")  # len, type
 
 
 def _open_in_netns(path: str) -> socket.socket:
     """A NETLINK_ROUTE socket created inside the namespace at ``path``."""
 
     def make() -> socket.socket:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, rtnl.NETLINK_ROUTE)
         sock.bind((0, 0))
         return sock
 
@@ -46,36 +32,19 @@ def _open_in_netns(path: str) -> socket.socket:
 
 
 def parse_addrs(data: bytes) -> tuple[dict[str, str], bool]:
-    """``({address: label}, done)`` from one receive buffer of an RTM_GETADDR dump."""
+    """``({address: label}, done)`` from one receive buffer of an RTM_GETADDR dump
+    (the messages decoded by pyvrrpd.io.rtnl)."""
     out: dict[str, str] = {}
-    off = 0
-    while off + _NLMSG.size <= len(data):
-        length, mtype, _flags, _seq, _pid = _NLMSG.unpack_from(data, off)
-        if length < _NLMSG.size:
-            break
-        if mtype == _NLMSG_DONE:
+    for msg in rtnl.split_messages(data):
+        if msg.mtype == rtnl.NLMSG_DONE:
             return out, True
-        if mtype == _NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", data, off + _NLMSG.size)
-            raise OSError(-code, f"netlink dump failed: {os.strerror(-code)}")
-        if mtype == _RTM_NEWADDR:
-            body = off + _NLMSG.size
-            family = data[body]
-            apos = body + _IFADDRMSG.size
-            addr = label = ""
-            while family == socket.AF_INET and apos + _RTATTR.size <= off + length:
-                alen, atype = _RTATTR.unpack_from(data, apos)
-                if alen < _RTATTR.size:
-                    break
-                val = data[apos + _RTATTR.size : apos + alen]
-                if atype == _IFA_LOCAL or (atype == _IFA_ADDRESS and not addr):
-                    addr = socket.inet_ntoa(val[:4])
-                elif atype == _IFA_LABEL:
-                    label = val.rstrip(b"\0").decode(errors="replace")
-                apos += (alen + 3) & ~3
-            if addr:
-                out[addr] = label
-        off += (length + 3) & ~3
+        if msg.mtype == rtnl.NLMSG_ERROR:
+            code = rtnl.ack_errno(msg.payload)
+            raise OSError(code, f"netlink dump failed: {os.strerror(code)}")
+        if msg.mtype == rtnl.RTM_NEWADDR:
+            addr = rtnl.parse_ifaddr(msg.payload)
+            if addr is not None:
+                out[addr.address] = addr.label
     return out, False
 
 
@@ -97,14 +66,7 @@ class AddrWatch:
         """``{address: interface label}`` of ``host`` right now."""
         sock = self._socks[host]
         self._seq += 1
-        req = _NLMSG.pack(
-            _NLMSG.size + _IFADDRMSG.size,
-            _RTM_GETADDR,
-            _NLM_F_REQUEST | _NLM_F_DUMP,
-            self._seq,
-            0,
-        ) + _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
-        sock.send(req)
+        sock.send(rtnl.encode_getaddr(self._seq))
         found: dict[str, str] = {}
         while True:
             part, done = parse_addrs(sock.recv(65536))

@@ -78,8 +78,8 @@ def test_messages_acks_and_addresses_are_parsed() -> None:
     msgs = rtnl.split_messages(data + b"\x30\0\0\0")  # a truncated tail is dropped
     assert [m.mtype for m in msgs] == [rtnl.RTM_NEWADDR, rtnl.RTM_NEWADDR, rtnl.NLMSG_DONE]
     assert [rtnl.parse_ifaddr(m.payload) for m in msgs[:2]] == [
-        rtnl.IfAddr(2, "192.0.2.11", 24, 0),
-        rtnl.IfAddr(2, "192.0.2.10", 32, rtnl.IFA_F_SECONDARY),
+        rtnl.IfAddr(2, "192.0.2.11", 24, 0, "eth0"),
+        rtnl.IfAddr(2, "192.0.2.10", 32, rtnl.IFA_F_SECONDARY, "eth0"),
     ]
     six = struct.pack("=BBBBi", socket.AF_INET6, 64, 0, 0, 2) + attr(1, bytes(16))
     assert rtnl.parse_ifaddr(six) is None
@@ -147,7 +147,7 @@ def test_address_dump_spans_several_reads() -> None:
     nl, _ = fake_rtnl(
         [newaddr(1, 2, "192.0.2.11", 24), nlmsg(rtnl.NLMSG_DONE, 1, struct.pack("=i", 0))]
     )
-    assert nl.addresses() == [rtnl.IfAddr(2, "192.0.2.11", 24, 0)]
+    assert nl.addresses() == [rtnl.IfAddr(2, "192.0.2.11", 24, 0, "eth0")]
     nl, _ = fake_rtnl([error(1, errno.EINVAL)])
     with pytest.raises(OSError, match="Invalid argument"):
         nl.addresses()
