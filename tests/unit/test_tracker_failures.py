@@ -169,7 +169,11 @@ def test_a_pid_namespace_without_its_own_proc_still_counts_and_sees_deaths(
     script.write_text(
         _PIDNS_SCRIPT.replace(
             "child.pid not in ProcFs().local_pids_seen()",
-            f"not any(ProcFs().comm(p) == {exe.name!r} for p in ProcFs().pids())",
+            # The child's own entry, exec'd: Popen may return before the
+            # kernel renamed it (comm is set after the close-on-exec that
+            # wakes Popen), and `outside` has the name from the start.
+            f"not any(ProcFs().comm(p) == {exe.name!r} and ProcFs().nspid(p)[-1:] == [child.pid]"
+            " for p in ProcFs().pids())",
         )
     )
     # The same name outside the namespace (another container's HAProxy, which
