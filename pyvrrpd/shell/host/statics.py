@@ -37,6 +37,7 @@ from pyvrrpd.io.errors import HostError
 from pyvrrpd.io.netlink import Netlink
 from pyvrrpd.io.routes import Gone, RouteMonitor, Routes, route_key, rule_key
 from pyvrrpd.shell.host.firewall import Firewall
+from pyvrrpd.shell.host.vips import set_address
 from pyvrrpd.shell.instance import Instance
 
 log = structlog.get_logger("pyvrrpd")
@@ -293,17 +294,7 @@ class HostExtras:
 
     async def _address(self, add: bool, dev: str, vip: VirtualIP) -> None:
         try:
-            if add:
-                changed = await self._netlink.add_address(
-                    dev,
-                    vip.address,
-                    vip.prefixlen,
-                    broadcast=vip.broadcast,
-                    scope=vip.scope,
-                    label=vip.label,
-                )
-            else:
-                changed = await self._netlink.remove_address(dev, vip.address, vip.prefixlen)
+            changed = await set_address(self._netlink, add, dev, vip)
         except HostError as exc:
             self.errors += 1
             log.error("static_address_failed", address=str(vip), error=str(exc))

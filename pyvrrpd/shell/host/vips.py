@@ -43,6 +43,22 @@ GIVE_UP_ATTEMPTS = 4  # ~0.7 s of failing adds (0.1 + 0.2 + 0.4 between them)
 GIVE_UP_AFTER = 1.5
 
 
+async def set_address(netlink: Netlink, add: bool, dev: str, vip: VirtualIP) -> bool:
+    """Add `vip` on `dev` with its configured broadcast, scope and label, or
+    remove it; whether the kernel changed (HostError as Netlink raises it).
+    Shared with static_ipaddress (shell/host/statics.py)."""
+    if add:
+        return await netlink.add_address(
+            dev,
+            vip.address,
+            vip.prefixlen,
+            broadcast=vip.broadcast,
+            scope=vip.scope,
+            label=vip.label,
+        )
+    return await netlink.remove_address(dev, vip.address, vip.prefixlen)
+
+
 class Companion(Protocol):
     """Something installed and removed with an instance's addresses."""
 
@@ -196,17 +212,7 @@ class VipSet:
                 break
             dev = self._dev(vip)
             try:
-                if want:
-                    done = await self._netlink.add_address(
-                        dev,
-                        vip.address,
-                        vip.prefixlen,
-                        broadcast=vip.broadcast,
-                        scope=vip.scope,
-                        label=vip.label,
-                    )
-                else:
-                    done = await self._netlink.remove_address(dev, vip.address, vip.prefixlen)
+                done = await set_address(self._netlink, want, dev, vip)
             except HostError as exc:
                 if not want and exc.errno_code == errno.ENODEV:
                     continue  # the interface is gone, and its addresses with it

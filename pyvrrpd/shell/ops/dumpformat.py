@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -570,30 +570,19 @@ def _interface_lines(i: InterfaceView) -> list[str]:
 def render_data(snap: Snapshot) -> str:
     """The USR1 dump (``keepalived.data``), sections in keepalived's order."""
     lines = _global_lines(snap.globals)
-    if snap.instances:
-        lines.append("------< VRRP Topology >------")
-        for inst in snap.instances:
-            lines += _instance_lines(inst)
-    if snap.sync_groups:
-        lines.append("------< VRRP Sync groups >------")
-        for group in snap.sync_groups:
-            lines += _sync_group_lines(group)
-    if snap.scripts:
-        lines.append("------< VRRP Scripts >------")
-        for script in snap.scripts:
-            lines += _script_lines(script)
-    if snap.track_files:
-        lines.append("------< VRRP Track files >------")
-        for tfile in snap.track_files:
-            lines += _track_file_lines(tfile)
-    if snap.track_processes:
-        lines.append("------< VRRP Track processes >------")
-        for proc in snap.track_processes:
-            lines += _process_lines(proc)
-    if snap.interfaces:
-        lines.append("------< Interfaces >------")
-        for iface in snap.interfaces:
-            lines += _interface_lines(iface)
+    sections: list[tuple[str, Sequence[Any], Callable[[Any], list[str]]]] = [
+        ("VRRP Topology", snap.instances, _instance_lines),
+        ("VRRP Sync groups", snap.sync_groups, _sync_group_lines),
+        ("VRRP Scripts", snap.scripts, _script_lines),
+        ("VRRP Track files", snap.track_files, _track_file_lines),
+        ("VRRP Track processes", snap.track_processes, _process_lines),
+        ("Interfaces", snap.interfaces, _interface_lines),
+    ]
+    for title, items, render in sections:
+        if items:  # keepalived leaves an empty section out, title and all
+            lines.append(f"------< {title} >------")
+            for item in items:
+                lines += render(item)
     return "\n".join(lines) + "\n"
 
 

@@ -351,21 +351,21 @@ async def _swap_sources(d: Daemon, p: ReloadPlan) -> None:
                 write_init(block, reloading=True)
     if not p.sources_rebuilt:
         return
-    made = registry.sources(p.config, d._on_tracker_change, reloading=True)
-    for keyword in p.sources_rebuilt:
-        old = d._sources.pop(keyword, None)
+    for kind in registry.KINDS:
+        if kind.keyword not in p.sources_rebuilt:
+            continue
+        old = d._sources.pop(kind.keyword, None)
         if old is not None:
             old.stop()
-        kind = next(k for k in registry.KINDS if k.keyword == keyword)
         d._muted_trackers = {n for n in d._muted_trackers if not n.startswith(kind.prefix)}
-        new = made.get(keyword)
+        new = kind.source(p.config, d._on_tracker_change, True)  # reloading
         if new is not None:
             if old is not None:
                 registry.carry_over(new, old)  # unchanged http blocks keep their counters
-            d._sources[keyword] = new
+            d._sources[kind.keyword] = new
             try:
                 await new.start()
             except Exception as exc:  # a bug must not fail the rest of the reload
-                log.error("tracker_source_failed", kind=keyword, error=repr(exc))
+                log.error("tracker_source_failed", kind=kind.keyword, error=repr(exc))
                 continue
-        log.info("tracker_source_rebuilt", kind=keyword, running=new is not None)
+        log.info("tracker_source_rebuilt", kind=kind.keyword, running=new is not None)
